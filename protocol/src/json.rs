@@ -147,7 +147,10 @@ pub fn decode_client(text: &str) -> Result<Inbound<'_>, DecodeError<'_>> {
 }
 
 fn is_number_or_string(raw: &RawValue) -> bool {
-    matches!(raw.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9'))
+    matches!(
+        raw.get().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9')
+    )
 }
 
 #[cfg(test)]
@@ -156,7 +159,8 @@ mod tests {
 
     #[test]
     fn signal_keeps_payload_bytes() {
-        let frame = r#"{"type":"signal","to":"p1","data":{"sdp": "v=0\r\n", "x":[1, 2]},"from":"spoof"}"#;
+        let frame =
+            r#"{"type":"signal","to":"p1","data":{"sdp": "v=0\r\n", "x":[1, 2]},"from":"spoof"}"#;
         let inbound = decode_client(frame).unwrap();
         match inbound.message {
             ClientMessage::Signal { to, data } => {
@@ -200,9 +204,15 @@ mod tests {
 
     #[test]
     fn oversized_meta_and_name_are_too_large() {
-        let meta = format!(r#"{{"type":"join","room":"a","meta":{{"k":"{}"}}}}"#, "x".repeat(3000));
+        let meta = format!(
+            r#"{{"type":"join","room":"a","meta":{{"k":"{}"}}}}"#,
+            "x".repeat(3000)
+        );
         assert_eq!(decode_client(&meta).unwrap_err().code, ErrorCode::TooLarge);
-        let name = format!(r#"{{"type":"join","room":"a","name":"{}"}}"#, "n".repeat(200));
+        let name = format!(
+            r#"{{"type":"join","room":"a","name":"{}"}}"#,
+            "n".repeat(200)
+        );
         assert_eq!(decode_client(&name).unwrap_err().code, ErrorCode::TooLarge);
     }
 

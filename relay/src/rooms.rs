@@ -1,0 +1,558 @@
+//! The room registry: who is in which room, and delivery of frames to them.
+//!
+//! Every member of a room is either *live* (a connection is attached: frames go into
+//! its bounded outbound channel) or *held* (its connection dropped abnormally: frames
+//! are queued, bounded, for up to `--resume-grace`, waiting for a `join` with its
+//! resume token). A held member still counts toward capacity and is still listed in
+//! `welcome.peers`; the others see `peer-left` only when the hold expires.
+//!
+//! Locking: one registry mutex (taken on join and when a room may have emptied) and
+//! one mutex per room (taken for every delivery). The order is always registry, then
+//! room. No lock is held across an `.await`: delivery is `try_send`, so a slow
+//! recipient never stalls its sender. A recipient whose channel is full is detached
+//! and held, exactly as if its connection had dropped; its connection then closes
+//! with 4429 and the client resumes.
+
+use crate::metrics::{Kind, Metrics};
+use meshwire_protocol::json::RawValue;
+use meshwire_protocol::{
+    ErrorCode, IceServer, LeaveReason, Limits, PeerInfo, ServerMessage, Welcome,
+};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// A relay-assigned peer id: 128 random bits, base64url (22 characters).
+pub type PeerId = Arc<str>;
+
+/// Most frames queued for a held peer.
+pub const HOLD_MAX_FRAMES: usize = 64;
+/// Most bytes queued for a held peer.
+pub const HOLD_MAX_BYTES: usize = 256 * 1024;
+
+/// What a connection's outbound channel carries.
+#[derive(Debug)]
+pub enum Out {
+    /// A text frame, and when the message that caused it was read (for the latency
+    /// histogram).
+    Frame(Utf8Bytes, Instant),
+    /// Close the socket with this code: the peer now belongs to another connection.
+    Close(u16, &'static str),
+}
+
+/// The sending half of a connection's outbound channel. The room holds the only one,
+/// so dropping it (on takeover or overflow) ends the connection's receive loop.
+pub type Tx = mpsc::Sender<Out>;
+
+/// A fresh peer id.
+pub fn new_peer_id() -> PeerId {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(bytes)
+        .into()
+}
+
+/// Serialises a relay message; the protocol types always serialise.
+pub(crate) fn encode<D: Serialize>(message: &ServerMessage<'_, D>) -> Utf8Bytes {
+    serde_json::to_string(message)
+        .unwrap_or_else(|_| {
+            String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#)
+        })
+        .into()
+}
+
+/// One peer of a room.
+struct Member {
+    /// `join.name`, or the token's `name`.
+    name: Option<Box<str>>,
+    /// `join.meta`, kept as the client's bytes.
+    meta: Option<Box<RawValue>>,
+    /// The verified token's `sub`.
+    user_id: Option<Box<str>>,
+    /// Where its frames go.
+    link: Link,
+}
+
+enum Link {
+    Live {
+        /// The connection that owns the peer; stale connections must not detach it.
+        conn: u64,
+        tx: Tx,
+    },
+    Held {
+        /// The connection that dropped; the hold's expiry timer carries the same value,
+        /// so a timer from an earlier hold cannot end a later one.
+        conn: u64,
+        queue: VecDeque<Utf8Bytes>,
+        bytes: usize,
+    },
+}
+
+impl Link {
+    fn conn(&self) -> u64 {
+        match self {
+            Link::Live { conn, .. } | Link::Held { conn, .. } => *conn,
+        }
+    }
+}
+
+impl Member {
+    fn info<'a>(&'a self, id: &'a str) -> PeerInfo<'a, &'a RawValue> {
+        PeerInfo {
+            id: Cow::Borrowed(id),
+            name: self.name.as_deref().map(Cow::Borrowed),
+            meta: self.meta.as_deref(),
+            user_id: self.user_id.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+/// A room: created on its first join, removed from the registry when its last member goes.
+pub struct Room {
+    /// The room's name.
+    pub name: Arc<str>,
+    /// When it was created (shown by `/api/rooms`).
+    pub created: SystemTime,
+    members: Mutex<HashMap<PeerId, Member>>,
+}
+
+/// A snapshot of one member for `/api/rooms/{room}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// Peer id.
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Verified user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// `"connected"`, or `"held"` while waiting for a resume.
+    pub state: &'static str,
+}
+
+impl Room {
+    fn lock(&self) -> MutexGuard<'_, HashMap<PeerId, Member>> {
+        // A panic while holding the lock cannot leave a member half-updated in a way
+        // that matters more than losing the whole room, so poisoning is ignored.
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of members, held ones included.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the room has no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The members, for the admin API.
+    pub fn members(&self) -> Vec<MemberView> {
+        self.lock()
+            .iter()
+            .map(|(id, m)| MemberView {
+                id: id.to_string(),
+                name: m.name.as_deref().map(str::to_string),
+                user_id: m.user_id.as_deref().map(str::to_string),
+                state: match m.link {
+                    Link::Live { .. } => "connected",
+                    Link::Held { .. } => "held",
+                },
+            })
+            .collect()
+    }
+}
+
+/// Everything `join` needs to admit a peer.
+pub struct Admission<'a> {
+    /// Room name (already validated).
+    pub room: &'a str,
+    /// The id to give: fresh, or from a verified resume token.
+    pub peer_id: PeerId,
+    /// True when `peer_id` came from a verified resume token.
+    pub resuming: bool,
+    /// Display name.
+    pub name: Option<&'a str>,
+    /// App data (already checked to be a small JSON object).
+    pub meta: Option<&'a RawValue>,
+    /// Verified user id.
+    pub user_id: Option<&'a str>,
+    /// The joining connection.
+    pub conn: u64,
+    /// Its outbound channel.
+    pub tx: Tx,
+    /// For the welcome.
+    pub ice_servers: Vec<IceServer>,
+    /// For the welcome.
+    pub resume_token: String,
+    /// For the welcome.
+    pub limits: Limits,
+}
+
+/// A successful join.
+pub struct Joined {
+    /// The room, kept by the connection so deliveries skip the registry.
+    pub room: Arc<Room>,
+    /// The `welcome` frame, to write before anything else.
+    pub welcome: Utf8Bytes,
+    /// Frames queued while the peer was held, to write right after the welcome.
+    pub queued: Vec<Utf8Bytes>,
+}
+
+/// The registry of rooms.
+pub struct Rooms {
+    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    metrics: Arc<Metrics>,
+    capacity: usize,
+    grace: Duration,
+    /// Lets hold-expiry timers reach the registry without keeping it alive.
+    me: Weak<Rooms>,
+}
+
+impl Rooms {
+    /// An empty registry.
+    pub fn new(metrics: Arc<Metrics>, capacity: u32, grace: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|me| Rooms {
+            rooms: Mutex::new(HashMap::new()),
+            metrics,
+            capacity: capacity as usize,
+            grace,
+            me: me.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A snapshot of every room, for `/health` and the admin API.
+    pub fn list(&self) -> Vec<Arc<Room>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// One room, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<Room>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Admits a peer (new, re-admitted, or resuming a held/live session).
+    pub fn join(&self, a: Admission<'_>) -> Result<Joined, (ErrorCode, &'static str)> {
+        let mut registry = self.lock();
+        let room = registry
+            .entry(Arc::from(a.room))
+            .or_insert_with(|| {
+                self.metrics.rooms.inc();
+                Arc::new(Room {
+                    name: Arc::from(a.room),
+                    created: SystemTime::now(),
+                    members: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone();
+        let mut members = room.lock();
+        drop(registry);
+
+        let mut queued = Vec::new();
+        let resumed = match members.get_mut(&a.peer_id) {
+            Some(existing) if a.resuming => {
+                if existing.user_id.as_deref() != a.user_id {
+                    return Err((
+                        ErrorCode::ResumeFailed,
+                        "the resume token belongs to a session of another user",
+                    ));
+                }
+                let old = std::mem::replace(
+                    &mut existing.link,
+                    Link::Live {
+                        conn: a.conn,
+                        tx: a.tx,
+                    },
+                );
+                match old {
+                    Link::Held { queue, .. } => queued = queue.into(),
+                    // The old connection has not noticed it is dead (or the same session
+                    // is open twice): the newest connection wins.
+                    Link::Live { tx, .. } => {
+                        let _ = tx.try_send(Out::Close(
+                            meshwire_protocol::close_code::REPLACED,
+                            "session resumed on another connection",
+                        ));
+                    }
+                }
+                true
+            }
+            Some(_) => {
+                // A fresh random id collided, or a resume token was replayed without
+                // `resume`: refuse rather than merge two peers.
+                return Err((ErrorCode::Internal, "peer id in use; retry the join"));
+            }
+            None => {
+                if members.len() >= self.capacity {
+                    return Err((
+                        ErrorCode::RoomFull,
+                        "the room is full; try another room or later",
+                    ));
+                }
+                let member = Member {
+                    name: a.name.map(Into::into),
+                    meta: a.meta.map(ToOwned::to_owned),
+                    user_id: a.user_id.map(Into::into),
+                    link: Link::Live {
+                        conn: a.conn,
+                        tx: a.tx,
+                    },
+                };
+                let joined = encode(&ServerMessage::PeerJoined {
+                    peer: member.info(&a.peer_id),
+                });
+                let now = Instant::now();
+                let mut evicted = Vec::new();
+                for (id, other) in members.iter_mut() {
+                    self.deliver(&room, id, other, &joined, now, Kind::Control, &mut evicted);
+                }
+                members.insert(a.peer_id.clone(), member);
+                self.metrics.peers.inc();
+                self.evict(&room, &mut members, evicted);
+                false
+            }
+        };
+
+        let welcome = encode(&ServerMessage::<'_, &RawValue>::Welcome(Welcome {
+            peer_id: Cow::Borrowed(&a.peer_id),
+            room: Cow::Borrowed(a.room),
+            peers: members
+                .iter()
+                .filter(|(id, _)| **id != a.peer_id)
+                .map(|(id, m)| m.info(id))
+                .collect(),
+            ice_servers: a.ice_servers,
+            resume_token: Cow::Owned(a.resume_token),
+            resumed,
+            limits: a.limits,
+        }));
+        self.metrics
+            .outbound(Kind::Control, 1 + queued.len() as u64);
+        drop(members);
+        Ok(Joined {
+            room,
+            welcome,
+            queued,
+        })
+    }
+
+    /// Delivers a `signal` to one member of `room`.
+    pub fn signal(
+        &self,
+        room: &Arc<Room>,
+        from: &str,
+        to: &str,
+        data: &RawValue,
+        read_at: Instant,
+    ) -> Result<(), ErrorCode> {
+        let frame = encode(&ServerMessage::Signal {
+            from: Cow::Borrowed(from),
+            data,
+        });
+        let mut members = room.lock();
+        // Signalling oneself is refused like an unknown peer: no client needs it.
+        let Some(target) = members.get_mut(to).filter(|_| to != from) else {
+            return Err(ErrorCode::UnknownPeer);
+        };
+        let mut evicted = Vec::new();
+        self.deliver(
+            room,
+            to,
+            target,
+            &frame,
+            read_at,
+            Kind::Signal,
+            &mut evicted,
+        );
+        self.evict(room, &mut members, evicted);
+        self.drop_if_empty(room, members);
+        Ok(())
+    }
+
+    /// Delivers a `broadcast` to every other member of `room`.
+    pub fn broadcast(&self, room: &Arc<Room>, from: &str, data: &RawValue, read_at: Instant) {
+        let frame = encode(&ServerMessage::Broadcast {
+            from: Cow::Borrowed(from),
+            data,
+        });
+        let mut members = room.lock();
+        let mut evicted = Vec::new();
+        for (id, m) in members.iter_mut() {
+            if **id != *from {
+                self.deliver(room, id, m, &frame, read_at, Kind::Broadcast, &mut evicted);
+            }
+        }
+        self.evict(room, &mut members, evicted);
+        self.drop_if_empty(room, members);
+    }
+
+    /// The peer leaves for good (`leave`, a clean close, or a policy close): the others
+    /// get `peer-left` now. Ignored if another connection owns the peer by now.
+    pub fn leave(&self, room: &Arc<Room>, peer: &str, conn: u64) {
+        let mut members = room.lock();
+        if members.get(peer).is_some_and(|m| m.link.conn() == conn) {
+            self.evict_one(room, &mut members, peer, LeaveReason::Left);
+        }
+        self.drop_if_empty(room, members);
+    }
+
+    /// The peer's connection dropped abnormally: hold it for the resume grace.
+    /// Ignored unless `conn` is still the peer's live connection.
+    pub fn detach(&self, room: &Arc<Room>, peer: &str, conn: u64) {
+        let mut members = room.lock();
+        if let Some(m) = members.get_mut(peer) {
+            if matches!(m.link, Link::Live { conn: c, .. } if c == conn) {
+                self.hold(room, peer, m);
+            }
+        }
+    }
+
+    /// Turns a member into a held one and starts its expiry timer.
+    fn hold(&self, room: &Arc<Room>, id: &str, member: &mut Member) {
+        let conn = member.link.conn();
+        member.link = Link::Held {
+            conn,
+            queue: VecDeque::new(),
+            bytes: 0,
+        };
+        let registry = self.me.clone();
+        let room = room.clone();
+        let id: PeerId = id.into();
+        let grace = self.grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(registry) = registry.upgrade() {
+                registry.expire(&room, &id, conn);
+            }
+        });
+    }
+
+    /// The grace of a hold ran out: if still held by the same hold, the peer is lost.
+    fn expire(&self, room: &Arc<Room>, peer: &str, conn: u64) {
+        let mut members = room.lock();
+        if members
+            .get(peer)
+            .is_some_and(|m| matches!(m.link, Link::Held { conn: c, .. } if c == conn))
+        {
+            self.evict_one(room, &mut members, peer, LeaveReason::Lost);
+        }
+        self.drop_if_empty(room, members);
+    }
+
+    /// Puts one frame on its way to `member`: into its channel if live, its queue if
+    /// held. A full channel turns the member into a held one; a full hold queue adds it
+    /// to `evicted`.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &self,
+        room: &Arc<Room>,
+        id: &str,
+        member: &mut Member,
+        frame: &Utf8Bytes,
+        read_at: Instant,
+        kind: Kind,
+        evicted: &mut Vec<PeerId>,
+    ) {
+        if let Link::Live { tx, .. } = &member.link {
+            match tx.try_send(Out::Frame(frame.clone(), read_at)) {
+                Ok(()) => {
+                    self.metrics.outbound(kind, 1);
+                    return;
+                }
+                // Too slow (full) or already ending (closed): hold it and queue below,
+                // so the frame is there when the client resumes.
+                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                    self.hold(room, id, member);
+                }
+            }
+        }
+        if let Link::Held { queue, bytes, .. } = &mut member.link {
+            if queue.len() < HOLD_MAX_FRAMES && *bytes + frame.len() <= HOLD_MAX_BYTES {
+                *bytes += frame.len();
+                queue.push_back(frame.clone());
+            } else {
+                evicted.push(id.into());
+            }
+        }
+    }
+
+    /// Removes members whose hold overflowed, telling the others; repeats while the
+    /// notices themselves overflow further holds.
+    fn evict(
+        &self,
+        room: &Arc<Room>,
+        members: &mut HashMap<PeerId, Member>,
+        mut evicted: Vec<PeerId>,
+    ) {
+        while let Some(id) = evicted.pop() {
+            if members.contains_key(&id) {
+                self.remove(room, members, &id, LeaveReason::Lost, &mut evicted);
+            }
+        }
+    }
+
+    fn evict_one(
+        &self,
+        room: &Arc<Room>,
+        members: &mut HashMap<PeerId, Member>,
+        id: &str,
+        reason: LeaveReason,
+    ) {
+        let mut evicted = Vec::new();
+        self.remove(room, members, id, reason, &mut evicted);
+        self.evict(room, members, evicted);
+    }
+
+    fn remove(
+        &self,
+        room: &Arc<Room>,
+        members: &mut HashMap<PeerId, Member>,
+        id: &str,
+        reason: LeaveReason,
+        evicted: &mut Vec<PeerId>,
+    ) {
+        if members.remove(id).is_none() {
+            return;
+        }
+        self.metrics.peers.dec();
+        let left: ServerMessage<'_, ()> = ServerMessage::PeerLeft {
+            peer_id: Cow::Borrowed(id),
+            reason,
+        };
+        let left = encode(&left);
+        let now = Instant::now();
+        for (other, m) in members.iter_mut() {
+            self.deliver(room, other, m, &left, now, Kind::Control, evicted);
+        }
+    }
+
+    /// Removes `room` from the registry if it is empty. Takes the room's guard to keep
+    /// the lock order (registry, then room).
+    fn drop_if_empty(&self, room: &Room, members: MutexGuard<'_, HashMap<PeerId, Member>>) {
+        if !members.is_empty() {
+            return;
+        }
+        drop(members);
+        let mut registry = self.lock();
+        if let Some(current) = registry.get(&room.name) {
+            // Re-check under both locks: a join may have refilled it meanwhile, or the
+            // name may now belong to a newer room.
+            if std::ptr::eq(current.as_ref(), room) && current.is_empty() {
+                registry.remove(&room.name);
+                self.metrics.rooms.dec();
+            }
+        }
+    }
+}
