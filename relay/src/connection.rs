@@ -518,12 +518,15 @@ impl Connection {
         end: End,
     ) {
         tracing::debug!(conn = self.info.id, ?end, "connection ended");
-        if let Some(m) = self.membership.take() {
+        if let Some(mut m) = self.membership.take() {
             match end {
                 End::Clean | End::Kicked(..) => {
                     self.shared.rooms.leave(&m.room, &m.peer, self.info.id)
                 }
-                End::Lost => self.shared.rooms.detach(&m.room, &m.peer, self.info.id),
+                End::Lost => self
+                    .shared
+                    .rooms
+                    .detach(&m.room, &m.peer, self.info.id, &mut m.rx),
                 End::Detached(..) | End::Shutdown => {}
             }
         }

@@ -409,13 +409,42 @@ impl Rooms {
     }
 
     /// The peer's connection dropped abnormally: hold it for the resume grace.
-    /// Ignored unless `conn` is still the peer's live connection.
-    pub fn detach(&self, room: &Arc<Room>, peer: &str, conn: u64) {
+    /// Frames still in the connection's channel (accepted, never written) become the
+    /// start of the hold queue, so a resume replays them. Ignored unless `conn` is
+    /// still the peer's live connection.
+    pub fn detach(
+        &self,
+        room: &Arc<Room>,
+        peer: &str,
+        conn: u64,
+        unsent: &mut mpsc::Receiver<Out>,
+    ) {
         let mut members = room.lock();
-        if let Some(m) = members.get_mut(peer) {
-            if matches!(m.link, Link::Live { conn: c, .. } if c == conn) {
-                self.hold(room, peer, m);
+        let Some(m) = members.get_mut(peer) else {
+            return;
+        };
+        if !matches!(m.link, Link::Live { conn: c, .. } if c == conn) {
+            return;
+        }
+        // Dropping the live sender (in `hold`) under the room lock means nothing new
+        // can enter the channel: what is in it now is older than anything queued later.
+        self.hold(room, peer, m);
+        let mut overflow = false;
+        if let Link::Held { queue, bytes, .. } = &mut m.link {
+            while let Ok(out) = unsent.try_recv() {
+                if let Out::Frame(frame, _) = out {
+                    if queue.len() < HOLD_MAX_FRAMES && *bytes + frame.len() <= HOLD_MAX_BYTES {
+                        *bytes += frame.len();
+                        queue.push_back(frame);
+                    } else {
+                        overflow = true;
+                    }
+                }
             }
+        }
+        if overflow {
+            self.evict_one(room, &mut members, peer, LeaveReason::Lost);
+            self.drop_if_empty(room, members);
         }
     }
 
