@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -68,14 +69,22 @@ struct Membership {
     rx: mpsc::Receiver<Out>,
 }
 
+/// How long a client may keep exceeding its rate before it is closed with 1008.
+const ABUSE_AFTER: Duration = Duration::from_secs(5);
+/// A pause this long without a dropped message ends a stretch of over-limit sending.
+const ABUSE_GAP: Duration = Duration::from_secs(1);
+
 /// Per-connection token bucket (`--rate-limit`, `--rate-burst`).
 struct RateLimit {
     rate: f64,
     burst: f64,
     tokens: f64,
     last: Instant,
-    /// Messages dropped in a row; enough of them is abuse and closes the socket.
-    streak: u32,
+    /// Start of the current stretch in which messages keep being dropped (no gap of
+    /// [`ABUSE_GAP`] without a drop). A stretch of [`ABUSE_AFTER`] is abuse.
+    over_since: Option<Instant>,
+    /// When the last message was dropped.
+    last_drop: Option<Instant>,
     /// When the last `rate-limited` error was sent (they are sent at most once a second).
     last_error: Option<Instant>,
 }
@@ -87,7 +96,8 @@ impl RateLimit {
             burst: f64::from(burst),
             tokens: f64::from(burst),
             last: Instant::now(),
-            streak: 0,
+            over_since: None,
+            last_drop: None,
             last_error: None,
         }
     }
@@ -102,17 +112,24 @@ impl RateLimit {
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.streak = 0;
-            true
-        } else {
-            self.streak += 1;
-            false
+            return true;
         }
+        // A flood refills a token now and then, so "dropped in a row" is never long;
+        // what marks abuse is that drops keep coming, second after second.
+        let continues = self
+            .last_drop
+            .is_some_and(|t| now.saturating_duration_since(t) < ABUSE_GAP);
+        if !continues {
+            self.over_since = Some(now);
+        }
+        self.last_drop = Some(now);
+        false
     }
 
-    /// Dropping this many messages in a row closes the connection with 1008.
-    fn abusive(&self) -> bool {
-        f64::from(self.streak) >= self.burst.max(100.0)
+    /// Messages dropped without a break for [`ABUSE_AFTER`] close the connection with 1008.
+    fn abusive(&self, now: Instant) -> bool {
+        self.over_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= ABUSE_AFTER)
     }
 }
 
@@ -212,6 +229,9 @@ impl Connection {
         match e {
             WsError::Capacity(_) => End::Kicked(1009, "frame larger than 1 MiB"),
             WsError::Utf8(_) => End::Kicked(1007, "text frame is not valid UTF-8"),
+            // The TCP stream ended without a close frame: a dropped network, not a
+            // misbehaving client, so the peer is held for resume.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Lost,
             WsError::Protocol(p) => {
                 tracing::debug!(conn = self.info.id, "websocket protocol error: {p}");
                 End::Kicked(1002, "websocket protocol error")
@@ -296,7 +316,7 @@ impl Connection {
         now: Instant,
     ) -> Result<(), End> {
         self.shared.metrics.error(ErrorCode::RateLimited);
-        if self.rate.abusive() {
+        if self.rate.abusive(now) {
             return Err(End::Kicked(1008, "message flood"));
         }
         if self

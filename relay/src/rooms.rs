@@ -66,6 +66,12 @@ pub(crate) fn encode<D: Serialize>(message: &ServerMessage<'_, D>) -> Utf8Bytes 
         .into()
 }
 
+/// Whether an encoded relay frame is `peer-joined` or `peer-left`. `encode` writes the
+/// `type` tag first (serde's internally tagged enums do), so the prefix decides.
+fn is_presence(frame: &str) -> bool {
+    frame.starts_with(r#"{"type":"peer-joined""#) || frame.starts_with(r#"{"type":"peer-left""#)
+}
+
 /// One peer of a room.
 struct Member {
     /// `join.name`, or the token's `name`.
@@ -277,7 +283,11 @@ impl Rooms {
                     },
                 );
                 match old {
-                    Link::Held { queue, .. } => queued = queue.into(),
+                    // `welcome.peers` is the room as it is now, so presence changes
+                    // from the outage would repeat it (or contradict it): drop them.
+                    Link::Held { queue, .. } => {
+                        queued = queue.into_iter().filter(|f| !is_presence(f)).collect()
+                    }
                     // The old connection has not noticed it is dead (or the same session
                     // is open twice): the newest connection wins.
                     Link::Live { tx, .. } => {
@@ -583,5 +593,33 @@ impl Rooms {
                 self.metrics.rooms.dec();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_presence_recognises_encoded_presence_frames_only() {
+        let joined: ServerMessage<'_, ()> = ServerMessage::PeerJoined {
+            peer: PeerInfo {
+                id: Cow::Borrowed("a"),
+                name: None,
+                meta: None,
+                user_id: None,
+            },
+        };
+        let left: ServerMessage<'_, ()> = ServerMessage::PeerLeft {
+            peer_id: Cow::Borrowed("a"),
+            reason: LeaveReason::Lost,
+        };
+        let pong: ServerMessage<'_, ()> = ServerMessage::Pong;
+        assert!(is_presence(&encode(&joined)));
+        assert!(is_presence(&encode(&left)));
+        assert!(!is_presence(&encode(&pong)));
+        assert!(!is_presence(
+            r#"{"type":"signal","from":"a","data":{"type":"peer-left"}}"#
+        ));
     }
 }

@@ -84,7 +84,10 @@ impl Relay {
             if relay.handle.as_ref().unwrap().is_finished() {
                 panic!("relay exited during startup");
             }
-            assert!(Instant::now() < deadline, "relay did not answer /health within {STEP:?}");
+            assert!(
+                Instant::now() < deadline,
+                "relay did not answer /health within {STEP:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         relay
@@ -104,12 +107,19 @@ impl Relay {
     pub async fn connect_path(&self, path: &str) -> Client {
         match self.try_connect(path, &[]).await {
             Ok(ws) => Client::new(ws),
-            Err(e) => panic!("WebSocket connect to {path} failed: {}", describe_ws_error(&e)),
+            Err(e) => panic!(
+                "WebSocket connect to {path} failed: {}",
+                describe_ws_error(&e)
+            ),
         }
     }
 
     /// Opens a WebSocket at `path` with extra request headers (`Host` may be replaced).
-    pub async fn try_connect(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, tungstenite::Error> {
+    pub async fn try_connect(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tungstenite::Error> {
         let mut request = format!("ws://{}{}", self.addr, path).into_client_request()?;
         for (name, value) in headers {
             request.headers_mut().insert(
@@ -117,14 +127,21 @@ impl Relay {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        let (ws, _response) = within(STEP, "the WebSocket handshake", tokio_tungstenite::connect_async(request)).await?;
+        let (ws, _response) = within(
+            STEP,
+            "the WebSocket handshake",
+            tokio_tungstenite::connect_async(request),
+        )
+        .await?;
         Ok(ws)
     }
 
     /// A WebSocket upgrade that is expected to be refused: returns the HTTP status.
     pub async fn refused_upgrade_status(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
         match self.try_connect(path, headers).await {
-            Ok(_) => panic!("expected the upgrade of {path} with {headers:?} to be refused, but it succeeded"),
+            Ok(_) => panic!(
+                "expected the upgrade of {path} with {headers:?} to be refused, but it succeeded"
+            ),
             Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
             Err(e) => panic!("expected an HTTP refusal of the upgrade, got: {e}"),
         }
@@ -144,7 +161,11 @@ impl Relay {
     }
 
     /// GET `path` with extra headers.
-    pub async fn try_get(&self, path: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
+    pub async fn try_get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<HttpResponse> {
         http_get(self.addr, path, headers).await
     }
 
@@ -163,15 +184,20 @@ impl Relay {
             if pred(&h) {
                 return h;
             }
-            assert!(Instant::now() < deadline, "/health never showed {what}; last: {h}");
+            assert!(
+                Instant::now() < deadline,
+                "/health never showed {what}; last: {h}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Waits until the relay counts exactly `n` open WebSocket connections.
     pub async fn wait_connections(&self, n: u64) {
-        self.wait_health(&format!("connections == {n}"), |h| h["connections"].as_u64() == Some(n))
-            .await;
+        self.wait_health(&format!("connections == {n}"), |h| {
+            h["connections"].as_u64() == Some(n)
+        })
+        .await;
     }
 
     /// Resolves the shutdown future given to `run`.
@@ -190,7 +216,12 @@ impl Relay {
     pub async fn stop(mut self) {
         self.trigger_shutdown();
         let handle = self.take_handle();
-        let joined = within(Duration::from_secs(15), "run() to return after shutdown", handle).await;
+        let joined = within(
+            Duration::from_secs(15),
+            "run() to return after shutdown",
+            handle,
+        )
+        .await;
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => panic!("run() returned an error: {e:?}"),
@@ -216,7 +247,10 @@ pub fn describe_ws_error(e: &tungstenite::Error) -> String {
         tungstenite::Error::Http(resp) => format!(
             "HTTP {} {}",
             resp.status(),
-            resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+            resp.body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
         ),
         other => other.to_string(),
     }
@@ -236,12 +270,17 @@ pub struct Closed {
 impl Closed {
     /// The JSON messages received before the close.
     pub fn messages(&self) -> Vec<Value> {
-        self.texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect()
+        self.texts
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect()
     }
 
     /// Whether an `error` with `code` came before the close.
     pub fn had_error(&self, code: &str) -> bool {
-        self.messages().iter().any(|m| m["type"] == "error" && m["code"] == code)
+        self.messages()
+            .iter()
+            .any(|m| m["type"] == "error" && m["code"] == code)
     }
 }
 
@@ -263,12 +302,16 @@ impl Client {
     /// Sends `text` as one text frame.
     pub async fn send_text(&mut self, text: impl Into<String>) {
         let text: String = text.into();
-        within(STEP, "a send", self.ws.send(Message::text(text))).await.expect("send text frame");
+        within(STEP, "a send", self.ws.send(Message::text(text)))
+            .await
+            .expect("send text frame");
     }
 
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        within(STEP, "a send", self.ws.send(Message::binary(bytes))).await.expect("send binary frame");
+        within(STEP, "a send", self.ws.send(Message::binary(bytes)))
+            .await
+            .expect("send binary frame");
     }
 
     /// The next text frame within `limit`, or `None` on timeout. Panics if the
@@ -284,8 +327,12 @@ impl Client {
             match next {
                 Some(Ok(Message::Text(t))) => return Some(t.as_str().to_owned()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Binary(b))) => panic!("relay sent a binary frame ({} bytes)", b.len()),
-                Some(Ok(Message::Close(frame))) => panic!("connection closed while a message was expected: {frame:?}"),
+                Some(Ok(Message::Binary(b))) => {
+                    panic!("relay sent a binary frame ({} bytes)", b.len())
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    panic!("connection closed while a message was expected: {frame:?}")
+                }
                 Some(Err(e)) => panic!("connection failed while a message was expected: {e}"),
                 None => panic!("connection ended while a message was expected"),
             }
@@ -337,9 +384,15 @@ impl Client {
     /// The next message, which must be an `error` with `code`.
     pub async fn expect_error(&mut self, code: &str) -> Value {
         let msg = self.recv().await;
-        assert_eq!(msg["type"], "error", "expected an `{code}` error, got {msg}");
+        assert_eq!(
+            msg["type"], "error",
+            "expected an `{code}` error, got {msg}"
+        );
         assert_eq!(msg["code"], code, "expected error code `{code}`, got {msg}");
-        assert!(msg["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message: {msg}");
+        assert!(
+            msg["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without a message: {msg}"
+        );
         msg
     }
 
@@ -355,7 +408,10 @@ impl Client {
     pub async fn ping_pong(&mut self) {
         self.send_json(json!({"type": "ping"})).await;
         let msg = self.recv().await;
-        assert_eq!(msg["type"], "pong", "expected `pong` (nothing else pending), got {msg}");
+        assert_eq!(
+            msg["type"], "pong",
+            "expected `pong` (nothing else pending), got {msg}"
+        );
     }
 
     /// Joins `room`; returns the welcome.
@@ -365,14 +421,18 @@ impl Client {
 
     /// Joins `room` with a display name; returns the welcome.
     pub async fn join_named(&mut self, room: &str, name: &str) -> Value {
-        self.join_with(json!({"type": "join", "room": room, "name": name})).await
+        self.join_with(json!({"type": "join", "room": room, "name": name}))
+            .await
     }
 
     /// Sends a custom join message and expects a welcome.
     pub async fn join_with(&mut self, join: Value) -> Value {
         self.send_json(join.clone()).await;
         let msg = self.recv().await;
-        assert_eq!(msg["type"], "welcome", "join {join} was not welcomed: {msg}");
+        assert_eq!(
+            msg["type"], "welcome",
+            "join {join} was not welcomed: {msg}"
+        );
         msg
     }
 
@@ -390,11 +450,19 @@ impl Client {
             match next {
                 Some(Ok(Message::Text(t))) => texts.push(t.as_str().to_owned()),
                 Some(Ok(Message::Close(frame))) => {
+                    // Keep polling so tungstenite sends its close reply and the
+                    // relay sees a clean closing handshake.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        while let Some(Ok(_)) = self.ws.next().await {}
+                    })
+                    .await;
                     return Closed {
                         code: frame.as_ref().map(|f| u16::from(f.code)),
-                        reason: frame.map(|f| f.reason.as_str().to_owned()).unwrap_or_default(),
+                        reason: frame
+                            .map(|f| f.reason.as_str().to_owned())
+                            .unwrap_or_default(),
                         texts,
-                    }
+                    };
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => {
@@ -416,7 +484,10 @@ impl Client {
     /// Closes the WebSocket cleanly (close frame) and waits for the relay's answer.
     pub async fn close(mut self) {
         let _ = within(STEP, "sending a close frame", self.ws.close(None)).await;
-        let _ = tokio::time::timeout(STEP, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+        let _ = tokio::time::timeout(STEP, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
     }
 
     /// Drops the TCP connection without a WebSocket close frame (an abnormal drop,
@@ -424,6 +495,15 @@ impl Client {
     pub fn drop_abruptly(self) {
         if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
             let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Both);
+        }
+        drop(self);
+    }
+
+    /// Drops the TCP connection with a reset (RST, via `SO_LINGER` 0) and no close
+    /// frame, like a crashed host or a middlebox killing the connection.
+    pub fn reset_abruptly(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
         }
         drop(self);
     }
@@ -440,12 +520,18 @@ pub fn parse_server(text: &str) -> Value {
 
 /// The welcome's `peerId`.
 pub fn peer_id(welcome: &Value) -> String {
-    welcome["peerId"].as_str().unwrap_or_else(|| panic!("no peerId in {welcome}")).to_owned()
+    welcome["peerId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no peerId in {welcome}"))
+        .to_owned()
 }
 
 /// Whether `id` looks like a relay peer id: at least 22 URL-safe characters (≥128 bits).
 pub fn is_valid_peer_id(id: &str) -> bool {
-    id.len() >= 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() >= 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A unique room name for this test.
@@ -484,16 +570,24 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 }
 
 /// A minimal HTTP/1.1 GET over a fresh TCP connection (`Connection: close`).
-pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
+pub async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
     let io = async {
         let mut stream = TcpStream::connect(addr).await?;
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -506,15 +600,18 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
         stream.read_to_end(&mut raw).await?;
         Ok::<_, std::io::Error>(raw)
     };
-    let raw = tokio::time::timeout(STEP, io)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP request timed out"))??;
+    let raw = tokio::time::timeout(STEP, io).await.map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP request timed out")
+    })??;
     parse_http(&raw)
 }
 
 fn parse_http(raw: &[u8]) -> std::io::Result<HttpResponse> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of HTTP head"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of HTTP head"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let body = &raw[split + 4..];
     let mut lines = head.split("\r\n");
@@ -528,10 +625,14 @@ fn parse_http(raw: &[u8]) -> std::io::Result<HttpResponse> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked { dechunk(body).ok_or_else(|| bad("bad chunked body"))? } else { body.to_vec() };
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| bad("bad chunked body"))?
+    } else {
+        body.to_vec()
+    };
     Ok(HttpResponse {
         status,
         headers,
@@ -556,5 +657,8 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
