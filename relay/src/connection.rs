@@ -39,7 +39,7 @@ const WRITE_BATCH: usize = 64;
 /// default 128 KiB is most of what keeps an idle connection near 8 KiB.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(Some(HARD_FRAME_CAP))
@@ -155,7 +155,9 @@ where
         last_seen: Instant::now(),
     };
     let end = conn.run(&mut ws).await;
-    conn.finish(&mut ws, end).await;
+    // Boxed, like `join`: a future used once per connection need not sit inline in
+    // every idle connection's task (docs/benchmarks.md, memory per connection).
+    Box::pin(conn.finish(&mut ws, end)).await;
     drop(slot);
 }
 
@@ -185,11 +187,15 @@ impl Connection {
         // busy connection does not touch the timer per message.
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        // Grown by the first write that needs it: an idle connection keeps no batch.
+        let mut batch = Vec::new();
+        // One `changed()` future for the connection's life, not one per loop turn.
+        let stopping = shutdown.changed();
+        tokio::pin!(stopping);
 
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return End::Shutdown,
+                _ = &mut stopping => return End::Shutdown,
                 frame = ws.next() => {
                     let frame = match frame {
                         Some(Ok(frame)) => frame,
@@ -400,7 +406,7 @@ impl Connection {
             }
             ClientMessage::Join(join) => {
                 metrics.inbound(Kind::Join);
-                self.join(ws, join, id).await
+                Box::pin(self.join(ws, join, id)).await
             }
         }
     }

@@ -21,7 +21,7 @@ use meshwire_protocol::{
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -39,9 +39,34 @@ pub const HOLD_MAX_BYTES: usize = 256 * 1024;
 pub enum Out {
     /// A text frame, and when the message that caused it was read (for the latency
     /// histogram).
-    Frame(Utf8Bytes, Instant),
+    Frame(Utf8Bytes, ReadAt),
     /// Close the socket with this code: the peer now belongs to another connection.
     Close(u16, &'static str),
+}
+
+/// When a message was read, in microseconds since the relay started (wrapping every
+/// ~71 minutes). 4 bytes instead of an `Instant`'s 16: every connection's channel
+/// allocates its first 32 slots up front, so this is memory per idle connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadAt(u32);
+
+impl ReadAt {
+    fn epoch() -> Instant {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    /// The stamp of `at`.
+    pub fn new(at: Instant) -> Self {
+        // Truncation is the wrap-around; `elapsed` subtracts with wrapping.
+        ReadAt(at.saturating_duration_since(Self::epoch()).as_micros() as u32)
+    }
+
+    /// Time since the stamp (valid for gaps under ~71 minutes).
+    pub fn elapsed(self) -> Duration {
+        let now = ReadAt::new(Instant::now()).0;
+        Duration::from_micros(u64::from(now.wrapping_sub(self.0)))
+    }
 }
 
 /// The sending half of a connection's outbound channel. The room holds the only one,
@@ -64,6 +89,27 @@ pub(crate) fn encode<D: Serialize>(message: &ServerMessage<'_, D>) -> Utf8Bytes 
             String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#)
         })
         .into()
+}
+
+/// The frame of a relayed `signal` or `broadcast` (`tag`), equal to what [`encode`]
+/// writes for it, built in one exactly-sized allocation: the hot path then never
+/// regrows the frame, and the `Bytes` made from it needs no second allocation.
+fn relayed_frame(tag: &str, from: &str, data: &RawValue) -> Utf8Bytes {
+    // Peer ids are made by the relay (URL-safe base64): nothing in them needs escaping.
+    debug_assert!(from
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let frame = [
+        r#"{"type":""#,
+        tag,
+        r#"","from":""#,
+        from,
+        r#"","data":"#,
+        data.get(),
+        "}",
+    ]
+    .concat();
+    Utf8Bytes::from(frame)
 }
 
 /// Whether an encoded relay frame is `peer-joined` or `peer-left`. `encode` writes the
@@ -367,10 +413,7 @@ impl Rooms {
         data: &RawValue,
         read_at: Instant,
     ) -> Result<(), ErrorCode> {
-        let frame = encode(&ServerMessage::Signal {
-            from: Cow::Borrowed(from),
-            data,
-        });
+        let frame = relayed_frame("signal", from, data);
         let mut members = room.lock();
         // Signalling oneself is refused like an unknown peer: no client needs it.
         let Some(target) = members.get_mut(to).filter(|_| to != from) else {
@@ -393,10 +436,7 @@ impl Rooms {
 
     /// Delivers a `broadcast` to every other member of `room`.
     pub fn broadcast(&self, room: &Arc<Room>, from: &str, data: &RawValue, read_at: Instant) {
-        let frame = encode(&ServerMessage::Broadcast {
-            from: Cow::Borrowed(from),
-            data,
-        });
+        let frame = relayed_frame("broadcast", from, data);
         let mut members = room.lock();
         let mut evicted = Vec::new();
         for (id, m) in members.iter_mut() {
@@ -505,7 +545,7 @@ impl Rooms {
         evicted: &mut Vec<PeerId>,
     ) {
         if let Link::Live { tx, .. } = &member.link {
-            match tx.try_send(Out::Frame(frame.clone(), read_at)) {
+            match tx.try_send(Out::Frame(frame.clone(), ReadAt::new(read_at))) {
                 Ok(()) => {
                     self.metrics.outbound(kind, 1);
                     return;
@@ -599,6 +639,40 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_stays_small_and_read_at_measures_time() {
+        // 32 slots of `Out` are allocated per connection up front.
+        assert!(
+            std::mem::size_of::<Out>() <= 40,
+            "{}",
+            std::mem::size_of::<Out>()
+        );
+        ReadAt::new(Instant::now()); // starts the epoch, as the relay's first message does
+        std::thread::sleep(Duration::from_millis(40));
+        let at = ReadAt::new(Instant::now() - Duration::from_millis(30));
+        let elapsed = at.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(29) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn relayed_frames_match_the_serde_encoding() {
+        let data = RawValue::from_string(r#"{"sdp":"v=0\r\n","n":[1,2]}"#.to_owned()).unwrap();
+        let from = "m-O4mFkp2lwZJdRy6r0MmQ";
+        let signal = ServerMessage::Signal {
+            from: Cow::Borrowed(from),
+            data: &*data,
+        };
+        let broadcast = ServerMessage::Broadcast {
+            from: Cow::Borrowed(from),
+            data: &*data,
+        };
+        assert_eq!(relayed_frame("signal", from, &data), encode(&signal));
+        assert_eq!(relayed_frame("broadcast", from, &data), encode(&broadcast));
+    }
 
     #[test]
     fn is_presence_recognises_encoded_presence_frames_only() {

@@ -135,17 +135,16 @@ fn upgrade(
         // I/O is normally the `TcpStream` itself; anything else is driven through hyper.
         match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
             Ok(parts) => {
+                // `read_buf` is a slice of hyper's request buffer (16 KiB and more): copy
+                // out the bytes and drop it now, or it lives as long as the socket.
+                let early = parts.read_buf.to_vec();
+                drop(parts.read_buf);
                 let tcp = parts.io.into_inner();
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!("TCP_NODELAY: {e}");
                 }
-                let ws = WebSocketStream::from_partially_read(
-                    tcp,
-                    parts.read_buf.to_vec(),
-                    Role::Server,
-                    config,
-                )
-                .await;
+                let ws =
+                    WebSocketStream::from_partially_read(tcp, early, Role::Server, config).await;
                 connection::serve(ws, task_shared, info, slot).await;
             }
             Err(upgraded) => {
@@ -155,7 +154,7 @@ fn upgrade(
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, config)
                         .await;
-                connection::serve(ws, task_shared, info, slot).await;
+                Box::pin(connection::serve(ws, task_shared, info, slot)).await;
             }
         }
     });
