@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# `make bench`: the relay benchmark. Each server runs pinned to CPU 0, the load generator
+# to CPU 1 (see ../shared/ANCHORS.md for the harness the anchors were measured in):
+#   - throughput and one-hop latency at 50 and 500 pairs (rooms of 2), 3 runs each;
+#   - RSS per idle joined connection at 10k and 50k connections;
+# for meshwire, the null forwarder (the lower bound on the limit), and, when installed,
+# matchbox_server and peerjs-server. Results are printed and written into
+# docs/benchmarks.md (between markers) by `meshwire-bench report`.
+#
+# Knobs (environment): BENCH_RUNS (3), BENCH_SECONDS (10s), BENCH_PAIRS ("50 500"),
+# BENCH_IDLE ("10000 50000"), BENCH_TARGETS ("meshwire forwarder matchbox peerjs"),
+# BENCH_DOC (docs/benchmarks.md; empty = print only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${BENCH_RUNS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10s}
+PAIRS=${BENCH_PAIRS:-"50 500"}
+IDLE=${BENCH_IDLE:-"10000 50000"}
+TARGETS=${BENCH_TARGETS:-"meshwire forwarder matchbox peerjs"}
+DOC=${BENCH_DOC-docs/benchmarks.md}
+PORT=${BENCH_PORT:-18480}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+cargo build --release --locked -p meshwire-relay -p meshwire-bench >&2
+BIN=target/release
+RESULTS=$(mktemp /tmp/meshwire-bench.XXXXXX.jsonl)
+NOTES=()
+SERVER_PID=
+
+# One core for the server, the other for the load; without two cores, share.
+if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=0; LOAD_CPU=1; else SERVER_CPU=0; LOAD_CPU=0; fi
+
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  say "server on port $PORT did not come up"
+  return 1
+}
+
+# Starts target $1 on $PORT pinned to SERVER_CPU; sets SERVER_PID. Returns 1 when the
+# target is not installed (an anchor).
+start_server() {
+  local target=$1
+  case "$target" in
+    meshwire)
+      # Benchmark settings: no rate limit, room for 50k connections, one worker
+      # (the server gets one core, like every target).
+      RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN/meshwire-relay" --bind 127.0.0.1 --port "$PORT" \
+        --rate-limit 0 --max-connections 0 --workers 1 >/dev/null 2>&1 &
+      ;;
+    forwarder)
+      taskset -c "$SERVER_CPU" "$BIN/meshwire-bench" forwarder --port "$PORT" >/dev/null 2>&1 &
+      ;;
+    matchbox)
+      command -v matchbox_server >/dev/null 2>&1 || return 1
+      RUST_LOG=warn taskset -c "$SERVER_CPU" matchbox_server "127.0.0.1:$PORT" >/dev/null 2>&1 &
+      ;;
+    peerjs)
+      [ -x bench/anchors/node_modules/.bin/peerjs ] || return 1
+      taskset -c "$SERVER_CPU" bench/anchors/node_modules/.bin/peerjs --port "$PORT" >/dev/null 2>&1 &
+      ;;
+  esac
+  SERVER_PID=$!
+  wait_port
+}
+
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+FD_LIMIT=$(ulimit -n)
+[ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1000000000
+machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+for target in $TARGETS; do
+  for pairs in $PAIRS; do
+    for run in $(seq 1 "$RUNS"); do
+      if ! start_server "$target"; then
+        NOTES+=("$target: not installed, skipped (see bench/install-anchors.sh)")
+        continue 3
+      fi
+      say "$target, $pairs pairs, run $run/$RUNS"
+      taskset -c "$LOAD_CPU" "$BIN/meshwire-bench" load --target "$target" \
+        --url "ws://127.0.0.1:$PORT" --pairs "$pairs" --duration "$SECONDS_PER_RUN" \
+        | tee -a "$RESULTS" >&2 || NOTES+=("$target at $pairs pairs: run $run failed")
+      stop_server
+    done
+  done
+  for conns in $IDLE; do
+    # The server needs one descriptor per connection (the load generator raises its own).
+    if [ "$conns" -ge "$FD_LIMIT" ]; then
+      NOTES+=("$target at $conns idle connections: not measured, this machine's open-file limit is $FD_LIMIT")
+      continue
+    fi
+    start_server "$target"
+    say "$target, $conns idle connections"
+    taskset -c "$LOAD_CPU" "$BIN/meshwire-bench" idle --target "$target" \
+      --url "ws://127.0.0.1:$PORT" --conns "$conns" --pid "$SERVER_PID" \
+      | tee -a "$RESULTS" >&2 || NOTES+=("$target at $conns idle connections: failed")
+    stop_server
+  done
+done
+
+note_args=()
+for n in "${NOTES[@]+"${NOTES[@]}"}"; do note_args+=(--note "$n"); done
+"$BIN/meshwire-bench" report --results "$RESULTS" ${DOC:+--doc "$DOC"} \
+  --command "make bench" --date "$(date -u +%Y-%m-%d)" --machine "$machine" \
+  "${note_args[@]+"${note_args[@]}"}"
+rm -f "$RESULTS"
