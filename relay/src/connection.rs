@@ -35,8 +35,9 @@ const OUTBOUND_CAPACITY: usize = 512;
 /// Frames written per flush.
 const WRITE_BATCH: usize = 64;
 
-/// The tungstenite settings for every relay socket. A 4 KiB read buffer instead of the
-/// default 128 KiB is most of what keeps an idle connection near 8 KiB.
+/// The tungstenite settings for every relay socket. A 2 KiB read buffer instead of the
+/// default 128 KiB is most of what keeps an idle connection near 8 KiB; signaling
+/// messages are small, and a larger frame just takes more reads.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(2 * 1024)
