@@ -70,7 +70,7 @@ start_server() {
       ;;
     peerjs)
       [ -x bench/anchors/node_modules/.bin/peerjs ] || return 1
-      taskset -c "$SERVER_CPU" bench/anchors/node_modules/.bin/peerjs --port "$PORT" >/dev/null 2>&1 &
+      taskset -c "$SERVER_CPU" bench/anchors/node_modules/.bin/peerjs --port "$PORT" --concurrent_limit 1000000 >/dev/null 2>&1 &
       ;;
   esac
   SERVER_PID=$!

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs and is missing. Idempotent: each step checks first,
-# so a machine that has everything spends well under a second here.
+# so a machine that has everything spends about a second here.
+#   - rustfmt, clippy and the wasm32 target (rustup);
+#   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests;
+#   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (its
+#     test runner drives the browser; a different version refuses the module).
+# See ../shared/TOOLCHAIN.md for why each is done this way.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
@@ -10,7 +16,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# rustfmt and clippy are rustup components; a minimal toolchain may lack them.
 if command -v rustup >/dev/null 2>&1; then
   for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
@@ -18,6 +23,35 @@ if command -v rustup >/dev/null 2>&1; then
       rustup component add "${component}"
     fi
   done
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
 fi
 
-say "toolchain ready ($(cargo --version))"
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: $* missing and no apt-get here; install them with your package manager" >&2
+    exit 1
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  say "installing $* (apt)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
+
+# The wasm-bindgen CLI must match the crate version in Cargo.lock exactly.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}' || true)
+if [ -n "$want" ] && [ "$have" != "$want" ]; then
+  say "installing wasm-bindgen-cli $want (a few minutes, once)"
+  # Not --locked: the locked build wants a webpki-roots version the registry lacks.
+  cargo install --quiet --force wasm-bindgen-cli --version "$want"
+fi
+
+say "toolchain ready ($(cargo --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1))"

@@ -13,7 +13,8 @@
 //!
 //! ## Layout
 //! - this file: the message types, error codes and limits;
-//! - [`json`] (feature `json`, on by default): the relay's zero-copy decoder.
+//! - [`json`] (feature `json`, on by default): the relay's zero-copy decoder;
+//! - [`peer`]: what meshwire peers send each other inside `signal.data`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ use std::borrow::Cow;
 
 #[cfg(feature = "json")]
 pub mod json;
+pub mod peer;
 
 /// The protocol version this crate describes. Reported by the relay's `/health`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The SDK's browser tests: starts a relay (and the fault-injecting proxy in front of a
+# second listener path) on free ports, then runs `cargo test -p meshwire` for wasm32 in
+# headless Chromium through wasm-bindgen-test-runner. URLs reach the tests at compile
+# time (MESHWIRE_RELAY_URL, MESHWIRE_PROXY_URL, MESHWIRE_PROXY_CONTROL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RELAY_PORT=$(free_port); PROXY_PORT=$(free_port); CONTROL_PORT=$(free_port)
+
+cargo build --locked -p meshwire-relay -p meshwire-e2e
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# A short grace keeps the socket-death test quick; the outage test resumes well within it.
+RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$RELAY_PORT" \
+  --resume-grace 5s &
+PIDS+=($!)
+target/debug/fault-proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$RELAY_PORT" \
+  --control "127.0.0.1:$CONTROL_PORT" &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+
+export MESHWIRE_RELAY_URL="ws://127.0.0.1:$RELAY_PORT"
+export MESHWIRE_PROXY_URL="ws://127.0.0.1:$PROXY_PORT"
+export MESHWIRE_PROXY_CONTROL="http://127.0.0.1:$CONTROL_PORT"
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/sdk-wasm/webdriver.json"
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
+export CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)}
+cargo test --locked -p meshwire --target wasm32-unknown-unknown "$@"

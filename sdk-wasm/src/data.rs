@@ -1,0 +1,186 @@
+//! Data channels: one owned `RTCDataChannel` with its listeners and a send queue.
+//!
+//! Backpressure: Chrome closes a channel whose send buffer passes ~16 MiB, so a
+//! message is handed to the browser only while `bufferedAmount` is under
+//! [`HIGH_WATER`]; the rest waits here and drains on `bufferedamountlow`
+//! (<https://developer.mozilla.org/en-US/docs/Web/API/RTCDataChannel/bufferedamountlow_event>).
+//! Messages sent before the channel opens wait here too.
+
+use crate::js;
+use crate::room::Inner;
+use gloo_events::EventListener;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{MessageEvent, RtcDataChannel, RtcDataChannelInit, RtcDataChannelState};
+
+/// Hand no more to the browser while this much is buffered.
+pub const HIGH_WATER: u32 = 4 * 1024 * 1024;
+/// `bufferedamountlow` fires when the buffer falls to this.
+pub const LOW_WATER: u32 = 1024 * 1024;
+/// Most bytes waiting in the SDK's own queue per channel before `send` refuses.
+pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
+
+/// Options of `createChannel`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChannelOptions {
+    /// Deliver in order (default true).
+    pub ordered: Option<bool>,
+    /// Give up on a message after this many retransmissions (unreliable mode).
+    pub max_retransmits: Option<u16>,
+    /// Give up on a message after this many milliseconds (unreliable mode).
+    pub max_packet_life_time: Option<u16>,
+}
+
+impl ChannelOptions {
+    /// The `RTCDataChannelInit` for these options.
+    pub fn to_init(&self) -> RtcDataChannelInit {
+        let init = RtcDataChannelInit::new();
+        if let Some(o) = self.ordered {
+            init.set_ordered(o);
+        }
+        if let Some(n) = self.max_retransmits {
+            init.set_max_retransmits(n);
+        }
+        if let Some(ms) = self.max_packet_life_time {
+            init.set_max_packet_life_time(ms);
+        }
+        init
+    }
+}
+
+/// A message waiting to be sent.
+pub enum Payload {
+    Text(String),
+    Binary(js_sys::Uint8Array),
+}
+
+impl Payload {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Text(s) => s.len(),
+            Payload::Binary(b) => b.length() as usize,
+        }
+    }
+}
+
+struct State {
+    dc: RtcDataChannel,
+    queue: RefCell<VecDeque<Payload>>,
+    queued_bytes: Cell<usize>,
+}
+
+impl State {
+    /// Hands queued messages to the browser while under the high-water mark.
+    fn drain(&self) {
+        if self.dc.ready_state() != RtcDataChannelState::Open {
+            return;
+        }
+        while self.dc.buffered_amount() < HIGH_WATER {
+            let Some(next) = self.queue.borrow_mut().pop_front() else {
+                return;
+            };
+            self.queued_bytes.set(self.queued_bytes.get() - next.len());
+            let sent = match &next {
+                Payload::Text(s) => self.dc.send_with_str(s),
+                Payload::Binary(b) => self.dc.send_with_array_buffer_view(b),
+            };
+            if let Err(e) = sent {
+                js::warn(&format!(
+                    "data channel '{}' refused a message: {}",
+                    self.dc.label(),
+                    crate::error::describe(&e)
+                ));
+            }
+        }
+    }
+}
+
+/// One data channel to one peer.
+pub struct Channel {
+    state: Rc<State>,
+    _listeners: [EventListener; 3],
+}
+
+impl Channel {
+    /// Wraps `dc` (ours or adopted from the remote side); its messages are emitted as
+    /// `message` events from `peer`.
+    pub fn new(dc: RtcDataChannel, peer: &str, room: Weak<Inner>) -> Channel {
+        dc.set_binary_type(web_sys::RtcDataChannelType::Arraybuffer);
+        dc.set_buffered_amount_low_threshold(LOW_WATER);
+        let state = Rc::new(State {
+            dc,
+            queue: RefCell::default(),
+            queued_bytes: Cell::new(0),
+        });
+        let label = state.dc.label();
+        let from = peer.to_owned();
+        let on_message = EventListener::new(&state.dc, "message", move |e| {
+            let Some(e) = e.dyn_ref::<MessageEvent>() else {
+                return;
+            };
+            let Some(room) = room.upgrade() else { return };
+            room.emit(
+                "message",
+                &js::object(&[
+                    ("from", JsValue::from_str(&from)),
+                    ("channel", JsValue::from_str(&label)),
+                    ("data", e.data()),
+                ]),
+            );
+        });
+        let weak = Rc::downgrade(&state);
+        let on_open = EventListener::new(&state.dc, "open", move |_| {
+            if let Some(s) = weak.upgrade() {
+                s.drain();
+            }
+        });
+        let weak = Rc::downgrade(&state);
+        let on_low = EventListener::new(&state.dc, "bufferedamountlow", move |_| {
+            if let Some(s) = weak.upgrade() {
+                s.drain();
+            }
+        });
+        Channel {
+            state,
+            _listeners: [on_message, on_open, on_low],
+        }
+    }
+
+    /// Whether the channel is closing or closed (it will never carry a message again).
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.state.dc.ready_state(),
+            RtcDataChannelState::Closing | RtcDataChannelState::Closed
+        )
+    }
+
+    /// Queues `payload` and sends what the buffer allows. Fails only when the SDK's
+    /// own queue is full (the receiver is far slower than the sender).
+    pub fn send(&self, payload: Payload) -> Result<(), usize> {
+        let queued = self.state.queued_bytes.get() + payload.len();
+        if queued > MAX_QUEUED {
+            return Err(self.state.queued_bytes.get());
+        }
+        self.state.queued_bytes.set(queued);
+        self.state.queue.borrow_mut().push_back(payload);
+        self.state.drain();
+        Ok(())
+    }
+
+    /// Closes the channel.
+    pub fn close(&self) {
+        self.state.dc.close();
+    }
+}
+
+/// Parses `createChannel` options from JavaScript.
+pub fn parse_options(options: &JsValue) -> ChannelOptions {
+    let u16_of = |key| js::get_f64(options, key).map(|n| n.clamp(0.0, 65535.0) as u16);
+    ChannelOptions {
+        ordered: js::get_bool(options, "ordered"),
+        max_retransmits: u16_of("maxRetransmits"),
+        max_packet_life_time: u16_of("maxPacketLifeTime"),
+    }
+}

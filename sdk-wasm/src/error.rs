@@ -1,0 +1,115 @@
+//! Errors the SDK reports to JavaScript: a stable `code` and a message that says what
+//! happened and what to do. Thrown errors are real `Error` objects with a `code`
+//! property; `error` events carry `{ code, message }`.
+
+use wasm_bindgen::JsValue;
+
+/// Stable error codes (documented in docs/sdk.md). Relay error codes (`room-full`,
+/// `unauthorized`, …) are passed through unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Code {
+    /// The relay could not be reached or closed the connection during `join`.
+    SignalingFailed,
+    /// An argument was missing or of the wrong shape.
+    InvalidArgument,
+    /// The room was left; the call needs a joined room.
+    NotJoined,
+    /// No peer with that id is in the room.
+    UnknownPeer,
+    /// The data channel to that peer is not open (yet).
+    ChannelNotOpen,
+    /// The message is larger than the connection's negotiated maximum.
+    MessageTooLarge,
+    /// Camera, microphone or screen could not be opened (denied, missing, in use).
+    MediaFailed,
+    /// A peer connection could not be re-established within the reconnect timeout.
+    PeerConnectionFailed,
+    /// The browser has no WebRTC (or the code runs outside a browser, e.g. during SSR).
+    Unsupported,
+    /// A browser API failed unexpectedly.
+    Internal,
+}
+
+impl Code {
+    /// The code's wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::SignalingFailed => "signaling-failed",
+            Code::InvalidArgument => "invalid-argument",
+            Code::NotJoined => "not-joined",
+            Code::UnknownPeer => "unknown-peer",
+            Code::ChannelNotOpen => "channel-not-open",
+            Code::MessageTooLarge => "message-too-large",
+            Code::MediaFailed => "media-failed",
+            Code::PeerConnectionFailed => "peer-connection-failed",
+            Code::Unsupported => "unsupported",
+            Code::Internal => "internal",
+        }
+    }
+}
+
+/// An SDK error: a code (ours or the relay's) and a human message.
+#[derive(Clone, Debug)]
+pub struct Error {
+    /// Stable, machine-readable.
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl Error {
+    /// An error with one of the SDK's own codes.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// An error whose code came from the relay.
+    pub fn relay(code: &str, message: &str) -> Self {
+        Error {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// A failed browser call, keeping the browser's own message.
+    pub fn js(code: Code, context: &str, err: &JsValue) -> Self {
+        Error::new(code, format!("{context}: {}", describe(err)))
+    }
+
+    /// `{ code, message }` for an `error` event.
+    pub fn to_event(&self) -> JsValue {
+        crate::js::object(&[
+            ("code", JsValue::from_str(&self.code)),
+            ("message", JsValue::from_str(&self.message)),
+        ])
+    }
+}
+
+impl From<Error> for JsValue {
+    /// A JavaScript `Error` with a `code` property, for throwing.
+    fn from(e: Error) -> JsValue {
+        let err = js_sys::Error::new(&e.message);
+        crate::js::set(&err, "code", &JsValue::from_str(&e.code));
+        err.into()
+    }
+}
+
+/// The message of a thrown JavaScript value (an `Error`'s message, or its string form).
+pub fn describe(err: &JsValue) -> String {
+    if let Some(e) = err.dyn_ref::<js_sys::Error>() {
+        let name: String = e.name().into();
+        let message: String = e.message().into();
+        return format!("{name}: {message}");
+    }
+    err.as_string()
+        .unwrap_or_else(|| String::from("unknown error"))
+}
+
+use wasm_bindgen::JsCast as _;
+
+/// Shorthand for SDK results.
+pub type Result<T> = std::result::Result<T, Error>;

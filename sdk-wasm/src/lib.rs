@@ -1,0 +1,282 @@
+//! # meshwire — the WebRTC SDK, compiled to WebAssembly
+//!
+//! `Room.join(url, room)` connects to a meshwire relay and meshes with every other peer
+//! of the room: media, screen share and data channels, negotiated with W3C perfect
+//! negotiation, surviving relay drops (reconnect + resume) and network changes (ICE
+//! restart). docs/sdk.md is the user's guide; docs/architecture.md maps the modules.
+//!
+//! ## Layout
+//! - this file: the JavaScript face (`Room`) and its TypeScript typings — nothing else;
+//! - [`room`]: the relay connection, presence, reconnect/resume, and every operation;
+//! - [`peer`]: one `RTCPeerConnection` with perfect negotiation and trickle ICE;
+//! - [`data`]: data channels with backpressure; [`media`]: local media and slots;
+//! - [`signaling`]: the relay socket; [`events`]: the emitter; [`error`]: error codes;
+//! - [`js`]: small JavaScript helpers and bindings web-sys lacks.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod data;
+pub mod error;
+mod events;
+mod js;
+mod media;
+mod peer;
+mod room;
+mod signaling;
+
+use room::{Inner, Options};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** Options of `Room.join`. */
+export interface JoinOptions {
+  /** Display name shown to the other peers. */
+  name?: string;
+  /** App data shown to the other peers (a JSON object, at most 2 KiB). */
+  meta?: Record<string, unknown>;
+  /** A JWT, when the relay requires one. */
+  token?: string;
+  /** ICE servers tried before the relay's own (STUN/TURN). */
+  iceServers?: RTCIceServer[];
+  /** `"relay"` forces every connection through TURN. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
+  /** Start the microphone on join (as for `enableMedia`). */
+  audio?: boolean | MediaTrackConstraints;
+  /** Start the camera on join (as for `enableMedia`). */
+  video?: boolean | MediaTrackConstraints;
+  /** Reconnect to the relay after a drop (default true), with exponential backoff. */
+  reconnect?: boolean | { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /** After an ICE failure, how long ICE restart may take before an error (default 20000). */
+  iceRestartTimeoutMs?: number;
+}
+
+/** A peer of the room. */
+export interface PeerInfo {
+  id: string;
+  name?: string;
+  meta?: Record<string, unknown>;
+  /** From the peer's verified token (`sub`), when the relay requires tokens. */
+  userId?: string;
+  connectionState: RTCPeerConnectionState;
+  audioMuted: boolean;
+  videoMuted: boolean;
+}
+
+export type TrackSource = "camera" | "microphone" | "screen" | "screen-audio";
+export type SignalingState = "connected" | "reconnecting" | "resumed" | "closed";
+
+/** An error: `code` is stable (docs/sdk.md lists them), `message` says what to do. */
+export interface MeshwireError { code: string; message: string; }
+
+/** Every event a room emits, with its payload. */
+export interface RoomEvents {
+  "peer-joined": { peer: PeerInfo };
+  "peer-left": { peerId: string; reason: "left" | "lost" };
+  "peer-connected": { peerId: string };
+  "peer-disconnected": { peerId: string };
+  "connection-state": { peerId: string; state: RTCPeerConnectionState };
+  "track": { peerId: string; track: MediaStreamTrack; stream: MediaStream; source: TrackSource; muted: boolean };
+  "track-removed": { peerId: string; track: MediaStreamTrack; stream: MediaStream; source: TrackSource; muted: boolean };
+  "mute": { peerId: string; source: TrackSource; muted: boolean };
+  "message": { from: string; channel: string; data: string | ArrayBuffer };
+  "broadcast": { from: string; data: unknown };
+  "signaling": SignalingState;
+  "error": MeshwireError;
+}
+
+export interface SendOptions { to?: string; channel?: string; }
+export interface ChannelOptions { ordered?: boolean; maxRetransmits?: number; maxPacketLifeTime?: number; }
+export interface MediaOptions { audio?: boolean | MediaTrackConstraints; video?: boolean | MediaTrackConstraints; }
+export interface ScreenShareOptions { replaceCamera?: boolean; audio?: boolean; }
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "JoinOptions | undefined")]
+    /// `JoinOptions` in the typings.
+    pub type JsJoinOptions;
+    #[wasm_bindgen(typescript_type = "PeerInfo[]")]
+    /// `PeerInfo[]` in the typings.
+    pub type JsPeers;
+    #[wasm_bindgen(typescript_type = "keyof RoomEvents")]
+    /// An event name.
+    pub type JsEventName;
+    #[wasm_bindgen(typescript_type = "(event: any) => void")]
+    /// An event handler.
+    pub type JsHandler;
+    #[wasm_bindgen(typescript_type = "() => void")]
+    /// The function `on` returns.
+    pub type JsUnsubscribe;
+    #[wasm_bindgen(typescript_type = "string | ArrayBuffer | Uint8Array")]
+    /// What `send` takes.
+    pub type JsData;
+    #[wasm_bindgen(typescript_type = "SendOptions | undefined")]
+    /// `SendOptions` in the typings.
+    pub type JsSendOptions;
+    #[wasm_bindgen(typescript_type = "ChannelOptions | undefined")]
+    /// `ChannelOptions` in the typings.
+    pub type JsChannelOptions;
+    #[wasm_bindgen(typescript_type = "MediaOptions | undefined")]
+    /// `MediaOptions` in the typings.
+    pub type JsMediaOptions;
+    #[wasm_bindgen(typescript_type = "ScreenShareOptions | undefined")]
+    /// `ScreenShareOptions` in the typings.
+    pub type JsScreenShareOptions;
+}
+
+/// A joined room. Create one with `Room.join`.
+#[wasm_bindgen]
+pub struct Room {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl Room {
+    /// Connects to the relay at `url` (`ws(s)://host[:port]`, `/ws` is added) and
+    /// joins `room`. Resolves once the relay has admitted this peer.
+    pub async fn join(url: String, room: String, options: JsJoinOptions) -> Result<Room, JsValue> {
+        let options = Options::parse(&options);
+        let inner = Inner::join(url, room, options).await?;
+        Ok(Room { inner })
+    }
+
+    /// This peer's relay-assigned id (kept across reconnects).
+    #[wasm_bindgen(getter, js_name = peerId)]
+    pub fn peer_id(&self) -> String {
+        self.inner.my_id()
+    }
+
+    /// The room's name.
+    #[wasm_bindgen(getter, js_name = roomId)]
+    pub fn room_id(&self) -> String {
+        self.inner.room_id.clone()
+    }
+
+    /// The other peers, as they are now.
+    #[wasm_bindgen(getter)]
+    pub fn peers(&self) -> JsPeers {
+        self.inner.peer_views().unchecked_into()
+    }
+
+    /// The microphone/camera stream once `enableMedia` (or `audio`/`video` on join)
+    /// succeeded.
+    #[wasm_bindgen(getter, js_name = localStream)]
+    pub fn local_stream(&self) -> Option<web_sys::MediaStream> {
+        self.inner.local.borrow().stream.clone()
+    }
+
+    /// The relay connection's state: `connecting`, `connected`, `reconnecting`, `closed`.
+    #[wasm_bindgen(getter, js_name = signalingState)]
+    pub fn signaling_state(&self) -> String {
+        self.inner.signaling_state().to_owned()
+    }
+
+    /// Subscribes `handler` to `event`; returns a function that unsubscribes it.
+    pub fn on(&self, event: JsEventName, handler: JsHandler) -> Result<JsUnsubscribe, JsValue> {
+        let (event, handler) = event_args(event, handler)?;
+        Ok(self.inner.emitter.on(&event, &handler).unchecked_into())
+    }
+
+    /// Unsubscribes `handler` from `event`.
+    pub fn off(&self, event: JsEventName, handler: JsHandler) -> Result<(), JsValue> {
+        let (event, handler) = event_args(event, handler)?;
+        self.inner.emitter.off(&event, &handler);
+        Ok(())
+    }
+
+    /// Sends over a data channel (the default one unless `channel`), to one peer (`to`)
+    /// or to all. Waits in a queue while the channel is busy or not yet open.
+    pub fn send(&self, data: JsData, options: JsSendOptions) -> Result<(), JsValue> {
+        let options: JsValue = options.into();
+        let to = js::get_string(&options, "to");
+        let channel = js::get_string(&options, "channel");
+        Ok(self.inner.send(&data.into(), to, channel)?)
+    }
+
+    /// Sends JSON to every other peer through the relay (works before P2P is up).
+    pub fn broadcast(&self, data: JsValue) -> Result<(), JsValue> {
+        Ok(self.inner.broadcast(&data)?)
+    }
+
+    /// Opens a data channel `label` to every current and future peer.
+    #[wasm_bindgen(js_name = createChannel)]
+    pub fn create_channel(&self, label: String, options: JsChannelOptions) -> Result<(), JsValue> {
+        let options = room::channel_options(&options.into());
+        Ok(self.inner.create_channel(label, options)?)
+    }
+
+    /// Starts the microphone and/or camera (default both) and sends them to every
+    /// current and future peer.
+    #[wasm_bindgen(js_name = enableMedia, unchecked_return_type = "MediaStream")]
+    pub async fn enable_media(&self, constraints: JsMediaOptions) -> Result<JsValue, JsValue> {
+        let inner = self.inner.clone();
+        Ok(inner.enable_media(&constraints.into()).await?.into())
+    }
+
+    /// Mutes (`false`) or unmutes the microphone; the others get a `mute` event.
+    #[wasm_bindgen(js_name = setMicrophoneEnabled)]
+    pub fn set_microphone_enabled(&self, on: bool) {
+        self.inner.set_microphone_enabled(on);
+    }
+
+    /// Turns the camera off (releasing the device) or on again, without renegotiation.
+    #[wasm_bindgen(js_name = setCameraEnabled)]
+    pub async fn set_camera_enabled(&self, on: bool) -> Result<(), JsValue> {
+        let inner = self.inner.clone();
+        Ok(inner.set_camera_enabled(on).await?)
+    }
+
+    /// Shares a screen: in place of the camera by default (no renegotiation), or as an
+    /// extra track with `replaceCamera: false`. Reverts by itself when the user stops
+    /// sharing from the browser.
+    #[wasm_bindgen(js_name = startScreenShare, unchecked_return_type = "MediaStream")]
+    pub async fn start_screen_share(
+        &self,
+        options: JsScreenShareOptions,
+    ) -> Result<JsValue, JsValue> {
+        let options: JsValue = options.into();
+        let replace = js::get_bool(&options, "replaceCamera").unwrap_or(true);
+        let audio = js::get_bool(&options, "audio").unwrap_or(false);
+        let inner = self.inner.clone();
+        Ok(inner.start_screen_share(replace, audio).await?.into())
+    }
+
+    /// Stops the screen share and restores the camera.
+    #[wasm_bindgen(js_name = stopScreenShare)]
+    pub async fn stop_screen_share(&self) {
+        let inner = self.inner.clone();
+        inner.stop_screen_share().await;
+    }
+
+    /// Leaves the room: the others see `peer-left` at once; every connection, track
+    /// and handler is released.
+    pub async fn leave(&self) {
+        self.inner.leave();
+    }
+}
+
+fn event_args(
+    event: JsEventName,
+    handler: JsHandler,
+) -> Result<(String, js_sys::Function), JsValue> {
+    let event: JsValue = event.into();
+    let name = event
+        .as_string()
+        .filter(|e| events::is_known(e))
+        .ok_or_else(|| {
+            JsValue::from(error::Error::new(
+                error::Code::InvalidArgument,
+                format!("unknown event {event:?}; see RoomEvents for the names"),
+            ))
+        })?;
+    let handler: JsValue = handler.into();
+    let handler = handler.dyn_into::<js_sys::Function>().map_err(|_| {
+        JsValue::from(error::Error::new(
+            error::Code::InvalidArgument,
+            "the handler must be a function",
+        ))
+    })?;
+    Ok((name, handler))
+}

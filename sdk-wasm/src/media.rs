@@ -1,0 +1,160 @@
+//! Local media: microphone, camera and screen, and what each outgoing slot carries.
+//!
+//! Every peer connection has at most one sender per [`Slot`]. Muting the microphone
+//! sets `track.enabled = false`; turning the camera off stops the camera track (the
+//! device light goes off) and sends nothing in its slot (`replaceTrack(null)`), so
+//! turning it on again is a `replaceTrack` with no renegotiation. A screen share
+//! either takes over the camera slot (`replaceTrack`, no renegotiation) or gets a slot
+//! of its own (a new transceiver, renegotiated by perfect negotiation).
+
+use crate::error::{Code, Error};
+use meshwire_protocol::peer::Source;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{MediaStream, MediaStreamTrack};
+
+/// An outgoing sender position on every peer connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    /// The microphone's audio.
+    Audio,
+    /// The camera's video, or the screen when it replaces the camera.
+    Video,
+    /// A screen shared beside the camera (`replaceCamera: false`).
+    Screen,
+}
+
+/// A screen share in progress.
+pub struct Screen {
+    pub stream: MediaStream,
+    pub track: MediaStreamTrack,
+    /// It is sent in the camera's slot.
+    pub replaces_camera: bool,
+}
+
+/// The local media state.
+#[derive(Default)]
+pub struct Local {
+    /// `room.localStream`: microphone and camera tracks.
+    pub stream: Option<MediaStream>,
+    pub mic: Option<MediaStreamTrack>,
+    pub camera: Option<MediaStreamTrack>,
+    /// Whether media with video was asked for (so the camera slot exists even while the
+    /// camera is off).
+    pub wants_video: bool,
+    pub camera_constraints: JsValue,
+    pub screen: Option<Screen>,
+}
+
+impl Local {
+    /// What each slot should send now (slots with nothing to send are left out).
+    pub fn outgoing(&self) -> Vec<(Slot, MediaStreamTrack, MediaStream)> {
+        let mut out = Vec::new();
+        if let (Some(stream), Some(mic)) = (&self.stream, &self.mic) {
+            out.push((Slot::Audio, mic.clone(), stream.clone()));
+        }
+        if let (Some(stream), Some(track)) = (&self.stream, self.video_track()) {
+            out.push((Slot::Video, track, stream.clone()));
+        }
+        if let Some(s) = self.screen.as_ref().filter(|s| !s.replaces_camera) {
+            out.push((Slot::Screen, s.track.clone(), s.stream.clone()));
+        }
+        out
+    }
+
+    /// What the video slot sends now: the screen when it replaces the camera, else the
+    /// camera (None while the camera is off).
+    pub fn video_track(&self) -> Option<MediaStreamTrack> {
+        match &self.screen {
+            Some(s) if s.replaces_camera => Some(s.track.clone()),
+            _ => self.camera.clone(),
+        }
+    }
+
+    /// The source and mute state a slot announces.
+    pub fn describe(&self, slot: Slot) -> (Source, bool) {
+        match slot {
+            Slot::Audio => (
+                Source::Microphone,
+                !self.mic.as_ref().is_some_and(MediaStreamTrack::enabled),
+            ),
+            Slot::Video => match &self.screen {
+                Some(s) if s.replaces_camera => (Source::Screen, false),
+                _ => (Source::Camera, self.camera.is_none()),
+            },
+            Slot::Screen => (Source::Screen, false),
+        }
+    }
+
+    /// Stops every local track.
+    pub fn stop_all(&mut self) {
+        for t in [self.mic.take(), self.camera.take()].into_iter().flatten() {
+            t.stop();
+        }
+        if let Some(s) = self.screen.take() {
+            s.track.stop();
+        }
+        self.stream = None;
+    }
+}
+
+fn media_devices() -> Result<web_sys::MediaDevices, Error> {
+    web_sys::window()
+        .ok_or_else(|| Error::new(Code::Unsupported, "no window: media needs a browser page"))?
+        .navigator()
+        .media_devices()
+        .map_err(|_| {
+            Error::new(
+                Code::Unsupported,
+                "navigator.mediaDevices is missing: the page must be served over https (or localhost)",
+            )
+        })
+}
+
+/// `getUserMedia(constraints)`, with an error that says what to do.
+pub async fn get_user_media(constraints: &JsValue) -> Result<MediaStream, Error> {
+    let constraints: web_sys::MediaStreamConstraints = constraints.clone().unchecked_into();
+    let promise = media_devices()?
+        .get_user_media_with_constraints(&constraints)
+        .map_err(|e| Error::js(Code::MediaFailed, "getUserMedia", &e))?;
+    let stream = JsFuture::from(promise).await.map_err(|e| {
+        Error::js(
+            Code::MediaFailed,
+            "camera/microphone unavailable (permission denied, no device, or in use by another app)",
+            &e,
+        )
+    })?;
+    stream
+        .dyn_into()
+        .map_err(|_| Error::new(Code::Internal, "getUserMedia returned no MediaStream"))
+}
+
+/// `getDisplayMedia({video: true, audio})`.
+pub async fn get_display_media(audio: bool) -> Result<MediaStream, Error> {
+    let constraints = web_sys::DisplayMediaStreamConstraints::new();
+    constraints.set_video(&JsValue::TRUE);
+    constraints.set_audio(&JsValue::from_bool(audio));
+    let promise = media_devices()?
+        .get_display_media_with_constraints(&constraints)
+        .map_err(|e| Error::js(Code::MediaFailed, "getDisplayMedia", &e))?;
+    let stream = JsFuture::from(promise).await.map_err(|e| {
+        Error::js(
+            Code::MediaFailed,
+            "screen share was cancelled or is not allowed",
+            &e,
+        )
+    })?;
+    stream
+        .dyn_into()
+        .map_err(|_| Error::new(Code::Internal, "getDisplayMedia returned no MediaStream"))
+}
+
+/// The first track of `kind` in `stream`.
+pub fn first_track(stream: &MediaStream, kind: &str) -> Option<MediaStreamTrack> {
+    let tracks = if kind == "audio" {
+        stream.get_audio_tracks()
+    } else {
+        stream.get_video_tracks()
+    };
+    tracks.get(0).dyn_into().ok()
+}

@@ -1,0 +1,1021 @@
+//! The room: the relay connection (join, presence, reconnect with resume), the mesh of
+//! peers, and the operations `Room` exposes. `lib.rs` is only the JavaScript face.
+//!
+//! Re-entrancy: user event handlers may call back into the room, so no `RefCell`
+//! borrow is ever held while an event is emitted or a promise awaited.
+
+use crate::data::{self, ChannelOptions, Payload};
+use crate::error::{Code, Error, Result};
+use crate::events::Emitter;
+use crate::js;
+use crate::media::{self, Local, Screen, Slot};
+use crate::peer::{self, Peer, DEFAULT_CHANNEL};
+use crate::signaling::{Socket, SocketEvent};
+use futures_channel::oneshot;
+use gloo_events::EventListener;
+use meshwire_protocol::peer::{PeerSignal, Source};
+use meshwire_protocol::{ClientMessage, Join, ServerMessage};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{MediaStream, RtcConfiguration};
+
+/// Most frames kept while the relay connection is down.
+const OUTBOX_MAX: usize = 512;
+
+/// `JoinOptions`, parsed once.
+pub struct Options {
+    pub name: Option<String>,
+    pub meta: JsValue,
+    pub token: Option<String>,
+    /// `iceServers` given by the app: used before the relay's.
+    pub ice_servers: JsValue,
+    pub ice_transport_policy: Option<String>,
+    /// Media to start on join (`audio`, `video` as for `enableMedia`).
+    pub audio: JsValue,
+    pub video: JsValue,
+    /// Reconnect to the relay after a drop (default true).
+    pub reconnect: bool,
+    /// Give up reconnecting after this many failed attempts in a row.
+    pub max_reconnect_attempts: u32,
+    /// First reconnect delay; doubles per attempt up to `reconnect_max_delay_ms`.
+    pub reconnect_base_delay_ms: u32,
+    pub reconnect_max_delay_ms: u32,
+    /// After an ICE failure and restart, report `peer-connection-failed` if the peer is
+    /// not connected again within this time.
+    pub ice_restart_timeout_ms: u32,
+}
+
+impl Options {
+    pub fn parse(o: &JsValue) -> Options {
+        let reconnect = js::get(o, "reconnect");
+        let num = |v: &JsValue, key, default: u32| {
+            js::get_f64(v, key).map_or(default, |n| n.clamp(0.0, f64::from(u32::MAX)) as u32)
+        };
+        Options {
+            name: js::get_string(o, "name"),
+            meta: js::get(o, "meta"),
+            token: js::get_string(o, "token"),
+            ice_servers: js::get(o, "iceServers"),
+            ice_transport_policy: js::get_string(o, "iceTransportPolicy"),
+            audio: js::get(o, "audio"),
+            video: js::get(o, "video"),
+            reconnect: reconnect.as_bool().unwrap_or(true),
+            max_reconnect_attempts: num(&reconnect, "maxAttempts", 30),
+            reconnect_base_delay_ms: num(&reconnect, "baseDelayMs", 250),
+            reconnect_max_delay_ms: num(&reconnect, "maxDelayMs", 10_000),
+            ice_restart_timeout_ms: num(o, "iceRestartTimeoutMs", 20_000),
+        }
+    }
+
+    fn wants_media(&self) -> bool {
+        is_requested(&self.audio) || is_requested(&self.video)
+    }
+}
+
+/// Whether a media constraint asks for the device (`true` or a constraints object).
+fn is_requested(v: &JsValue) -> bool {
+    v.as_bool().unwrap_or_else(|| v.is_object())
+}
+
+/// The relay connection's state, as `signaling` events report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signaling {
+    Connecting,
+    Connected,
+    Reconnecting,
+    Closed,
+}
+
+impl Signaling {
+    fn as_str(self) -> &'static str {
+        match self {
+            Signaling::Connecting => "connecting",
+            Signaling::Connected => "connected",
+            Signaling::Reconnecting => "reconnecting",
+            Signaling::Closed => "closed",
+        }
+    }
+}
+
+/// The relay connection.
+struct Conn {
+    socket: Option<Socket>,
+    /// Bumped per socket: events of an old socket are ignored.
+    generation: u32,
+    state: Signaling,
+    /// Whether the current socket has been welcomed.
+    welcomed: bool,
+    resume_token: Option<String>,
+    /// Frames to send once welcomed.
+    outbox: Vec<String>,
+    /// `Room.join` waits on this for the first `welcome` (or a failure).
+    joined: Option<oneshot::Sender<Result<()>>>,
+    attempts: u32,
+    /// A pending reconnect.
+    retry: Option<gloo_timers::callback::Timeout>,
+    /// The relay asked us to wait this long before reconnecting (`shutdown`).
+    reconnect_hint_ms: Option<u32>,
+}
+
+/// Everything a room is. `Room` (lib.rs) holds the only strong reference; listeners,
+/// timers and tasks hold `Weak`s, so dropping the room ends them all.
+pub struct Inner {
+    url: String,
+    pub room_id: String,
+    pub options: Options,
+    me: RefCell<String>,
+    pub emitter: Emitter,
+    pub local: RefCell<Local>,
+    peers: RefCell<BTreeMap<String, Peer>>,
+    conn: RefCell<Conn>,
+    /// The relay's ICE servers from the latest `welcome`.
+    relay_ice: RefCell<JsValue>,
+    /// User channels from `createChannel`, opened to every peer.
+    channels: RefCell<Vec<(String, ChannelOptions)>>,
+    /// Reverts a screen share when the user ends it from the browser's UI.
+    screen_ended: RefCell<Option<EventListener>>,
+    left: Cell<bool>,
+}
+
+impl Inner {
+    /// Connects and joins; resolves on the relay's `welcome`.
+    pub async fn join(url: String, room_id: String, options: Options) -> Result<Rc<Inner>> {
+        if !meshwire_protocol::is_valid_room(&room_id) {
+            return Err(Error::relay(
+                "invalid-room",
+                &format!(
+                    "room name {room_id:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . : -"
+                ),
+            ));
+        }
+        let url = ws_url(&url)?;
+        let inner = Rc::new(Inner {
+            url,
+            room_id,
+            options,
+            me: RefCell::default(),
+            emitter: Emitter::new(),
+            local: RefCell::default(),
+            peers: RefCell::default(),
+            conn: RefCell::new(Conn {
+                socket: None,
+                generation: 0,
+                state: Signaling::Connecting,
+                welcomed: false,
+                resume_token: None,
+                outbox: Vec::new(),
+                joined: None,
+                attempts: 0,
+                retry: None,
+                reconnect_hint_ms: None,
+            }),
+            relay_ice: RefCell::new(JsValue::UNDEFINED),
+            channels: RefCell::default(),
+            screen_ended: RefCell::default(),
+            left: Cell::new(false),
+        });
+        if inner.options.wants_media() {
+            let constraints = js::object(&[
+                ("audio", inner.options.audio.clone()),
+                ("video", inner.options.video.clone()),
+            ]);
+            inner.enable_media(&constraints).await?;
+        }
+        let (tx, rx) = oneshot::channel();
+        inner.conn.borrow_mut().joined = Some(tx);
+        inner.connect()?;
+        match rx.await {
+            Ok(Ok(())) => Ok(inner),
+            Ok(Err(e)) => {
+                inner.shutdown();
+                Err(e)
+            }
+            Err(_) => Err(Error::new(Code::SignalingFailed, "the join was abandoned")),
+        }
+    }
+
+    pub fn my_id(&self) -> String {
+        self.me.borrow().clone()
+    }
+
+    pub fn emit(&self, event: &str, payload: &JsValue) {
+        self.emitter.emit(event, payload);
+    }
+
+    fn set_signaling(&self, state: Signaling, event: Option<&'static str>) {
+        self.conn.borrow_mut().state = state;
+        if let Some(name) = event {
+            self.emit("signaling", &JsValue::from_str(name));
+        }
+    }
+
+    // ---- relay connection ------------------------------------------------------------
+
+    /// Opens a socket; the `join` (with the resume token, if any) goes out on open.
+    fn connect(self: &Rc<Self>) -> Result<()> {
+        let generation = {
+            let mut c = self.conn.borrow_mut();
+            c.generation += 1;
+            c.welcomed = false;
+            c.generation
+        };
+        let weak = Rc::downgrade(self);
+        let socket = Socket::open(&self.url, move |event| {
+            if let Some(room) = weak.upgrade() {
+                room.on_socket(generation, event);
+            }
+        })?;
+        self.conn.borrow_mut().socket = Some(socket);
+        Ok(())
+    }
+
+    fn on_socket(self: &Rc<Self>, generation: u32, event: SocketEvent) {
+        if self.left.get() || self.conn.borrow().generation != generation {
+            return;
+        }
+        match event {
+            SocketEvent::Open => {
+                let frame = self.join_frame();
+                if let Some(s) = &self.conn.borrow().socket {
+                    s.send(&frame);
+                }
+            }
+            SocketEvent::Message(text) => self.on_frame(&text),
+            SocketEvent::Closed { code, reason } => self.on_closed(code, &reason),
+        }
+    }
+
+    fn join_frame(&self) -> String {
+        let resume = self.conn.borrow().resume_token.clone();
+        let message: ClientMessage<'_, ()> = ClientMessage::Join(Join {
+            room: Cow::Borrowed(&self.room_id),
+            name: self.options.name.as_deref().map(Cow::Borrowed),
+            meta: None,
+            token: self.options.token.as_deref().map(Cow::Borrowed),
+            resume: resume.as_deref().map(Cow::Borrowed),
+        });
+        let extra = if self.options.meta.is_object() {
+            vec![("meta", self.options.meta.clone())]
+        } else {
+            Vec::new()
+        };
+        encode(&message, &extra).unwrap_or_default()
+    }
+
+    /// Sends a frame now, or keeps it until the relay connection is back.
+    fn send_frame(&self, frame: String) {
+        let mut c = self.conn.borrow_mut();
+        if c.welcomed {
+            if let Some(s) = &c.socket {
+                s.send(&frame);
+                return;
+            }
+        }
+        if c.outbox.len() < OUTBOX_MAX {
+            c.outbox.push(frame);
+        }
+    }
+
+    /// Sends `signal` to peer `to` through the relay.
+    pub fn signal(&self, to: &str, signal: &PeerSignal) {
+        let message = ClientMessage::Signal {
+            to: Cow::Borrowed(to),
+            data: signal,
+        };
+        match encode(&message, &[]) {
+            Ok(frame) => self.send_frame(frame),
+            Err(e) => js::warn(&e.message),
+        }
+    }
+
+    fn on_frame(self: &Rc<Self>, text: &str) {
+        let Ok(value) = js_sys::JSON::parse(text) else {
+            js::warn("the relay sent a frame that is not JSON; ignored");
+            return;
+        };
+        let message = match ServerMessage::<'static, IgnoredAny>::deserialize(
+            serde_wasm_bindgen::Deserializer::from(value.clone()),
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                js::warn(&format!("unexpected relay message ({e}); ignored"));
+                return;
+            }
+        };
+        match message {
+            ServerMessage::Welcome(w) => {
+                let peers = js::get(&value, "peers");
+                self.on_welcome(
+                    &w.peer_id,
+                    w.resumed,
+                    &w.resume_token,
+                    &peers,
+                    js::get(&value, "iceServers"),
+                );
+            }
+            ServerMessage::PeerJoined { peer } => {
+                let info = js::get(&value, "peer");
+                self.add_peer(peer.id.into_owned(), info.clone(), false);
+                self.emit(
+                    "peer-joined",
+                    &js::object(&[("peer", self.peer_view(&peer_id_of(&info)))]),
+                );
+            }
+            ServerMessage::PeerLeft { peer_id, reason } => {
+                let removed = self.peers.borrow_mut().remove(peer_id.as_ref());
+                if removed.is_some() {
+                    drop(removed);
+                    let reason = match reason {
+                        meshwire_protocol::LeaveReason::Left => "left",
+                        meshwire_protocol::LeaveReason::Lost => "lost",
+                    };
+                    self.emit(
+                        "peer-left",
+                        &js::object(&[
+                            ("peerId", JsValue::from_str(&peer_id)),
+                            ("reason", JsValue::from_str(reason)),
+                        ]),
+                    );
+                }
+            }
+            ServerMessage::Signal { from, .. } => {
+                let data = js::get(&value, "data");
+                match serde_wasm_bindgen::from_value::<PeerSignal>(data) {
+                    Ok(signal) => {
+                        if let Some(p) = self.peers.borrow().get(from.as_ref()) {
+                            p.deliver(signal);
+                        }
+                    }
+                    Err(e) => js::warn(&format!("malformed signal from {from} ({e}); ignored")),
+                }
+            }
+            ServerMessage::Broadcast { from, .. } => {
+                self.emit(
+                    "broadcast",
+                    &js::object(&[
+                        ("from", JsValue::from_str(&from)),
+                        ("data", js::get(&value, "data")),
+                    ]),
+                );
+            }
+            ServerMessage::Error { code, message, .. } => {
+                self.on_relay_error(code.as_str(), &message);
+            }
+            ServerMessage::Shutdown { reconnect_in_ms } => {
+                self.conn.borrow_mut().reconnect_hint_ms = Some(reconnect_in_ms.min(60_000) as u32);
+            }
+            ServerMessage::Pong => {}
+        }
+    }
+
+    fn on_relay_error(self: &Rc<Self>, code: &str, message: &str) {
+        let joining = !self.conn.borrow().welcomed;
+        if joining && code == "resume-failed" {
+            // Our session is gone (e.g. the relay's secret changed): join as a new peer.
+            self.conn.borrow_mut().resume_token = None;
+            let frame = self.join_frame();
+            if let Some(s) = &self.conn.borrow().socket {
+                s.send(&frame);
+            }
+            return;
+        }
+        let error = Error::relay(code, message);
+        if joining {
+            if let Some(tx) = self.conn.borrow_mut().joined.take() {
+                let _ = tx.send(Err(error));
+                return;
+            }
+        }
+        self.emit("error", &error.to_event());
+    }
+
+    fn on_welcome(
+        self: &Rc<Self>,
+        peer_id: &str,
+        resumed: bool,
+        token: &str,
+        peers: &JsValue,
+        ice: JsValue,
+    ) {
+        let first = self.me.borrow().is_empty();
+        let same_session = !first && resumed && *self.me.borrow() == peer_id;
+        *self.me.borrow_mut() = peer_id.to_owned();
+        *self.relay_ice.borrow_mut() = ice;
+        let outbox = {
+            let mut c = self.conn.borrow_mut();
+            c.resume_token = Some(token.to_owned());
+            c.welcomed = true;
+            c.attempts = 0;
+            std::mem::take(&mut c.outbox)
+        };
+        let listed: Vec<(String, JsValue)> = js_sys::Array::from(peers)
+            .iter()
+            .map(|p| (peer_id_of(&p), p))
+            .filter(|(id, _)| !id.is_empty())
+            .collect();
+        let mut joined = Vec::new();
+        let mut left = Vec::new();
+        if same_session {
+            // The relay held us: connections that survived stay. Peers that came
+            // during the outage offer to us; peers that went are dropped.
+            let known: Vec<String> = self.peers.borrow().keys().cloned().collect();
+            for id in known
+                .iter()
+                .filter(|id| !listed.iter().any(|(l, _)| l == *id))
+            {
+                self.peers.borrow_mut().remove(id);
+                left.push(id.clone());
+            }
+            for (id, info) in listed.iter().filter(|(id, _)| !known.contains(id)) {
+                self.add_peer(id.clone(), info.clone(), false);
+                joined.push(id.clone());
+            }
+        } else {
+            // A new session (first join, or back after the grace): the others see us
+            // as a newcomer, so we offer to every one of them on fresh connections.
+            let old: Vec<String> = std::mem::take(&mut *self.peers.borrow_mut())
+                .into_keys()
+                .collect();
+            for (id, info) in &listed {
+                self.add_peer(id.clone(), info.clone(), true);
+                if !first && !old.contains(id) {
+                    joined.push(id.clone());
+                }
+            }
+            left.extend(
+                old.into_iter()
+                    .filter(|id| !listed.iter().any(|(l, _)| l == id)),
+            );
+        }
+        for frame in outbox {
+            self.send_frame(frame);
+        }
+        if let Some(tx) = self.conn.borrow_mut().joined.take() {
+            let _ = tx.send(Ok(()));
+        }
+        for id in left {
+            self.emit(
+                "peer-left",
+                &js::object(&[
+                    ("peerId", JsValue::from_str(&id)),
+                    ("reason", JsValue::from_str("lost")),
+                ]),
+            );
+        }
+        for id in joined {
+            self.emit("peer-joined", &js::object(&[("peer", self.peer_view(&id))]));
+        }
+        if first {
+            self.set_signaling(Signaling::Connected, Some("connected"));
+        } else {
+            self.set_signaling(Signaling::Connected, Some("resumed"));
+        }
+    }
+
+    fn on_closed(self: &Rc<Self>, code: u16, reason: &str) {
+        let (joining, attempts) = {
+            let mut c = self.conn.borrow_mut();
+            c.socket = None;
+            c.welcomed = false;
+            (c.joined.is_some(), c.attempts)
+        };
+        // Closes that reconnecting cannot fix.
+        let fatal = match code {
+            4401 => Some(Error::relay("unauthorized", "the relay refused the token; get a new one and join again")),
+            4409 => Some(Error::new(Code::SignalingFailed, "this session was resumed in another tab or connection")),
+            _ if joining && attempts == 0 => Some(Error::new(
+                Code::SignalingFailed,
+                format!("could not join through the relay at {} (closed with {code} {reason}); check the URL and that the relay is running", self.url),
+            )),
+            _ if !self.options.reconnect => Some(Error::new(Code::SignalingFailed, "the relay connection dropped and reconnect is off")),
+            _ if attempts >= self.options.max_reconnect_attempts => Some(Error::new(
+                Code::SignalingFailed,
+                format!("gave up reconnecting to the relay after {attempts} attempts; join again when the network is back"),
+            )),
+            _ => None,
+        };
+        if let Some(error) = fatal {
+            if let Some(tx) = self.conn.borrow_mut().joined.take() {
+                let _ = tx.send(Err(error));
+                return;
+            }
+            self.set_signaling(Signaling::Closed, Some("closed"));
+            self.emit("error", &error.to_event());
+            return;
+        }
+        if self.conn.borrow().state != Signaling::Reconnecting {
+            self.set_signaling(Signaling::Reconnecting, Some("reconnecting"));
+        }
+        self.schedule_reconnect();
+    }
+
+    /// Reconnects after an exponential backoff with jitter (or the relay's hint).
+    fn schedule_reconnect(self: &Rc<Self>) {
+        let delay = {
+            let mut c = self.conn.borrow_mut();
+            let attempt = c.attempts;
+            c.attempts += 1;
+            match c.reconnect_hint_ms.take() {
+                Some(hint) => hint,
+                None => {
+                    let base = f64::from(self.options.reconnect_base_delay_ms);
+                    let cap = f64::from(self.options.reconnect_max_delay_ms);
+                    let exp = (base * 2f64.powi(attempt.min(16) as i32)).min(cap);
+                    // Full jitter in [exp/2, exp): reconnecting clients spread out.
+                    (exp / 2.0 + js_sys::Math::random() * exp / 2.0) as u32
+                }
+            }
+        };
+        let weak = Rc::downgrade(self);
+        let timer = gloo_timers::callback::Timeout::new(delay, move || {
+            let Some(room) = weak.upgrade() else { return };
+            room.conn.borrow_mut().retry = None;
+            if room.left.get() {
+                return;
+            }
+            if let Err(e) = room.connect() {
+                room.emit("error", &e.to_event());
+                room.schedule_reconnect();
+            }
+        });
+        self.conn.borrow_mut().retry = Some(timer);
+    }
+
+    // ---- peers -----------------------------------------------------------------------
+
+    fn rtc_config(&self) -> RtcConfiguration {
+        let servers = js_sys::Array::new();
+        for list in [&self.options.ice_servers, &*self.relay_ice.borrow()] {
+            if js_sys::Array::is_array(list) {
+                for s in js_sys::Array::from(list).iter() {
+                    servers.push(&s);
+                }
+            }
+        }
+        let config = RtcConfiguration::new();
+        config.set_ice_servers(&servers);
+        if let Some(policy) = &self.options.ice_transport_policy {
+            let policy = if policy == "relay" {
+                web_sys::RtcIceTransportPolicy::Relay
+            } else {
+                web_sys::RtcIceTransportPolicy::All
+            };
+            config.set_ice_transport_policy(policy);
+        }
+        config
+    }
+
+    fn add_peer(self: &Rc<Self>, id: String, info: JsValue, initiate: bool) {
+        match Peer::new(self, id.clone(), info, &self.rtc_config(), initiate) {
+            Ok(p) => {
+                self.peers.borrow_mut().insert(id, p);
+            }
+            Err(e) => self.emit("error", &e.to_event()),
+        }
+    }
+
+    /// The user channels to open to every peer.
+    pub fn user_channels(&self) -> Vec<(String, ChannelOptions)> {
+        self.channels.borrow().clone()
+    }
+
+    /// `PeerInfo` for `id` as `room.peers` shows it.
+    pub fn peer_view(&self, id: &str) -> JsValue {
+        let peers = self.peers.borrow();
+        let Some(p) = peers.get(id) else {
+            return JsValue::UNDEFINED;
+        };
+        js::object(&[
+            ("id", JsValue::from_str(id)),
+            ("name", js::get(&p.info, "name")),
+            ("meta", js::get(&p.info, "meta")),
+            ("userId", js::get(&p.info, "userId")),
+            (
+                "connectionState",
+                JsValue::from_str(peer::connection_state_name(p.shared.pc.connection_state())),
+            ),
+            (
+                "audioMuted",
+                JsValue::from_bool(p.shared.remote_muted(Source::Microphone)),
+            ),
+            (
+                "videoMuted",
+                JsValue::from_bool(p.shared.remote_muted(Source::Camera)),
+            ),
+        ])
+    }
+
+    pub fn peer_views(&self) -> js_sys::Array {
+        let ids: Vec<String> = self.peers.borrow().keys().cloned().collect();
+        ids.iter().map(|id| self.peer_view(id)).collect()
+    }
+
+    // ---- data ------------------------------------------------------------------------
+
+    pub fn send(&self, data: &JsValue, to: Option<String>, channel: Option<String>) -> Result<()> {
+        self.ensure_joined()?;
+        let label = channel.unwrap_or_else(|| DEFAULT_CHANNEL.to_owned());
+        let payload = if let Some(s) = data.as_string() {
+            Payload::Text(s)
+        } else if data.is_instance_of::<js_sys::ArrayBuffer>()
+            || data.is_instance_of::<js_sys::Uint8Array>()
+        {
+            Payload::Binary(js_sys::Uint8Array::new(data))
+        } else {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "send() takes a string, an ArrayBuffer or a Uint8Array; use broadcast() for JSON",
+            ));
+        };
+        let peers = self.peers.borrow();
+        let targets: Vec<&Peer> = match &to {
+            Some(id) => vec![peers.get(id).ok_or_else(|| {
+                Error::new(
+                    Code::UnknownPeer,
+                    format!("no peer {id:?} in this room (it may have left)"),
+                )
+            })?],
+            None => peers.values().collect(),
+        };
+        for p in targets {
+            let channels = p.shared.channels.borrow();
+            let Some(ch) = channels.get(&label).filter(|c| !c.is_closed()) else {
+                if to.is_some() {
+                    return Err(Error::new(
+                        Code::ChannelNotOpen,
+                        format!("no open channel {label:?} to peer {}: wait for 'peer-connected', or call createChannel({label:?}) first", p.shared.id),
+                    ));
+                }
+                continue;
+            };
+            // RTCSctpTransport.maxMessageSize (web-sys has no binding); 64 KiB, what
+            // every browser accepts, until the connection has negotiated one.
+            let max =
+                js::get_f64(&js::get(&p.shared.pc, "sctp"), "maxMessageSize").unwrap_or(65_536.0);
+            let size = match &payload {
+                Payload::Text(s) => s.len() as f64,
+                Payload::Binary(b) => f64::from(b.length()),
+            };
+            if size > max {
+                return Err(Error::new(
+                    Code::MessageTooLarge,
+                    format!("a {size} byte message is over the {max} byte limit negotiated with peer {}; split it or use sendFile", p.shared.id),
+                ));
+            }
+            let copy = match &payload {
+                Payload::Text(s) => Payload::Text(s.clone()),
+                Payload::Binary(b) => Payload::Binary(b.clone()),
+            };
+            if let Err(queued) = ch.send(copy) {
+                return Err(Error::new(
+                    Code::MessageTooLarge,
+                    format!(
+                        "{queued} bytes are already waiting for peer {}; wait for it to catch up",
+                        p.shared.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn broadcast(&self, data: &JsValue) -> Result<()> {
+        self.ensure_joined()?;
+        let message: ClientMessage<'_, ()> = ClientMessage::Broadcast { data: () };
+        let frame = encode(&message, &[("data", data.clone())])?;
+        self.send_frame(frame);
+        Ok(())
+    }
+
+    pub fn create_channel(&self, label: String, options: ChannelOptions) -> Result<()> {
+        self.ensure_joined()?;
+        if label.is_empty() || label == DEFAULT_CHANNEL {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                format!("channel label {label:?} is reserved or empty; choose another"),
+            ));
+        }
+        if self.channels.borrow().iter().any(|(l, _)| *l == label) {
+            return Ok(());
+        }
+        self.channels
+            .borrow_mut()
+            .push((label.clone(), options.clone()));
+        for p in self.peers.borrow().values() {
+            p.shared.open_channel(&label, &options);
+        }
+        Ok(())
+    }
+
+    // ---- media -----------------------------------------------------------------------
+
+    pub async fn enable_media(self: &Rc<Self>, constraints: &JsValue) -> Result<MediaStream> {
+        let constraints = if constraints.is_object() {
+            constraints.clone()
+        } else {
+            js::object(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)])
+        };
+        let stream = media::get_user_media(&constraints).await?;
+        {
+            let mut local = self.local.borrow_mut();
+            for t in [local.mic.take(), local.camera.take()]
+                .into_iter()
+                .flatten()
+            {
+                t.stop();
+            }
+            local.mic = media::first_track(&stream, "audio");
+            local.camera = media::first_track(&stream, "video");
+            local.wants_video = is_requested(&js::get(&constraints, "video"));
+            local.camera_constraints = js::get(&constraints, "video");
+            local.stream = Some(stream.clone());
+        }
+        self.sync_senders().await;
+        Ok(stream)
+    }
+
+    /// Makes every peer's senders match the local media: adds missing slots
+    /// (renegotiated), swaps tracks in existing ones (not renegotiated), removes slots
+    /// with nothing left to send, then announces the labels.
+    async fn sync_senders(&self) {
+        let wanted = self.local.borrow().outgoing();
+        let mut swaps = Vec::new();
+        for p in self.peers.borrow().values() {
+            for (slot, track, stream) in &wanted {
+                let existing = p.shared.senders.borrow().get(slot).cloned();
+                match existing {
+                    Some(sender) => {
+                        if sender.track().as_ref() != Some(track) {
+                            swaps.push((sender, Some(track.clone())));
+                        }
+                    }
+                    None => p.shared.add_sender(*slot, track, stream),
+                }
+            }
+            let senders = p.shared.senders.borrow().clone();
+            for (slot, sender) in senders {
+                if wanted.iter().any(|(s, ..)| *s == slot) {
+                    continue;
+                }
+                match slot {
+                    // An extra screen transceiver goes away (renegotiated).
+                    Slot::Screen => p.shared.remove_sender(slot),
+                    // Microphone and camera slots stay, sending nothing, so turning
+                    // the device on again is a replaceTrack without renegotiation.
+                    Slot::Audio | Slot::Video => {
+                        if sender.track().is_some() {
+                            swaps.push((sender, None));
+                        }
+                    }
+                }
+            }
+        }
+        for (sender, track) in swaps {
+            if let Err(e) = JsFuture::from(sender.replace_track(track.as_ref())).await {
+                js::warn(&format!(
+                    "replaceTrack failed: {}",
+                    crate::error::describe(&e)
+                ));
+            }
+        }
+        self.announce_media();
+    }
+
+    /// Sends every peer our current media labels (mute state, camera vs screen).
+    fn announce_media(&self) {
+        let peers = self.peers.borrow();
+        for p in peers.values() {
+            let media = p.shared.media_info();
+            if !media.is_empty() {
+                p.shared.send(PeerSignal {
+                    media: Some(media),
+                    ..PeerSignal::default()
+                });
+            }
+        }
+    }
+
+    pub fn set_microphone_enabled(&self, on: bool) {
+        if let Some(mic) = &self.local.borrow().mic {
+            mic.set_enabled(on);
+        }
+        self.announce_media();
+    }
+
+    pub async fn set_camera_enabled(self: &Rc<Self>, on: bool) -> Result<()> {
+        if on {
+            if self.local.borrow().camera.is_some() {
+                return Ok(());
+            }
+            let constraints = {
+                let local = self.local.borrow();
+                let video = if local.camera_constraints.is_object() {
+                    local.camera_constraints.clone()
+                } else {
+                    JsValue::TRUE
+                };
+                js::object(&[("video", video)])
+            };
+            let stream = media::get_user_media(&constraints).await?;
+            let Some(track) = media::first_track(&stream, "video") else {
+                return Err(Error::new(
+                    Code::MediaFailed,
+                    "the camera gave no video track",
+                ));
+            };
+            let mut local = self.local.borrow_mut();
+            let local_stream = local
+                .stream
+                .get_or_insert_with(|| MediaStream::new().unwrap_or(stream.clone()));
+            local_stream.add_track(&track);
+            local.camera = Some(track);
+            local.wants_video = true;
+        } else {
+            let mut local = self.local.borrow_mut();
+            if let Some(cam) = local.camera.take() {
+                cam.stop();
+                if let Some(s) = &local.stream {
+                    s.remove_track(&cam);
+                }
+            }
+        }
+        self.sync_senders().await;
+        Ok(())
+    }
+
+    pub async fn start_screen_share(
+        self: &Rc<Self>,
+        replace_camera: bool,
+        audio: bool,
+    ) -> Result<MediaStream> {
+        self.ensure_joined()?;
+        if self.local.borrow().screen.is_some() {
+            self.stop_screen_share().await;
+        }
+        let stream = media::get_display_media(audio).await?;
+        let Some(track) = media::first_track(&stream, "video") else {
+            return Err(Error::new(
+                Code::MediaFailed,
+                "the screen share gave no video track",
+            ));
+        };
+        let replaces = replace_camera && self.local.borrow().wants_video;
+        let weak = Rc::downgrade(self);
+        // The user may end the share from the browser's own UI.
+        let ended = EventListener::once(&track, "ended", move |_| {
+            if let Some(room) = weak.upgrade() {
+                wasm_bindgen_futures::spawn_local(async move { room.stop_screen_share().await });
+            }
+        });
+        *self.screen_ended.borrow_mut() = Some(ended);
+        self.local.borrow_mut().screen = Some(Screen {
+            stream: stream.clone(),
+            track: track.clone(),
+            replaces_camera: replaces,
+        });
+        self.sync_senders().await;
+        self.emit(
+            "track",
+            &js::object(&[
+                ("peerId", JsValue::from_str(&self.my_id())),
+                ("track", track.into()),
+                ("stream", stream.clone().into()),
+                ("source", JsValue::from_str("screen")),
+                ("muted", JsValue::FALSE),
+            ]),
+        );
+        Ok(stream)
+    }
+
+    pub async fn stop_screen_share(self: &Rc<Self>) {
+        self.screen_ended.borrow_mut().take();
+        let Some(screen) = self.local.borrow_mut().screen.take() else {
+            return;
+        };
+        screen.track.stop();
+        for t in screen.stream.get_tracks().iter() {
+            if let Ok(t) = t.dyn_into::<web_sys::MediaStreamTrack>() {
+                t.stop();
+            }
+        }
+        self.sync_senders().await;
+        self.emit(
+            "track-removed",
+            &js::object(&[
+                ("peerId", JsValue::from_str(&self.my_id())),
+                ("track", screen.track.into()),
+                ("stream", screen.stream.into()),
+                ("source", JsValue::from_str("screen")),
+                ("muted", JsValue::FALSE),
+            ]),
+        );
+    }
+
+    // ---- leaving ---------------------------------------------------------------------
+
+    fn ensure_joined(&self) -> Result<()> {
+        if self.left.get() {
+            return Err(Error::new(
+                Code::NotJoined,
+                "this room was left; join again with Room.join()",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Leaves: tells the relay, closes every connection, stops local media.
+    pub fn leave(&self) {
+        if self.left.get() {
+            return;
+        }
+        if let Some(s) = &self.conn.borrow().socket {
+            let message: ClientMessage<'_, ()> = ClientMessage::Leave;
+            if let Ok(frame) = encode(&message, &[]) {
+                s.send(&frame);
+            }
+        }
+        self.shutdown();
+        self.emit("signaling", &JsValue::from_str("closed"));
+        self.emitter.clear();
+    }
+
+    /// Releases everything (also when a join fails).
+    fn shutdown(&self) {
+        self.left.set(true);
+        {
+            let mut c = self.conn.borrow_mut();
+            c.retry = None;
+            c.state = Signaling::Closed;
+            if let Some(s) = c.socket.take() {
+                s.close();
+            }
+        }
+        let peers = std::mem::take(&mut *self.peers.borrow_mut());
+        drop(peers);
+        self.screen_ended.borrow_mut().take();
+        self.local.borrow_mut().stop_all();
+    }
+
+    pub fn signaling_state(&self) -> &'static str {
+        self.conn.borrow().state.as_str()
+    }
+}
+
+fn peer_id_of(info: &JsValue) -> String {
+    js::get_string(info, "id").unwrap_or_default()
+}
+
+/// A client frame: `message` through the protocol types, plus opaque JSON fields
+/// (`meta`, `broadcast.data`) set on the object before it is stringified.
+fn encode<M: Serialize>(message: &M, extra: &[(&str, JsValue)]) -> Result<String> {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    let value = message.serialize(&serializer).map_err(|e| {
+        Error::new(
+            Code::Internal,
+            format!("encoding a relay message failed: {e}"),
+        )
+    })?;
+    for (k, v) in extra {
+        js::set(&value, k, v);
+    }
+    js_sys::JSON::stringify(&value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| {
+            Error::new(
+                Code::InvalidArgument,
+                "the data is not JSON-serialisable (cyclic, or contains a BigInt)",
+            )
+        })
+}
+
+/// `ws://` / `wss://` URL of the relay's socket from what the app passed: a ws(s) or
+/// http(s) URL, with or without the `/ws` path.
+fn ws_url(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        format!("wss://{r}")
+    } else if let Some(r) = url.strip_prefix("http://") {
+        format!("ws://{r}")
+    } else if url.starts_with("ws://") || url.starts_with("wss://") {
+        url.to_owned()
+    } else {
+        return Err(Error::new(
+            Code::InvalidArgument,
+            format!("relay URL {url:?} must start with ws://, wss://, http:// or https://"),
+        ));
+    };
+    let has_path = rest.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty());
+    Ok(if has_path { rest } else { format!("{rest}/ws") })
+}
+
+/// Parses the `createChannel` options (kept here so `lib.rs` stays a thin face).
+pub fn channel_options(options: &JsValue) -> ChannelOptions {
+    data::parse_options(options)
+}

@@ -1,0 +1,746 @@
+//! The SDK in a real browser (headless Chromium, fake camera/microphone/screen) against
+//! a real relay started by `scripts/test-sdk.sh`, which passes its URL at compile time.
+//! Several `Room`s in one page stand for several users; their peer connections are real
+//! (loopback ICE).
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, Reflect, Uint8Array};
+use meshwire::Room;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const RELAY: &str = match option_env!("MESHWIRE_RELAY_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:18700",
+};
+/// The relay again, through `fault-proxy` (tests/), whose control port can cut it.
+const PROXIED: &str = match option_env!("MESHWIRE_PROXY_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:18701",
+};
+const PROXY_CONTROL: &str = match option_env!("MESHWIRE_PROXY_CONTROL") {
+    Some(url) => url,
+    None => "http://127.0.0.1:18702",
+};
+
+// ---- helpers ------------------------------------------------------------------------
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}", (js_sys::Math::random() * 1e12) as u64)
+}
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = js_sys::Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &JsValue::from_str(k), v).unwrap();
+    }
+    o.into()
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn get_str(v: &JsValue, key: &str) -> String {
+    get(v, key).as_string().unwrap_or_default()
+}
+
+async fn sleep(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// Polls `cond` every 20 ms until it holds, failing the test after `ms`.
+async fn until(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
+    let start = js_sys::Date::now();
+    while !cond() {
+        assert!(
+            js_sys::Date::now() - start < f64::from(ms),
+            "timed out after {ms} ms waiting for {what}"
+        );
+        sleep(20).await;
+    }
+}
+
+/// Records every event a room emits.
+struct Recorder {
+    events: Rc<RefCell<Vec<(String, JsValue)>>>,
+    _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+const EVENTS: [&str; 12] = [
+    "peer-joined",
+    "peer-left",
+    "peer-connected",
+    "peer-disconnected",
+    "connection-state",
+    "track",
+    "track-removed",
+    "mute",
+    "message",
+    "broadcast",
+    "signaling",
+    "error",
+];
+
+impl Recorder {
+    fn new(room: &Room) -> Recorder {
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let mut handlers = Vec::new();
+        for name in EVENTS {
+            let log = events.clone();
+            let h = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                log.borrow_mut().push((name.to_owned(), e));
+            });
+            room.on(
+                JsValue::from_str(name).unchecked_into(),
+                h.as_ref().clone().unchecked_into(),
+            )
+            .unwrap();
+            handlers.push(h);
+        }
+        Recorder {
+            events,
+            _handlers: handlers,
+        }
+    }
+
+    fn all(&self, name: &str) -> Vec<JsValue> {
+        self.events
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    fn count(&self, name: &str, pred: impl Fn(&JsValue) -> bool) -> usize {
+        self.all(name).iter().filter(|e| pred(e)).count()
+    }
+
+    async fn wait(&self, name: &str, ms: u32, pred: impl Fn(&JsValue) -> bool) -> JsValue {
+        let mut found = None;
+        until(&format!("a '{name}' event"), ms, || {
+            found = self.all(name).into_iter().find(|e| pred(e));
+            found.is_some()
+        })
+        .await;
+        found.unwrap()
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.all("error")
+            .iter()
+            .map(|e| format!("{}: {}", get_str(e, "code"), get_str(e, "message")))
+            .collect()
+    }
+}
+
+async fn join(url: &str, room: &str, options: JsValue) -> Room {
+    match Room::join(url.to_owned(), room.to_owned(), options.unchecked_into()).await {
+        Ok(r) => r,
+        Err(e) => panic!("join {room} failed: {}", get_str(&e, "message")),
+    }
+}
+
+fn named(name: &str) -> JsValue {
+    obj(&[("name", JsValue::from_str(name))])
+}
+
+/// Joins `n` rooms in turn and waits until every pair is connected.
+async fn mesh(
+    url: &str,
+    room: &str,
+    n: usize,
+    options: impl Fn(usize) -> JsValue,
+) -> Vec<(Room, Recorder)> {
+    let mut rooms: Vec<(Room, Recorder)> = Vec::new();
+    for i in 0..n {
+        let r = join(url, room, options(i)).await;
+        let rec = Recorder::new(&r);
+        rooms.push((r, rec));
+    }
+    for (r, rec) in &rooms {
+        until(
+            &format!("{} connected to {} peers", r.peer_id(), n - 1),
+            15_000,
+            || {
+                let connected: std::collections::BTreeSet<String> = rec
+                    .all("peer-connected")
+                    .iter()
+                    .map(|e| get_str(e, "peerId"))
+                    .collect();
+                connected.len() == n - 1
+            },
+        )
+        .await;
+    }
+    rooms
+}
+
+fn send(
+    room: &Room,
+    data: JsValue,
+    to: Option<&str>,
+    channel: Option<&str>,
+) -> Result<(), JsValue> {
+    let mut opts = Vec::new();
+    if let Some(to) = to {
+        opts.push(("to", JsValue::from_str(to)));
+    }
+    if let Some(c) = channel {
+        opts.push(("channel", JsValue::from_str(c)));
+    }
+    room.send(data.unchecked_into(), obj(&opts).unchecked_into())
+}
+
+fn messages(rec: &Recorder, channel: &str) -> Vec<JsValue> {
+    rec.all("message")
+        .into_iter()
+        .filter(|m| get_str(m, "channel") == channel)
+        .map(|m| get(&m, "data"))
+        .collect()
+}
+
+/// A `<video>` playing `stream` (muted, so autoplay is allowed).
+fn video_of(stream: &JsValue) -> web_sys::HtmlVideoElement {
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let v: web_sys::HtmlVideoElement = doc.create_element("video").unwrap().unchecked_into();
+    v.set_muted(true);
+    v.set_autoplay(true);
+    v.set_src_object(Some(stream.unchecked_ref()));
+    doc.body().unwrap().append_child(&v).unwrap();
+    let _ = v.play();
+    v
+}
+
+/// Waits until `video` shows frames of `width` (0 = any) and its time advances.
+async fn playing(video: &web_sys::HtmlVideoElement, width: u32, ms: u32) {
+    until(&format!("video frames {width} wide"), ms, || {
+        video.video_width() > 0 && (width == 0 || video.video_width() == width)
+    })
+    .await;
+    let t0 = video.current_time();
+    until("the video's time to advance", ms, || {
+        video.current_time() > t0
+    })
+    .await;
+}
+
+async fn proxy(command: &str) {
+    let window = web_sys::window().unwrap();
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let url = format!("{PROXY_CONTROL}/{command}");
+    JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+        .await
+        .unwrap_or_else(|e| panic!("fault-proxy {command} failed: {e:?}"));
+}
+
+fn track_events(rec: &Recorder, from: &str, source: &str) -> Vec<JsValue> {
+    rec.all("track")
+        .into_iter()
+        .filter(|e| get_str(e, "peerId") == from && get_str(e, "source") == source)
+        .collect()
+}
+
+// ---- presence -----------------------------------------------------------------------
+
+#[wasm_bindgen_test]
+async fn presence_join_and_leave() {
+    let room = unique("presence");
+    let a = join(RELAY, &room, named("Ada")).await;
+    let ra = Recorder::new(&a);
+    assert_eq!(a.room_id(), room);
+    assert_eq!(
+        a.peer_id().len(),
+        22,
+        "128-bit base64url id: {}",
+        a.peer_id()
+    );
+    assert_eq!(Array::from(&a.peers()).length(), 0);
+
+    let b = join(RELAY, &room, named("Bob")).await;
+    let rb = Recorder::new(&b);
+    // The newcomer sees the room in `peers` at once, with names.
+    let peers = Array::from(&b.peers());
+    assert_eq!(peers.length(), 1);
+    assert_eq!(get_str(&peers.get(0), "id"), a.peer_id());
+    assert_eq!(get_str(&peers.get(0), "name"), "Ada");
+    let joined = ra.wait("peer-joined", 5_000, |_| true).await;
+    assert_eq!(get_str(&get(&joined, "peer"), "id"), b.peer_id());
+    assert_eq!(get_str(&get(&joined, "peer"), "name"), "Bob");
+    ra.wait("peer-connected", 15_000, |e| {
+        get_str(e, "peerId") == b.peer_id()
+    })
+    .await;
+    rb.wait("peer-connected", 15_000, |e| {
+        get_str(e, "peerId") == a.peer_id()
+    })
+    .await;
+
+    // Leaving is seen at once (a clean close), not after a timeout.
+    let started = js_sys::Date::now();
+    let b_id = b.peer_id();
+    b.leave().await;
+    let left = ra
+        .wait("peer-left", 3_000, |e| get_str(e, "peerId") == b_id)
+        .await;
+    assert_eq!(get_str(&left, "reason"), "left");
+    assert!(
+        js_sys::Date::now() - started < 2_000.0,
+        "peer-left took too long"
+    );
+    assert_eq!(Array::from(&a.peers()).length(), 0);
+    // The left room refuses further use with a clear code.
+    let err = b.broadcast(JsValue::from_str("hi")).unwrap_err();
+    assert_eq!(get_str(&err, "code"), "not-joined");
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+    a.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn invalid_room_and_unreachable_relay_fail_with_codes() {
+    let err = Room::join(
+        RELAY.into(),
+        "bad room!".into(),
+        JsValue::UNDEFINED.unchecked_into(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(get_str(&err, "code"), "invalid-room");
+    assert!(err.is_instance_of::<js_sys::Error>());
+    let err = Room::join(
+        "ws://127.0.0.1:9".into(),
+        unique("x"),
+        JsValue::UNDEFINED.unchecked_into(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(get_str(&err, "code"), "signaling-failed");
+    assert!(get_str(&err, "message").contains("127.0.0.1:9"));
+}
+
+// ---- data ---------------------------------------------------------------------------
+
+#[wasm_bindgen_test]
+async fn text_binary_and_user_channel_messages_both_ways() {
+    let room = unique("data");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+
+    send(a, JsValue::from_str("hello from a"), None, None).unwrap();
+    send(
+        b,
+        JsValue::from_str("hello from b"),
+        Some(&a.peer_id()),
+        None,
+    )
+    .unwrap();
+    let bytes = Uint8Array::from(&[1u8, 2, 3, 250][..]);
+    send(a, bytes.into(), Some(&b.peer_id()), None).unwrap();
+    until("text both ways", 5_000, || {
+        messages(rb, "meshwire")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("hello from a"))
+            && messages(ra, "meshwire")
+                .iter()
+                .any(|d| d.as_string().as_deref() == Some("hello from b"))
+    })
+    .await;
+    until("binary", 5_000, || {
+        messages(rb, "meshwire")
+            .iter()
+            .any(|d| d.is_instance_of::<js_sys::ArrayBuffer>())
+    })
+    .await;
+    let bin = messages(rb, "meshwire")
+        .into_iter()
+        .find(|d| d.is_instance_of::<js_sys::ArrayBuffer>())
+        .unwrap();
+    assert_eq!(Uint8Array::new(&bin).to_vec(), vec![1, 2, 3, 250]);
+    let m = rb
+        .wait("message", 100, |m| get(m, "data").as_string().is_some())
+        .await;
+    assert_eq!(get_str(&m, "from"), a.peer_id());
+
+    // A user channel, unordered, both ways.
+    let opts = obj(&[("ordered", JsValue::FALSE)]);
+    a.create_channel("game".into(), opts.unchecked_into())
+        .unwrap();
+    b.create_channel("game".into(), JsValue::UNDEFINED.unchecked_into())
+        .unwrap();
+    sleep(300).await;
+    send(a, JsValue::from_str("move a"), None, Some("game")).unwrap();
+    send(b, JsValue::from_str("move b"), None, Some("game")).unwrap();
+    until("user channel both ways", 5_000, || {
+        messages(rb, "game")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("move a"))
+            && messages(ra, "game")
+                .iter()
+                .any(|d| d.as_string().as_deref() == Some("move b"))
+    })
+    .await;
+
+    // Misuse gets codes, not panics.
+    let e = send(a, JsValue::from_str("x"), Some("nobody"), None).unwrap_err();
+    assert_eq!(get_str(&e, "code"), "unknown-peer");
+    let e = send(a, JsValue::from_f64(1.0), None, None).unwrap_err();
+    assert_eq!(get_str(&e, "code"), "invalid-argument");
+    let big = Uint8Array::new_with_length(2 * 1024 * 1024);
+    let e = send(a, big.into(), Some(&b.peer_id()), None).unwrap_err();
+    assert_eq!(get_str(&e, "code"), "message-too-large");
+    assert!(
+        ra.errors().is_empty() && rb.errors().is_empty(),
+        "{:?} {:?}",
+        ra.errors(),
+        rb.errors()
+    );
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn many_messages_arrive_in_order_without_killing_the_channel() {
+    // 40 MiB through the default channel: far past Chrome's ~16 MiB send buffer, so it
+    // only survives if the SDK holds messages back (bufferedAmountLowThreshold).
+    let room = unique("bulk");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let chunk = 64 * 1024;
+    let count = 640u32;
+    for i in 0..count {
+        let buf = Uint8Array::new_with_length(chunk);
+        buf.fill((i % 251) as u8, 0, chunk);
+        send(a, buf.into(), Some(&b.peer_id()), None).unwrap();
+    }
+    until("all 640 chunks", 60_000, || {
+        messages(rb, "meshwire").len() == count as usize
+    })
+    .await;
+    for (i, d) in messages(rb, "meshwire").iter().enumerate() {
+        let bytes = Uint8Array::new(d);
+        assert_eq!(bytes.length(), chunk);
+        assert_eq!(
+            bytes.get_index(chunk - 1),
+            (i % 251) as u8,
+            "chunk {i} out of order"
+        );
+    }
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn broadcast_reaches_every_other_peer_of_three() {
+    let room = unique("bcast");
+    let rooms = mesh(RELAY, &room, 3, |_| JsValue::UNDEFINED).await;
+    let payload = obj(&[
+        ("text", JsValue::from_str("hi all")),
+        ("n", JsValue::from_f64(3.0)),
+    ]);
+    rooms[0].0.broadcast(payload).unwrap();
+    for (_, rec) in &rooms[1..] {
+        let e = rec.wait("broadcast", 5_000, |_| true).await;
+        assert_eq!(get_str(&e, "from"), rooms[0].0.peer_id());
+        assert_eq!(get_str(&get(&e, "data"), "text"), "hi all");
+        assert_eq!(get(&get(&e, "data"), "n").as_f64(), Some(3.0));
+    }
+    sleep(200).await;
+    assert_eq!(
+        rooms[0].1.all("broadcast").len(),
+        0,
+        "the sender does not get its own broadcast"
+    );
+    // Three-way data mesh: each peer reaches each other peer directly.
+    for (r, _) in &rooms {
+        send(
+            r,
+            JsValue::from_str(&format!("from {}", r.peer_id())),
+            None,
+            None,
+        )
+        .unwrap();
+    }
+    for (r, rec) in &rooms {
+        until("two messages each", 5_000, || {
+            messages(rec, "meshwire").len() == 2
+        })
+        .await;
+        assert!(!messages(rec, "meshwire")
+            .iter()
+            .any(|d| d.as_string() == Some(format!("from {}", r.peer_id()))));
+    }
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+// ---- media --------------------------------------------------------------------------
+
+#[wasm_bindgen_test]
+async fn camera_arrives_mutes_and_camera_off_on_without_renegotiation() {
+    let room = unique("media");
+    let av = || obj(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)]);
+    let rooms = mesh(RELAY, &room, 2, |_| av()).await;
+    let ((a, _ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    assert!(a.local_stream().is_some());
+
+    let cam = rb
+        .wait("track", 10_000, |e| {
+            get_str(e, "source") == "camera" && get_str(e, "peerId") == a.peer_id()
+        })
+        .await;
+    rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    let video = video_of(&get(&cam, "stream"));
+    playing(&video, 0, 10_000).await;
+
+    a.set_microphone_enabled(false);
+    let m = rb
+        .wait("mute", 5_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    assert_eq!(get(&m, "muted"), JsValue::TRUE);
+    let view = Array::from(&b.peers()).get(0);
+    assert_eq!(get(&view, "audioMuted"), JsValue::TRUE);
+    a.set_microphone_enabled(true);
+    rb.wait("mute", 5_000, |e| {
+        get_str(e, "source") == "microphone" && get(e, "muted") == JsValue::FALSE
+    })
+    .await;
+
+    // Camera off releases the device; the remote sees a muted camera.
+    a.set_camera_enabled(false).await.unwrap();
+    let local = a.local_stream().unwrap();
+    assert_eq!(
+        local.get_video_tracks().length(),
+        0,
+        "camera track released"
+    );
+    rb.wait("mute", 5_000, |e| {
+        get_str(e, "source") == "camera" && get(e, "muted") == JsValue::TRUE
+    })
+    .await;
+    let tracks_before = rb.all("track").len();
+    a.set_camera_enabled(true).await.unwrap();
+    rb.wait("mute", 5_000, |e| {
+        get_str(e, "source") == "camera" && get(e, "muted") == JsValue::FALSE
+    })
+    .await;
+    // Same remote track, frames flowing again, no new track (no renegotiation).
+    let t0 = video.current_time();
+    until("video to play again", 10_000, || {
+        video.current_time() > t0 + 0.5
+    })
+    .await;
+    assert_eq!(
+        rb.all("track").len(),
+        tracks_before,
+        "camera on again must not add a track"
+    );
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn screen_share_replaces_the_camera_and_reverts_when_ended() {
+    let room = unique("screen");
+    let av = || obj(&[("audio", JsValue::FALSE), ("video", JsValue::TRUE)]);
+    let rooms = mesh(RELAY, &room, 2, |_| av()).await;
+    let ((a, _), (_b, rb)) = (&rooms[0], &rooms[1]);
+    let cam = rb
+        .wait("track", 10_000, |e| get_str(e, "source") == "camera")
+        .await;
+    let video = video_of(&get(&cam, "stream"));
+    playing(&video, 640, 10_000).await;
+
+    let screen = a
+        .start_screen_share(JsValue::UNDEFINED.unchecked_into())
+        .await
+        .unwrap();
+    // The same remote track is relabelled and now carries the fake 1280x720 screen.
+    rb.wait("track", 5_000, |e| get_str(e, "source") == "screen")
+        .await;
+    playing(&video, 1280, 10_000).await;
+    assert_eq!(
+        rb.all("track")
+            .iter()
+            .filter(|e| get_str(e, "source") == "screen")
+            .count(),
+        1
+    );
+
+    // The user ends it from the browser's UI: the browser fires `ended` on the track.
+    let track = web_sys::MediaStream::from(screen).get_video_tracks().get(0);
+    let ended = web_sys::Event::new("ended").unwrap();
+    track
+        .unchecked_ref::<web_sys::EventTarget>()
+        .dispatch_event(&ended)
+        .unwrap();
+    until("the camera to be announced again", 5_000, || {
+        rb.count("track", |e| get_str(e, "source") == "camera") == 2
+    })
+    .await;
+    playing(&video, 640, 10_000).await;
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn extra_track_screen_share_renegotiates_and_is_removed() {
+    let room = unique("screen2");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (_b, rb)) = (&rooms[0], &rooms[1]);
+    let opts = obj(&[("replaceCamera", JsValue::FALSE)]);
+    a.start_screen_share(opts.unchecked_into()).await.unwrap();
+    let t = rb
+        .wait("track", 10_000, |e| get_str(e, "source") == "screen")
+        .await;
+    let video = video_of(&get(&t, "stream"));
+    playing(&video, 1280, 10_000).await;
+    a.stop_screen_share().await;
+    rb.wait("track-removed", 10_000, |e| {
+        get_str(e, "source") == "screen"
+    })
+    .await;
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn glare_both_share_screens_at_once_twenty_rounds() {
+    let room = unique("glare");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let extra = || obj(&[("replaceCamera", JsValue::FALSE)]).unchecked_into();
+    for round in 1..=20usize {
+        // Both start at the same instant: both offer, perfect negotiation resolves it.
+        let (x, y) = futures_util::future::join(
+            a.start_screen_share(extra()),
+            b.start_screen_share(extra()),
+        )
+        .await;
+        x.unwrap();
+        y.unwrap();
+        until(
+            &format!("round {round}: both see the other's screen"),
+            15_000,
+            || {
+                track_events(ra, &b.peer_id(), "screen").len() == round
+                    && track_events(rb, &a.peer_id(), "screen").len() == round
+            },
+        )
+        .await;
+        futures_util::future::join(a.stop_screen_share(), b.stop_screen_share()).await;
+        until(
+            &format!("round {round}: both see it removed"),
+            15_000,
+            || {
+                ra.count("track-removed", |e| get_str(e, "source") == "screen") == round
+                    && rb.count("track-removed", |e| get_str(e, "source") == "screen") == round
+            },
+        )
+        .await;
+    }
+    // Still one healthy connection each way.
+    send(a, JsValue::from_str("after glare"), None, None).unwrap();
+    until("a message after 20 rounds", 5_000, || {
+        !messages(rb, "meshwire").is_empty()
+    })
+    .await;
+    assert!(
+        ra.errors().is_empty() && rb.errors().is_empty(),
+        "{:?} {:?}",
+        ra.errors(),
+        rb.errors()
+    );
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+// ---- relay outage -------------------------------------------------------------------
+
+#[wasm_bindgen_test]
+async fn relay_cut_mid_call_data_keeps_flowing_and_the_room_resumes() {
+    let room = unique("outage");
+    let rooms = mesh(PROXIED, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+
+    proxy("block").await;
+    proxy("cut").await;
+    ra.wait("signaling", 5_000, |s| {
+        s.as_string().as_deref() == Some("reconnecting")
+    })
+    .await;
+    rb.wait("signaling", 5_000, |s| {
+        s.as_string().as_deref() == Some("reconnecting")
+    })
+    .await;
+    // The peer-to-peer channel does not need the relay.
+    send(a, JsValue::from_str("during the outage"), None, None).unwrap();
+    until("a message during the outage", 5_000, || {
+        messages(rb, "meshwire")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("during the outage"))
+    })
+    .await;
+
+    proxy("unblock").await;
+    ra.wait("signaling", 15_000, |s| {
+        s.as_string().as_deref() == Some("resumed")
+    })
+    .await;
+    rb.wait("signaling", 15_000, |s| {
+        s.as_string().as_deref() == Some("resumed")
+    })
+    .await;
+    assert_eq!(a.peer_id(), a_id, "same peer id after resume");
+    assert_eq!(b.peer_id(), b_id, "same peer id after resume");
+    assert_eq!(ra.count("peer-left", |_| true), 0, "no one left");
+    // Signaling works again: a broadcast goes through the relay.
+    a.broadcast(JsValue::from_str("back")).unwrap();
+    rb.wait("broadcast", 5_000, |e| {
+        get(e, "data").as_string().as_deref() == Some("back")
+    })
+    .await;
+    for (r, _) in &rooms {
+        r.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
+    // b's relay connection dies and cannot come back (blocked): the relay holds b for
+    // its resume grace (1 s in the test relay), then a hears `peer-left` "lost".
+    let room = unique("death");
+    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let ra = Recorder::new(&a);
+    let no_reconnect = obj(&[("reconnect", JsValue::FALSE)]);
+    let b = join(PROXIED, &room, no_reconnect).await;
+    let b_id = b.peer_id();
+    ra.wait("peer-joined", 5_000, |_| true).await;
+    proxy("block").await;
+    proxy("cut").await;
+    let left = ra
+        .wait("peer-left", 10_000, |e| get_str(e, "peerId") == b_id)
+        .await;
+    assert_eq!(get_str(&left, "reason"), "lost");
+    proxy("unblock").await;
+    a.leave().await;
+    b.leave().await;
+}
