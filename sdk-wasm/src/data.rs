@@ -99,6 +99,10 @@ impl State {
 
 /// One data channel to one peer.
 pub struct Channel {
+    /// Its label.
+    pub label: String,
+    /// We opened it (rather than adopting the remote's).
+    pub ours: bool,
     state: Rc<State>,
     _listeners: [EventListener; 3],
 }
@@ -106,7 +110,7 @@ pub struct Channel {
 impl Channel {
     /// Wraps `dc` (ours or adopted from the remote side); its messages are emitted as
     /// `message` events from `peer`.
-    pub fn new(dc: RtcDataChannel, peer: &str, room: Weak<Inner>) -> Channel {
+    pub fn new(dc: RtcDataChannel, ours: bool, peer: &str, room: Weak<Inner>) -> Channel {
         dc.set_binary_type(web_sys::RtcDataChannelType::Arraybuffer);
         dc.set_buffered_amount_low_threshold(LOW_WATER);
         let state = Rc::new(State {
@@ -143,6 +147,8 @@ impl Channel {
             }
         });
         Channel {
+            label: state.dc.label(),
+            ours,
             state,
             _listeners: [on_message, on_open, on_low],
         }

@@ -6,6 +6,10 @@
 //! turning it on again is a `replaceTrack` with no renegotiation. A screen share
 //! either takes over the camera slot (`replaceTrack`, no renegotiation) or gets a slot
 //! of its own (a new transceiver, renegotiated by perfect negotiation).
+//!
+//! Beware: web-sys binds the JavaScript `clone()` of `MediaStream` and
+//! `MediaStreamTrack` as inherent methods, so `track.clone()` makes a *new* track.
+//! This crate writes `Clone::clone(&track)` for another handle to the same one.
 
 use crate::error::{Code, Error};
 use meshwire_protocol::peer::Source;
@@ -51,13 +55,17 @@ impl Local {
     pub fn outgoing(&self) -> Vec<(Slot, MediaStreamTrack, MediaStream)> {
         let mut out = Vec::new();
         if let (Some(stream), Some(mic)) = (&self.stream, &self.mic) {
-            out.push((Slot::Audio, mic.clone(), stream.clone()));
+            out.push((Slot::Audio, Clone::clone(mic), Clone::clone(stream)));
         }
         if let (Some(stream), Some(track)) = (&self.stream, self.video_track()) {
-            out.push((Slot::Video, track, stream.clone()));
+            out.push((Slot::Video, track, Clone::clone(stream)));
         }
         if let Some(s) = self.screen.as_ref().filter(|s| !s.replaces_camera) {
-            out.push((Slot::Screen, s.track.clone(), s.stream.clone()));
+            out.push((
+                Slot::Screen,
+                Clone::clone(&s.track),
+                Clone::clone(&s.stream),
+            ));
         }
         out
     }
@@ -66,7 +74,7 @@ impl Local {
     /// camera (None while the camera is off).
     pub fn video_track(&self) -> Option<MediaStreamTrack> {
         match &self.screen {
-            Some(s) if s.replaces_camera => Some(s.track.clone()),
+            Some(s) if s.replaces_camera => Some(Clone::clone(&s.track)),
             _ => self.camera.clone(),
         }
     }

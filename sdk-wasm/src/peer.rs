@@ -62,8 +62,9 @@ pub struct Shared {
     remote_media: RefCell<BTreeMap<String, MediaInfo>>,
     /// Remote tracks by mid.
     pub tracks: RefCell<BTreeMap<String, RemoteTrack>>,
-    /// Data channels by label.
-    pub channels: RefCell<BTreeMap<String, Channel>>,
+    /// Data channels, ours and the remote's. Both sides may open a channel with the
+    /// same label (`createChannel` on each): each is listened to; sends use ours.
+    pub channels: RefCell<Vec<Channel>>,
     /// `connected` was reported (so a drop reports `peer-disconnected` once).
     pub connected: Cell<bool>,
     /// Bumped by every ICE restart; a give-up timer only acts on its own round.
@@ -141,7 +142,7 @@ impl Peer {
 
     /// Closes the connection and its channels.
     pub fn close(&self) {
-        for channel in self.shared.channels.borrow().values() {
+        for channel in self.shared.channels.borrow().iter() {
             channel.close();
         }
         self.shared.pc.close();
@@ -196,7 +197,7 @@ fn listen(shared: &Rc<Shared>) -> Vec<EventListener> {
         }),
         on("datachannel", |peer, e| {
             if let Some(e) = e.dyn_ref::<RtcDataChannelEvent>() {
-                peer.adopt_channel(e.channel());
+                peer.adopt_channel(e.channel(), false);
             }
         }),
         on("iceconnectionstatechange", |peer, _| peer.on_ice_state()),
@@ -453,8 +454,8 @@ impl Shared {
     fn track_event(&self, t: &RemoteTrack) -> JsValue {
         js::object(&[
             ("peerId", JsValue::from_str(&self.id)),
-            ("track", t.track.clone().into()),
-            ("stream", t.stream.clone().into()),
+            ("track", Clone::clone(&t.track).into()),
+            ("stream", Clone::clone(&t.stream).into()),
             ("source", JsValue::from_str(t.source.as_str())),
             ("muted", JsValue::from_bool(t.muted)),
         ])
@@ -479,22 +480,37 @@ impl Shared {
 
     /// Opens a channel we create (the remote side adopts it through `datachannel`).
     pub fn open_channel(&self, label: &str, options: &crate::data::ChannelOptions) {
-        if self.channels.borrow().contains_key(label) {
+        if self
+            .channels
+            .borrow()
+            .iter()
+            .any(|c| c.ours && c.label == label)
+        {
             return;
         }
         let dc = self
             .pc
             .create_data_channel_with_data_channel_dict(label, &options.to_init());
-        self.adopt_channel(dc);
+        self.adopt_channel(dc, true);
     }
 
-    /// Takes ownership of a channel (ours or the remote's) and listens to it.
-    fn adopt_channel(&self, dc: RtcDataChannel) {
-        let label = dc.label();
-        let channel = Channel::new(dc, &self.id, self.room.clone());
-        // A channel of the same label from both sides: keep the first, drop the other's
-        // listeners (its messages still arrive on the kept one's peer connection).
-        self.channels.borrow_mut().entry(label).or_insert(channel);
+    /// Takes ownership of a channel (ours, or the remote's) and listens to it.
+    fn adopt_channel(&self, dc: RtcDataChannel, ours: bool) {
+        let channel = Channel::new(dc, ours, &self.id, self.room.clone());
+        self.channels.borrow_mut().push(channel);
+    }
+
+    /// Runs `f` on the channel `send` should use for `label`: ours if we opened one,
+    /// else the remote's; never a closed one.
+    pub fn with_channel<T>(&self, label: &str, f: impl FnOnce(&Channel) -> T) -> Option<T> {
+        let channels = self.channels.borrow();
+        let usable = || {
+            channels
+                .iter()
+                .filter(|c| c.label == label && !c.is_closed())
+        };
+        let chosen = usable().find(|c| c.ours).or_else(|| usable().next());
+        chosen.map(f)
     }
 
     fn on_ice_state(self: &Rc<Self>) {

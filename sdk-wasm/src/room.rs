@@ -644,8 +644,7 @@ impl Inner {
             None => peers.values().collect(),
         };
         for p in targets {
-            let channels = p.shared.channels.borrow();
-            let Some(ch) = channels.get(&label).filter(|c| !c.is_closed()) else {
+            if p.shared.with_channel(&label, |_| ()).is_none() {
                 if to.is_some() {
                     return Err(Error::new(
                         Code::ChannelNotOpen,
@@ -653,7 +652,7 @@ impl Inner {
                     ));
                 }
                 continue;
-            };
+            }
             // RTCSctpTransport.maxMessageSize (web-sys has no binding); 64 KiB, what
             // every browser accepts, until the connection has negotiated one.
             let max =
@@ -672,7 +671,7 @@ impl Inner {
                 Payload::Text(s) => Payload::Text(s.clone()),
                 Payload::Binary(b) => Payload::Binary(b.clone()),
             };
-            if let Err(queued) = ch.send(copy) {
+            if let Some(Err(queued)) = p.shared.with_channel(&label, |ch| ch.send(copy)) {
                 return Err(Error::new(
                     Code::MessageTooLarge,
                     format!(
@@ -734,7 +733,7 @@ impl Inner {
             local.camera = media::first_track(&stream, "video");
             local.wants_video = is_requested(&js::get(&constraints, "video"));
             local.camera_constraints = js::get(&constraints, "video");
-            local.stream = Some(stream.clone());
+            local.stream = Some(Clone::clone(&stream));
         }
         self.sync_senders().await;
         Ok(stream)
@@ -752,7 +751,7 @@ impl Inner {
                 match existing {
                     Some(sender) => {
                         if sender.track().as_ref() != Some(track) {
-                            swaps.push((sender, Some(track.clone())));
+                            swaps.push((sender, Some(Clone::clone(track))));
                         }
                     }
                     None => p.shared.add_sender(*slot, track, stream),
@@ -832,7 +831,7 @@ impl Inner {
             let mut local = self.local.borrow_mut();
             let local_stream = local
                 .stream
-                .get_or_insert_with(|| MediaStream::new().unwrap_or(stream.clone()));
+                .get_or_insert_with(|| MediaStream::new().unwrap_or(Clone::clone(&stream)));
             local_stream.add_track(&track);
             local.camera = Some(track);
             local.wants_video = true;
@@ -875,8 +874,8 @@ impl Inner {
         });
         *self.screen_ended.borrow_mut() = Some(ended);
         self.local.borrow_mut().screen = Some(Screen {
-            stream: stream.clone(),
-            track: track.clone(),
+            stream: Clone::clone(&stream),
+            track: Clone::clone(&track),
             replaces_camera: replaces,
         });
         self.sync_senders().await;
@@ -885,7 +884,7 @@ impl Inner {
             &js::object(&[
                 ("peerId", JsValue::from_str(&self.my_id())),
                 ("track", track.into()),
-                ("stream", stream.clone().into()),
+                ("stream", Clone::clone(&stream).into()),
                 ("source", JsValue::from_str("screen")),
                 ("muted", JsValue::FALSE),
             ]),

@@ -219,10 +219,29 @@ fn video_of(stream: &JsValue) -> web_sys::HtmlVideoElement {
     v
 }
 
-/// Waits until `video` shows frames of `width` (0 = any) and its time advances.
-async fn playing(video: &web_sys::HtmlVideoElement, width: u32, ms: u32) {
-    until(&format!("video frames {width} wide"), ms, || {
-        video.video_width() > 0 && (width == 0 || video.video_width() == width)
+/// What a video shows, told apart by its frame shape: the fake camera is 4:3, the fake
+/// screen 16:9 (the encoder may scale both down while bandwidth ramps up; the shape
+/// stays).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shape {
+    Any,
+    Camera,
+    Screen,
+}
+
+/// Waits until `video` shows frames of `shape` and its time advances.
+async fn playing(video: &web_sys::HtmlVideoElement, shape: Shape, ms: u32) {
+    until(&format!("{shape:?} video frames"), ms, || {
+        let (w, h) = (video.video_width(), video.video_height());
+        if w == 0 || h == 0 {
+            return false;
+        }
+        let ratio = f64::from(w) / f64::from(h);
+        match shape {
+            Shape::Any => true,
+            Shape::Camera => (ratio - 4.0 / 3.0).abs() < 0.05,
+            Shape::Screen => (ratio - 16.0 / 9.0).abs() < 0.05,
+        }
     })
     .await;
     let t0 = video.current_time();
@@ -504,7 +523,7 @@ async fn camera_arrives_mutes_and_camera_off_on_without_renegotiation() {
     rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
         .await;
     let video = video_of(&get(&cam, "stream"));
-    playing(&video, 0, 10_000).await;
+    playing(&video, Shape::Any, 10_000).await;
 
     a.set_microphone_enabled(false);
     let m = rb
@@ -563,7 +582,7 @@ async fn screen_share_replaces_the_camera_and_reverts_when_ended() {
         .wait("track", 10_000, |e| get_str(e, "source") == "camera")
         .await;
     let video = video_of(&get(&cam, "stream"));
-    playing(&video, 640, 10_000).await;
+    playing(&video, Shape::Camera, 10_000).await;
 
     let screen = a
         .start_screen_share(JsValue::UNDEFINED.unchecked_into())
@@ -572,7 +591,7 @@ async fn screen_share_replaces_the_camera_and_reverts_when_ended() {
     // The same remote track is relabelled and now carries the fake 1280x720 screen.
     rb.wait("track", 5_000, |e| get_str(e, "source") == "screen")
         .await;
-    playing(&video, 1280, 10_000).await;
+    playing(&video, Shape::Screen, 10_000).await;
     assert_eq!(
         rb.all("track")
             .iter()
@@ -592,7 +611,7 @@ async fn screen_share_replaces_the_camera_and_reverts_when_ended() {
         rb.count("track", |e| get_str(e, "source") == "camera") == 2
     })
     .await;
-    playing(&video, 640, 10_000).await;
+    playing(&video, Shape::Camera, 10_000).await;
     for (r, _) in &rooms {
         r.leave().await;
     }
@@ -609,7 +628,7 @@ async fn extra_track_screen_share_renegotiates_and_is_removed() {
         .wait("track", 10_000, |e| get_str(e, "source") == "screen")
         .await;
     let video = video_of(&get(&t, "stream"));
-    playing(&video, 1280, 10_000).await;
+    playing(&video, Shape::Screen, 10_000).await;
     a.stop_screen_share().await;
     rb.wait("track-removed", 10_000, |e| {
         get_str(e, "source") == "screen"
