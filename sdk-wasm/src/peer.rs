@@ -271,6 +271,10 @@ impl Shared {
         let transceivers = self.pc.get_transceivers();
         let mut info = Vec::new();
         for (slot, sender) in self.senders.borrow().iter() {
+            // A parked screen transceiver carries nothing: not announced.
+            if *slot == Slot::Screen && sender.track().is_none() {
+                continue;
+            }
             let mid = transceivers.iter().find_map(|t| {
                 let t: web_sys::RtcRtpTransceiver = t.unchecked_into();
                 (t.sender() == *sender).then(|| t.mid()).flatten()
@@ -378,10 +382,18 @@ impl Shared {
         self.senders.borrow_mut().insert(slot, sender);
     }
 
-    /// Removes the sender of `slot` (renegotiates).
-    pub fn remove_sender(&self, slot: Slot) {
-        if let Some(sender) = self.senders.borrow_mut().remove(&slot) {
-            self.pc.remove_track(&sender);
+    /// Sets whether the transceiver of `sender` sends (renegotiates). A screen share
+    /// that stops parks its transceiver as `recvonly` instead of `removeTrack`, and the
+    /// next share reuses it: a removed track leaves its m-line in the SDP for good, and
+    /// repeated shares would grow the SDP past the relay's message limit.
+    pub fn set_sending(&self, sender: &RtcRtpSender, sending: bool) {
+        use web_sys::RtcRtpTransceiverDirection as D;
+        let transceiver = self.pc.get_transceivers().iter().find_map(|t| {
+            let t: web_sys::RtcRtpTransceiver = t.unchecked_into();
+            (t.sender() == *sender).then_some(t)
+        });
+        if let Some(t) = transceiver {
+            t.set_direction(if sending { D::Sendrecv } else { D::Recvonly });
         }
     }
 

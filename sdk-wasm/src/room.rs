@@ -751,6 +751,9 @@ impl Inner {
                 match existing {
                     Some(sender) => {
                         if sender.track().as_ref() != Some(track) {
+                            if *slot == Slot::Screen {
+                                p.shared.set_sending(&sender, true);
+                            }
                             swaps.push((sender, Some(Clone::clone(track))));
                         }
                     }
@@ -763,12 +766,15 @@ impl Inner {
                     continue;
                 }
                 match slot {
-                    // An extra screen transceiver goes away (renegotiated).
-                    Slot::Screen => p.shared.remove_sender(slot),
                     // Microphone and camera slots stay, sending nothing, so turning
                     // the device on again is a replaceTrack without renegotiation.
-                    Slot::Audio | Slot::Video => {
+                    // The extra screen slot is parked (recvonly, renegotiated) for the
+                    // next share to reuse.
+                    Slot::Audio | Slot::Video | Slot::Screen => {
                         if sender.track().is_some() {
+                            if slot == Slot::Screen {
+                                p.shared.set_sending(&sender, false);
+                            }
                             swaps.push((sender, None));
                         }
                     }

@@ -261,6 +261,13 @@ async fn proxy(command: &str) {
         .unwrap_or_else(|e| panic!("fault-proxy {command} failed: {e:?}"));
 }
 
+/// `track-removed` events for `from`'s `source`.
+fn removed(rec: &Recorder, from: &str, source: &str) -> usize {
+    rec.count("track-removed", |e| {
+        get_str(e, "peerId") == from && get_str(e, "source") == source
+    })
+}
+
 fn track_events(rec: &Recorder, from: &str, source: &str) -> Vec<JsValue> {
     rec.all("track")
         .into_iter()
@@ -668,8 +675,8 @@ async fn glare_both_share_screens_at_once_twenty_rounds() {
             &format!("round {round}: both see it removed"),
             15_000,
             || {
-                ra.count("track-removed", |e| get_str(e, "source") == "screen") == round
-                    && rb.count("track-removed", |e| get_str(e, "source") == "screen") == round
+                removed(ra, &b.peer_id(), "screen") == round
+                    && removed(rb, &a.peer_id(), "screen") == round
             },
         )
         .await;
