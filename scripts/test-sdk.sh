@@ -32,4 +32,4 @@ export MESHWIRE_PROXY_CONTROL="http://127.0.0.1:$CONTROL_PORT"
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/sdk-wasm/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 export CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)}
-cargo test --locked -p meshwire --target wasm32-unknown-unknown "$@"
+cargo test --locked -p meshwire --target wasm32-unknown-unknown --test browser "$@"
