@@ -24,6 +24,7 @@ mod peer;
 mod room;
 mod signaling;
 
+pub use events::EVENTS;
 use room::{Inner, Options};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;

@@ -5,7 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Reflect, Uint8Array};
-use meshwire::Room;
+use meshwire::{Room, EVENTS};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -72,21 +72,6 @@ struct Recorder {
     events: Rc<RefCell<Vec<(String, JsValue)>>>,
     _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
 }
-
-const EVENTS: [&str; 12] = [
-    "peer-joined",
-    "peer-left",
-    "peer-connected",
-    "peer-disconnected",
-    "connection-state",
-    "track",
-    "track-removed",
-    "mute",
-    "message",
-    "broadcast",
-    "signaling",
-    "error",
-];
 
 impl Recorder {
     fn new(room: &Room) -> Recorder {
