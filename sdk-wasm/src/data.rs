@@ -6,14 +6,13 @@
 //! (<https://developer.mozilla.org/en-US/docs/Web/API/RTCDataChannel/bufferedamountlow_event>).
 //! Messages sent before the channel opens wait here too.
 
-use crate::js;
+use crate::js::{self, Listener};
 use crate::room::Inner;
-use gloo_events::EventListener;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{MessageEvent, RtcDataChannel, RtcDataChannelInit, RtcDataChannelState};
+use web_sys::{RtcDataChannel, RtcDataChannelInit, RtcDataChannelState};
 
 /// Hand no more to the browser while this much is buffered.
 pub const HIGH_WATER: u32 = 4 * 1024 * 1024;
@@ -23,7 +22,7 @@ pub const LOW_WATER: u32 = 1024 * 1024;
 pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
 
 /// Options of `createChannel`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct ChannelOptions {
     /// Deliver in order (default true).
     pub ordered: Option<bool>,
@@ -36,17 +35,17 @@ pub struct ChannelOptions {
 impl ChannelOptions {
     /// The `RTCDataChannelInit` for these options.
     pub fn to_init(&self) -> RtcDataChannelInit {
-        let init = RtcDataChannelInit::new();
+        let init = js::object(&[]);
         if let Some(o) = self.ordered {
-            init.set_ordered(o);
+            js::set(&init, "ordered", &o.into());
         }
         if let Some(n) = self.max_retransmits {
-            init.set_max_retransmits(n);
+            js::set(&init, "maxRetransmits", &n.into());
         }
         if let Some(ms) = self.max_packet_life_time {
-            init.set_max_packet_life_time(ms);
+            js::set(&init, "maxPacketLifeTime", &ms.into());
         }
-        init
+        init.unchecked_into()
     }
 }
 
@@ -87,11 +86,12 @@ impl State {
                 Payload::Binary(b) => self.dc.send_with_array_buffer_view(b),
             };
             if let Err(e) = sent {
-                js::warn(&format!(
-                    "data channel '{}' refused a message: {}",
-                    self.dc.label(),
-                    crate::error::describe(&e)
-                ));
+                js::warn(&js::cat(&[
+                    "data channel '",
+                    &self.dc.label(),
+                    "' refused a message: ",
+                    &crate::error::describe(&e),
+                ]));
             }
         }
     }
@@ -104,7 +104,7 @@ pub struct Channel {
     /// We opened it (rather than adopting the remote's).
     pub ours: bool,
     state: Rc<State>,
-    _listeners: [EventListener; 3],
+    _listener: Listener,
 }
 
 impl Channel {
@@ -120,37 +120,34 @@ impl Channel {
         });
         let label = state.dc.label();
         let from = peer.to_owned();
-        let on_message = EventListener::new(&state.dc, "message", move |e| {
-            let Some(e) = e.dyn_ref::<MessageEvent>() else {
-                return;
-            };
-            let Some(room) = room.upgrade() else { return };
-            room.emit(
-                "message",
-                &js::object(&[
-                    ("from", JsValue::from_str(&from)),
-                    ("channel", JsValue::from_str(&label)),
-                    ("data", e.data()),
-                ]),
-            );
-        });
         let weak = Rc::downgrade(&state);
-        let on_open = EventListener::new(&state.dc, "open", move |_| {
-            if let Some(s) = weak.upgrade() {
-                s.drain();
-            }
-        });
-        let weak = Rc::downgrade(&state);
-        let on_low = EventListener::new(&state.dc, "bufferedamountlow", move |_| {
-            if let Some(s) = weak.upgrade() {
-                s.drain();
-            }
-        });
+        let listener = Listener::new(
+            &state.dc,
+            &["message", "open", "bufferedamountlow"],
+            move |e| {
+                if js::event_type(&e) != "message" {
+                    // Open, or the buffer drained: send what waits.
+                    if let Some(s) = weak.upgrade() {
+                        s.drain();
+                    }
+                    return;
+                }
+                let Some(room) = room.upgrade() else { return };
+                room.emit(
+                    "message",
+                    &js::object(&[
+                        ("from", JsValue::from_str(&from)),
+                        ("channel", JsValue::from_str(&label)),
+                        ("data", js::get(&e, "data")),
+                    ]),
+                );
+            },
+        );
         Channel {
             label: state.dc.label(),
             ours,
             state,
-            _listeners: [on_message, on_open, on_low],
+            _listener: listener,
         }
     }
 

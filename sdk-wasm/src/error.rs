@@ -6,7 +6,7 @@ use wasm_bindgen::JsValue;
 
 /// Stable error codes (documented in docs/sdk.md). Relay error codes (`room-full`,
 /// `unauthorized`, …) are passed through unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Code {
     /// The relay could not be reached or closed the connection during `join`.
@@ -50,10 +50,10 @@ impl Code {
 }
 
 /// An SDK error: a code (ours or the relay's) and a human message.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Error {
     /// Stable, machine-readable.
-    pub code: String,
+    pub code: &'static str,
     /// What happened and what to do.
     pub message: String,
 }
@@ -62,28 +62,29 @@ impl Error {
     /// An error with one of the SDK's own codes.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Error {
-            code: code.as_str().to_owned(),
+            code: code.as_str(),
             message: message.into(),
         }
     }
 
-    /// An error whose code came from the relay.
-    pub fn relay(code: &str, message: &str) -> Self {
+    /// An error whose code came from the relay (`code` is one of
+    /// [`ErrorCode::as_str`](meshwire_protocol::ErrorCode::as_str)).
+    pub fn relay(code: &'static str, message: impl Into<String>) -> Self {
         Error {
-            code: code.to_owned(),
-            message: message.to_owned(),
+            code,
+            message: message.into(),
         }
     }
 
     /// A failed browser call, keeping the browser's own message.
     pub fn js(code: Code, context: &str, err: &JsValue) -> Self {
-        Error::new(code, format!("{context}: {}", describe(err)))
+        Error::new(code, crate::js::cat(&[context, ": ", &describe(err)]))
     }
 
     /// `{ code, message }` for an `error` event.
     pub fn to_event(&self) -> JsValue {
         crate::js::object(&[
-            ("code", JsValue::from_str(&self.code)),
+            ("code", JsValue::from_str(self.code)),
             ("message", JsValue::from_str(&self.message)),
         ])
     }
@@ -93,7 +94,7 @@ impl From<Error> for JsValue {
     /// A JavaScript `Error` with a `code` property, for throwing.
     fn from(e: Error) -> JsValue {
         let err = js_sys::Error::new(&e.message);
-        crate::js::set(&err, "code", &JsValue::from_str(&e.code));
+        crate::js::set(&err, "code", &JsValue::from_str(e.code));
         err.into()
     }
 }
@@ -103,7 +104,7 @@ pub fn describe(err: &JsValue) -> String {
     if let Some(e) = err.dyn_ref::<js_sys::Error>() {
         let name: String = e.name().into();
         let message: String = e.message().into();
-        return format!("{name}: {message}");
+        return crate::js::cat(&[&name, ": ", &message]);
     }
     err.as_string()
         .unwrap_or_else(|| String::from("unknown error"))

@@ -1,6 +1,14 @@
-//! Small JavaScript helpers and the browser bindings web-sys lacks.
+//! Small JavaScript helpers, the browser bindings web-sys lacks, and the two pieces of
+//! plumbing every module needs: an event [`Listener`] and a [`Timer`], both owned by
+//! the struct they serve and undone on drop.
+//!
+//! Size notes (docs/benchmarks.md, "Reading the bundle number"): strings are built by
+//! concatenation ([`cat`]) rather than `format!`, numbers are printed by [`num`], and
+//! quoting goes through `JSON.stringify`, so the wasm carries no `core::fmt` float or
+//! `Debug` machinery. Every closure handed to JavaScript has the one type
+//! `Closure<dyn FnMut(JsValue)>`, so the glue has one invoke shim for all of them.
 
-use js_sys::{Object, Reflect};
+use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -19,6 +27,97 @@ extern "C" {
     /// (<https://w3c.github.io/webrtc-pc/#dom-rtcpeerconnection-restartice>).
     #[wasm_bindgen(method, js_name = restartIce)]
     pub fn restart_ice(this: &PeerConnectionExt);
+
+    /// Any event target. web-sys declares `addEventListener` as throwing, which costs a
+    /// try/catch wrapper in the glue; with a function argument it cannot throw.
+    type Target;
+    #[wasm_bindgen(method, js_name = addEventListener)]
+    fn add_listener(this: &Target, name: &str, f: &Function);
+    #[wasm_bindgen(method, js_name = removeEventListener)]
+    fn remove_listener(this: &Target, name: &str, f: &Function);
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(f: &Function, ms: u32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
+
+    /// `JSON.parse` of a JavaScript string as is (js-sys takes a `&str`, which would
+    /// copy every relay frame into wasm memory and back).
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    pub fn parse(text: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// The one closure type handed to JavaScript (event handlers and timers).
+type Callback = Closure<dyn FnMut(JsValue)>;
+
+/// Event listeners on one target, sharing one handler (which can tell the events apart
+/// by [`event_type`]). Removed from the target when dropped.
+pub struct Listener {
+    target: JsValue,
+    names: &'static [&'static str],
+    callback: Callback,
+}
+
+impl Listener {
+    /// Listens to each of `names` on `target` with `f`.
+    pub fn new(
+        target: &JsValue,
+        names: &'static [&'static str],
+        f: impl FnMut(JsValue) + 'static,
+    ) -> Listener {
+        let callback: Callback = Closure::new(f);
+        let t: &Target = target.unchecked_ref();
+        for name in names {
+            t.add_listener(name, callback.as_ref().unchecked_ref());
+        }
+        Listener {
+            target: target.clone(),
+            names,
+            callback,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let t: &Target = self.target.unchecked_ref();
+        for name in self.names {
+            t.remove_listener(name, self.callback.as_ref().unchecked_ref());
+        }
+    }
+}
+
+/// A pending `setTimeout`; dropping it cancels it.
+pub struct Timer {
+    id: JsValue,
+    _callback: Callback,
+}
+
+impl Timer {
+    /// Runs `f` once after `ms` milliseconds, unless the timer is dropped first.
+    pub fn new(ms: u32, f: impl FnMut(JsValue) + 'static) -> Timer {
+        let callback: Callback = Closure::new(f);
+        let id = set_timeout(callback.as_ref().unchecked_ref(), ms);
+        Timer {
+            id,
+            _callback: callback,
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        // Clearing a timer that already fired is a no-op.
+        clear_timeout(&self.id);
+    }
+}
+
+/// An event's `type`.
+pub fn event_type(event: &JsValue) -> String {
+    get_string(event, "type").unwrap_or_default()
 }
 
 /// A plain object from key/value pairs.
@@ -55,8 +154,56 @@ pub fn get_f64(target: &JsValue, key: &str) -> Option<f64> {
     get(target, key).as_f64()
 }
 
+/// The parts, concatenated (what `format!` would do, without `core::fmt`).
+pub fn cat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// `s` as a quoted string literal (`JSON.stringify`), for messages that name a value.
+pub fn quote(s: &str) -> String {
+    stringify(&JsValue::from_str(s)).unwrap_or_default()
+}
+
+/// A non-negative whole number in decimal (fractions are dropped: the SDK only prints
+/// counts, sizes and milliseconds).
+pub fn num(n: f64) -> String {
+    let mut n = if n.is_finite() && n > 0.0 {
+        n as u64
+    } else {
+        0
+    };
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    digits
+        .get(i..)
+        .map(|d| d.iter().map(|&b| char::from(b)).collect())
+        .unwrap_or_default()
+}
+
+/// `JSON.stringify(value)`, if it yields a string (not for `undefined`, functions,
+/// cycles or BigInts).
+pub fn stringify(value: &JsValue) -> Option<String> {
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+}
+
 /// Logs a warning to the console (for failures in event handlers and background work
 /// that have no caller to report to).
 pub fn warn(message: &str) {
-    web_sys::console::warn_1(&JsValue::from_str(&format!("meshwire: {message}")));
+    console_warn(&cat(&["meshwire: ", message]));
 }

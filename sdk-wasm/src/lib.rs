@@ -10,8 +10,9 @@
 //! - [`room`]: the relay connection, presence, reconnect/resume, and every operation;
 //! - [`peer`]: one `RTCPeerConnection` with perfect negotiation and trickle ICE;
 //! - [`data`]: data channels with backpressure; [`media`]: local media and slots;
-//! - [`signaling`]: the relay socket; [`events`]: the emitter; [`error`]: error codes;
-//! - [`js`]: small JavaScript helpers and bindings web-sys lacks.
+//! - [`signaling`]: the relay socket; [`wire`]: relay frames and peer signals as
+//!   JavaScript values; [`events`]: the emitter; [`error`]: error codes;
+//! - [`js`]: small JavaScript helpers, listeners and timers, bindings web-sys lacks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,11 +24,20 @@ mod media;
 mod peer;
 mod room;
 mod signaling;
+mod wire;
 
 pub use events::EVENTS;
 use room::{Inner, Options};
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+
+/// Runs a background task (perfect negotiation, a peer's signal queue, reverting a
+/// screen share). Boxed here, so the executor's code exists once for all of them.
+fn spawn(task: impl Future<Output = ()> + 'static) {
+    let task: std::pin::Pin<Box<dyn Future<Output = ()>>> = Box::pin(task);
+    wasm_bindgen_futures::spawn_local(task);
+}
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
@@ -269,7 +279,11 @@ fn event_args(
         .ok_or_else(|| {
             JsValue::from(error::Error::new(
                 error::Code::InvalidArgument,
-                format!("unknown event {event:?}; see RoomEvents for the names"),
+                js::cat(&[
+                    "unknown event ",
+                    &js::stringify(&event).unwrap_or_else(|| String::from("of that type")),
+                    "; see RoomEvents for the names",
+                ]),
             ))
         })?;
     let handler: JsValue = handler.into();

@@ -18,7 +18,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 /// An outgoing sender position on every peer connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
     /// The microphone's audio.
     Audio,
@@ -26,6 +26,11 @@ pub enum Slot {
     Video,
     /// A screen shared beside the camera (`replaceCamera: false`).
     Screen,
+}
+
+impl Slot {
+    /// Every slot, in index order (`slot as usize`).
+    pub const ALL: [Slot; 3] = [Slot::Audio, Slot::Video, Slot::Screen];
 }
 
 /// A screen share in progress.
@@ -132,16 +137,17 @@ pub async fn get_user_media(constraints: &JsValue) -> Result<MediaStream, Error>
             &e,
         )
     })?;
-    stream
-        .dyn_into()
-        .map_err(|_| Error::new(Code::Internal, "getUserMedia returned no MediaStream"))
+    // The promise resolves with a MediaStream by specification.
+    Ok(stream.unchecked_into())
 }
 
 /// `getDisplayMedia({video: true, audio})`.
 pub async fn get_display_media(audio: bool) -> Result<MediaStream, Error> {
-    let constraints = web_sys::DisplayMediaStreamConstraints::new();
-    constraints.set_video(&JsValue::TRUE);
-    constraints.set_audio(&JsValue::from_bool(audio));
+    let constraints: web_sys::DisplayMediaStreamConstraints = crate::js::object(&[
+        ("video", JsValue::TRUE),
+        ("audio", JsValue::from_bool(audio)),
+    ])
+    .unchecked_into();
     let promise = media_devices()?
         .get_display_media_with_constraints(&constraints)
         .map_err(|e| Error::js(Code::MediaFailed, "getDisplayMedia", &e))?;
@@ -152,9 +158,7 @@ pub async fn get_display_media(audio: bool) -> Result<MediaStream, Error> {
             &e,
         )
     })?;
-    stream
-        .dyn_into()
-        .map_err(|_| Error::new(Code::Internal, "getDisplayMedia returned no MediaStream"))
+    Ok(stream.unchecked_into())
 }
 
 /// The first track of `kind` in `stream`.
@@ -164,5 +168,6 @@ pub fn first_track(stream: &MediaStream, kind: &str) -> Option<MediaStreamTrack>
     } else {
         stream.get_video_tracks()
     };
-    tracks.get(0).dyn_into().ok()
+    let first = tracks.get(0);
+    first.is_object().then(|| first.unchecked_into())
 }

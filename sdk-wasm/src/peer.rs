@@ -9,31 +9,38 @@
 
 use crate::data::Channel;
 use crate::error::{Code, Error};
-use crate::js;
+use crate::js::{self, cat, Listener, Timer};
 use crate::media::{Local, Slot};
 use crate::room::Inner;
-use futures_channel::mpsc;
-use futures_util::StreamExt;
-use gloo_events::EventListener;
-use meshwire_protocol::peer::{
-    IceCandidate, MediaInfo, PeerSignal, SdpKind, SessionDescription, Source,
-};
+use crate::wire::{self, Signal};
+use meshwire_protocol::peer::{MediaInfo, SdpKind, Source};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent,
-    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType,
-    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcDataChannel, RtcPeerConnection,
+    RtcRtpSender, RtcSessionDescriptionInit,
 };
 
 /// The label of the channel every pair of peers has (`send` without `channel`).
 pub const DEFAULT_CHANNEL: &str = "meshwire";
 
+/// The peer connection events a peer listens to (one handler, see [`Shared::on_event`]).
+const EVENTS: &[&str] = &[
+    "negotiationneeded",
+    "icecandidate",
+    "track",
+    "datachannel",
+    "iceconnectionstatechange",
+    "connectionstatechange",
+];
+
 /// A remote track as this side sees it.
 pub struct RemoteTrack {
+    /// The `mid` of the transceiver it arrived on.
+    pub mid: String,
     pub track: MediaStreamTrack,
     pub stream: MediaStream,
     pub source: Source,
@@ -56,27 +63,30 @@ pub struct Shared {
     /// ride on the offered transceivers instead of forcing a second negotiation).
     attached: Cell<bool>,
     room: Weak<Inner>,
-    /// Our senders by outgoing slot.
-    pub senders: RefCell<BTreeMap<Slot, RtcRtpSender>>,
-    /// What the remote side said about its transceivers, by mid.
-    remote_media: RefCell<BTreeMap<String, MediaInfo>>,
-    /// Remote tracks by mid.
-    pub tracks: RefCell<BTreeMap<String, RemoteTrack>>,
+    /// Our senders, indexed by outgoing [`Slot`] (`slot as usize`).
+    pub senders: RefCell<[Option<RtcRtpSender>; 3]>,
+    /// What the remote side said about its transceivers (one entry per mid).
+    remote_media: RefCell<Vec<MediaInfo>>,
+    /// Remote tracks (one per mid).
+    tracks: RefCell<Vec<RemoteTrack>>,
     /// Data channels, ours and the remote's. Both sides may open a channel with the
     /// same label (`createChannel` on each): each is listened to; sends use ours.
     pub channels: RefCell<Vec<Channel>>,
     /// `connected` was reported (so a drop reports `peer-disconnected` once).
     pub connected: Cell<bool>,
-    /// Bumped by every ICE restart; a give-up timer only acts on its own round.
-    restart_round: Cell<u32>,
+    /// Signals from the relay, handled strictly in order by one task at a time
+    /// (`draining` says whether it runs).
+    inbox: RefCell<VecDeque<Signal>>,
+    draining: Cell<bool>,
+    /// After an ICE failure: reports `peer-connection-failed` unless connected again in
+    /// time. A new restart replaces (and so cancels) the previous round's timer.
+    restart_timer: RefCell<Option<Timer>>,
 }
 
 /// A remote peer, owned by the room.
 pub struct Peer {
     pub shared: Rc<Shared>,
-    /// In-order signal processing: one task per peer drains this queue.
-    inbox: mpsc::UnboundedSender<PeerSignal>,
-    _listeners: Vec<EventListener>,
+    _listener: Listener,
     /// The peer's public fields (`name`, `meta`, `userId`) as the relay sent them.
     pub info: JsValue,
 }
@@ -108,16 +118,14 @@ impl Peer {
             tracks: RefCell::default(),
             channels: RefCell::default(),
             connected: Cell::new(false),
-            restart_round: Cell::new(0),
+            inbox: RefCell::default(),
+            draining: Cell::new(false),
+            restart_timer: RefCell::default(),
         });
-        let listeners = listen(&shared);
-        let (inbox, mut queue) = mpsc::unbounded::<PeerSignal>();
         let weak = Rc::downgrade(&shared);
-        spawn_local(async move {
-            // Ends when the Peer (and so the sender) is dropped.
-            while let Some(signal) = queue.next().await {
-                let Some(peer) = weak.upgrade() else { break };
-                peer.handle(signal).await;
+        let listener = Listener::new(&shared.pc, EVENTS, move |e| {
+            if let Some(peer) = weak.upgrade() {
+                peer.on_event(&e);
             }
         });
         if initiate {
@@ -129,15 +137,18 @@ impl Peer {
         }
         Ok(Peer {
             shared,
-            inbox,
-            _listeners: listeners,
+            _listener: listener,
             info,
         })
     }
 
     /// Queues a signal from the relay for in-order processing.
-    pub fn deliver(&self, signal: PeerSignal) {
-        let _ = self.inbox.unbounded_send(signal);
+    pub fn deliver(&self, signal: Signal) {
+        let shared = &self.shared;
+        shared.inbox.borrow_mut().push_back(signal);
+        if !shared.draining.replace(true) {
+            crate::spawn(drain(Rc::downgrade(shared)));
+        }
     }
 
     /// Closes the connection and its channels.
@@ -145,6 +156,7 @@ impl Peer {
         for channel in self.shared.channels.borrow().iter() {
             channel.close();
         }
+        self.shared.restart_timer.borrow_mut().take();
         self.shared.pc.close();
     }
 }
@@ -155,56 +167,18 @@ impl Drop for Peer {
     }
 }
 
-/// The connection's event listeners; each holds only a `Weak<Shared>`.
-fn listen(shared: &Rc<Shared>) -> Vec<EventListener> {
-    let pc = &shared.pc;
-    let on = |event: &'static str, f: fn(&Rc<Shared>, &web_sys::Event)| {
-        let weak = Rc::downgrade(shared);
-        EventListener::new(pc, event, move |e| {
-            if let Some(peer) = weak.upgrade() {
-                f(&peer, e);
-            }
-        })
-    };
-    vec![
-        on("negotiationneeded", |peer, _| {
-            let peer = peer.clone();
-            spawn_local(async move { peer.negotiate().await });
-        }),
-        on("icecandidate", |peer, e| {
-            // Trickle ICE: every candidate goes out as soon as it is gathered; the
-            // end-of-candidates event (null) is not sent.
-            let Some(e) = e.dyn_ref::<RtcPeerConnectionIceEvent>() else {
-                return;
-            };
-            let Some(c) = e.candidate() else { return };
-            let candidate = IceCandidate {
-                candidate: c.candidate(),
-                sdp_mid: c.sdp_mid(),
-                sdp_m_line_index: c.sdp_m_line_index(),
-                // web-sys has no binding for usernameFragment.
-                username_fragment: js::get_string(&c, "usernameFragment"),
-            };
-            peer.send(PeerSignal {
-                candidate: Some(candidate),
-                ..PeerSignal::default()
-            });
-        }),
-        on("track", |peer, e| {
-            if let Some(e) = e.dyn_ref::<RtcTrackEvent>() {
-                peer.on_track(e);
-            }
-        }),
-        on("datachannel", |peer, e| {
-            if let Some(e) = e.dyn_ref::<RtcDataChannelEvent>() {
-                peer.adopt_channel(e.channel(), false);
-            }
-        }),
-        on("iceconnectionstatechange", |peer, _| peer.on_ice_state()),
-        on("connectionstatechange", |peer, _| {
-            peer.on_connection_state()
-        }),
-    ]
+/// Handles a peer's queued signals one after the other; ends when the queue is empty
+/// (the next `deliver` starts it again) or the peer is gone.
+async fn drain(weak: Weak<Shared>) {
+    loop {
+        let Some(peer) = weak.upgrade() else { return };
+        let next = peer.inbox.borrow_mut().pop_front();
+        let Some(signal) = next else {
+            peer.draining.set(false);
+            return;
+        };
+        peer.handle(signal).await;
+    }
 }
 
 impl Shared {
@@ -216,10 +190,34 @@ impl Shared {
         self.pc.unchecked_ref()
     }
 
-    /// Sends a signal to this peer through the relay.
-    pub fn send(&self, signal: PeerSignal) {
+    /// A string property of the connection (`signalingState`, `connectionState`, …).
+    fn state(&self, key: &str) -> String {
+        js::get_string(&self.pc, key).unwrap_or_default()
+    }
+
+    /// Every event of the connection.
+    fn on_event(self: &Rc<Self>, e: &JsValue) {
+        match js::event_type(e).as_str() {
+            "negotiationneeded" => crate::spawn(self.clone().negotiate()),
+            "icecandidate" => {
+                // Trickle ICE: every candidate goes out as soon as it is gathered; the
+                // end-of-candidates event (null) is not sent.
+                let c = js::get(e, "candidate");
+                if c.is_object() {
+                    self.send(&wire::candidate_signal(&c));
+                }
+            }
+            "track" => self.on_track(e),
+            "datachannel" => self.adopt_channel(js::get(e, "channel").unchecked_into(), false),
+            "iceconnectionstatechange" => self.on_ice_state(),
+            _ => self.on_connection_state(),
+        }
+    }
+
+    /// Sends a signal (see `wire`) to this peer through the relay.
+    pub fn send(&self, signal: &JsValue) {
         if let Some(room) = self.room() {
-            room.signal(&self.id, &signal);
+            room.signal(&self.id, signal);
         }
     }
 
@@ -233,33 +231,27 @@ impl Shared {
         }
         self.making_offer.set(false);
         if let Err(e) = result {
-            js::warn(&format!(
-                "offer to {} failed: {}",
-                self.id,
-                crate::error::describe(&e)
-            ));
+            js::warn(&cat(&[
+                "offer to ",
+                &self.id,
+                " failed: ",
+                &crate::error::describe(&e),
+            ]));
         }
     }
 
     /// Sends our current local description, with our media labels.
     fn send_description(&self) {
-        let Some(local) = self.pc.local_description() else {
+        let local = js::get(&self.pc, "localDescription");
+        let kind = js::get_string(&local, "type").unwrap_or_default();
+        if !matches!(kind.as_str(), "offer" | "answer" | "pranswer") {
             return;
-        };
-        let kind = match local.type_() {
-            RtcSdpType::Offer => SdpKind::Offer,
-            RtcSdpType::Answer => SdpKind::Answer,
-            RtcSdpType::Pranswer => SdpKind::Pranswer,
-            _ => return,
-        };
-        self.send(PeerSignal {
-            description: Some(SessionDescription {
-                kind,
-                sdp: local.sdp(),
-            }),
-            media: Some(self.media_info()),
-            ..PeerSignal::default()
-        });
+        }
+        self.send(&wire::description_signal(
+            &kind,
+            js::get(&local, "sdp"),
+            &self.media_info(),
+        ));
     }
 
     /// What each of our negotiated transceivers carries now.
@@ -270,9 +262,10 @@ impl Shared {
         let local = room.local.borrow();
         let transceivers = self.pc.get_transceivers();
         let mut info = Vec::new();
-        for (slot, sender) in self.senders.borrow().iter() {
+        for (slot, sender) in Slot::ALL.into_iter().zip(self.senders.borrow().iter()) {
+            let Some(sender) = sender else { continue };
             // A parked screen transceiver carries nothing: not announced.
-            if *slot == Slot::Screen && sender.track().is_none() {
+            if slot == Slot::Screen && sender.track().is_none() {
                 continue;
             }
             let mid = transceivers.iter().find_map(|t| {
@@ -280,7 +273,7 @@ impl Shared {
                 (t.sender() == *sender).then(|| t.mid()).flatten()
             });
             if let Some(mid) = mid {
-                let (source, muted) = local.describe(*slot);
+                let (source, muted) = local.describe(slot);
                 info.push(MediaInfo { mid, source, muted });
             }
         }
@@ -288,61 +281,53 @@ impl Shared {
     }
 
     /// Handles one signal from this peer, in arrival order.
-    async fn handle(self: &Rc<Self>, signal: PeerSignal) {
+    async fn handle(self: &Rc<Self>, signal: Signal) {
         if let Some(media) = signal.media {
             self.on_media(media);
         }
-        if let Some(description) = signal.description {
-            if let Err(e) = self.on_description(description).await {
-                js::warn(&format!(
-                    "negotiation with {} failed: {}",
-                    self.id, e.message
-                ));
+        if let Some((kind, init)) = signal.description {
+            if let Err(e) = self.on_description(kind, init.unchecked_into()).await {
+                js::warn(&cat(&[
+                    "negotiation with ",
+                    &self.id,
+                    " failed: ",
+                    &e.message,
+                ]));
             }
         }
-        if let Some(candidate) = signal.candidate {
-            let init = RtcIceCandidateInit::new(&candidate.candidate);
-            init.set_sdp_mid(candidate.sdp_mid.as_deref());
-            init.set_sdp_m_line_index(candidate.sdp_m_line_index);
-            if let Some(ufrag) = &candidate.username_fragment {
-                js::set(&init, "usernameFragment", &JsValue::from_str(ufrag));
-            }
+        if let Some(init) = signal.candidate {
             let added = JsFuture::from(
                 self.pc
-                    .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+                    .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(init.unchecked_ref())),
             )
             .await;
             // Candidates of an offer we ignored are expected to fail.
             if let (Err(e), false) = (added, self.ignore_offer.get()) {
-                js::warn(&format!(
-                    "ICE candidate from {} rejected: {}",
-                    self.id,
-                    crate::error::describe(&e)
-                ));
+                js::warn(&cat(&[
+                    "ICE candidate from ",
+                    &self.id,
+                    " rejected: ",
+                    &crate::error::describe(&e),
+                ]));
             }
         }
     }
 
     /// Perfect negotiation's description handling.
-    async fn on_description(self: &Rc<Self>, description: SessionDescription) -> Result<(), Error> {
-        let is_offer = description.kind == SdpKind::Offer;
+    async fn on_description(
+        self: &Rc<Self>,
+        kind: SdpKind,
+        init: RtcSessionDescriptionInit,
+    ) -> Result<(), Error> {
+        let is_offer = kind == SdpKind::Offer;
         let ready_for_offer = !self.making_offer.get()
-            && (self.pc.signaling_state() == RtcSignalingState::Stable
-                || self.setting_answer.get());
+            && (self.state("signalingState") == "stable" || self.setting_answer.get());
         let collision = is_offer && !ready_for_offer;
         self.ignore_offer.set(!self.polite && collision);
         if self.ignore_offer.get() {
             return Ok(());
         }
-        let kind = match description.kind {
-            SdpKind::Offer => RtcSdpType::Offer,
-            SdpKind::Answer => RtcSdpType::Answer,
-            SdpKind::Pranswer => RtcSdpType::Pranswer,
-            SdpKind::Rollback => RtcSdpType::Rollback,
-        };
-        let init = RtcSessionDescriptionInit::new(kind);
-        init.set_sdp(&description.sdp);
-        self.setting_answer.set(description.kind == SdpKind::Answer);
+        self.setting_answer.set(kind == SdpKind::Answer);
         // A polite peer's colliding offer is rolled back implicitly here.
         let applied = JsFuture::from(self.pc.set_remote_description(&init)).await;
         self.setting_answer.set(false);
@@ -372,14 +357,21 @@ impl Shared {
         }
     }
 
+    /// Our sender in `slot`, if there is one.
+    pub fn sender(&self, slot: Slot) -> Option<RtcRtpSender> {
+        self.senders.borrow().get(slot as usize).cloned().flatten()
+    }
+
     /// Adds a track in `slot` (negotiation follows through `negotiationneeded`).
     pub fn add_sender(&self, slot: Slot, track: &MediaStreamTrack, stream: &MediaStream) {
-        if self.senders.borrow().contains_key(&slot) {
+        if self.sender(slot).is_some() {
             return;
         }
         let streams = js_sys::Array::of1(stream);
         let sender = self.pc.add_track(track, stream, &streams);
-        self.senders.borrow_mut().insert(slot, sender);
+        if let Some(s) = self.senders.borrow_mut().get_mut(slot as usize) {
+            *s = Some(sender);
+        }
     }
 
     /// Sets whether the transceiver of `sender` sends (renegotiates). A screen share
@@ -387,13 +379,13 @@ impl Shared {
     /// next share reuses it: a removed track leaves its m-line in the SDP for good, and
     /// repeated shares would grow the SDP past the relay's message limit.
     pub fn set_sending(&self, sender: &RtcRtpSender, sending: bool) {
-        use web_sys::RtcRtpTransceiverDirection as D;
         let transceiver = self.pc.get_transceivers().iter().find_map(|t| {
             let t: web_sys::RtcRtpTransceiver = t.unchecked_into();
             (t.sender() == *sender).then_some(t)
         });
         if let Some(t) = transceiver {
-            t.set_direction(if sending { D::Sendrecv } else { D::Recvonly });
+            let direction = if sending { "sendrecv" } else { "recvonly" };
+            js::set(&t, "direction", &direction.into());
         }
     }
 
@@ -405,7 +397,7 @@ impl Shared {
             let mut tracks = self.tracks.borrow_mut();
             let previous = std::mem::take(&mut *self.remote_media.borrow_mut());
             for info in &media {
-                if let Some(t) = tracks.get_mut(&info.mid) {
+                if let Some(t) = tracks.iter_mut().find(|t| t.mid == info.mid) {
                     if t.source != info.source {
                         t.source = info.source;
                         t.muted = info.muted;
@@ -416,50 +408,56 @@ impl Shared {
                     }
                 }
             }
-            for (mid, _) in previous
+            for old in previous
                 .iter()
-                .filter(|(mid, _)| !media.iter().any(|m| &m.mid == *mid))
+                .filter(|old| !media.iter().any(|m| m.mid == old.mid))
             {
-                if let Some(t) = tracks.remove(mid) {
+                if let Some(i) = tracks.iter().position(|t| t.mid == old.mid) {
+                    let t = tracks.remove(i);
                     events.push(("track-removed", self.track_event(&t)));
                 }
             }
-            *self.remote_media.borrow_mut() =
-                media.into_iter().map(|m| (m.mid.clone(), m)).collect();
+            *self.remote_media.borrow_mut() = media;
         }
         for (event, payload) in events {
             room.emit(event, &payload);
         }
     }
 
-    fn on_track(&self, e: &RtcTrackEvent) {
+    fn on_track(&self, e: &JsValue) {
         let Some(room) = self.room() else { return };
-        let track = e.track();
-        let Some(mid) = e.transceiver().mid() else {
+        let track: MediaStreamTrack = js::get(e, "track").unchecked_into();
+        let Some(mid) = js::get_string(&js::get(e, "transceiver"), "mid") else {
             return;
         };
-        let stream = e
-            .streams()
-            .get(0)
-            .dyn_into::<MediaStream>()
-            .unwrap_or_else(|_| {
-                let s = MediaStream::new().unwrap_or_else(|_| unreachable_stream());
-                s.add_track(&track);
-                s
-            });
-        let (source, muted) = match self.remote_media.borrow().get(&mid) {
+        let first = js::get(e, "streams")
+            .unchecked_into::<js_sys::Array>()
+            .get(0);
+        let stream: MediaStream = if first.is_object() {
+            first.unchecked_into()
+        } else {
+            let s = MediaStream::new().unwrap_or_else(|_| unreachable_stream());
+            s.add_track(&track);
+            s
+        };
+        let (source, muted) = match self.remote_media.borrow().iter().find(|m| m.mid == mid) {
             Some(info) => (info.source, info.muted),
             None if track.kind() == "audio" => (Source::Microphone, false),
             None => (Source::Camera, false),
         };
         let remote = RemoteTrack {
+            mid,
             track,
             stream,
             source,
             muted,
         };
         let payload = self.track_event(&remote);
-        self.tracks.borrow_mut().insert(mid, remote);
+        {
+            let mut tracks = self.tracks.borrow_mut();
+            tracks.retain(|t| t.mid != remote.mid);
+            tracks.push(remote);
+        }
         room.emit("track", &payload);
     }
 
@@ -486,7 +484,7 @@ impl Shared {
         !self
             .remote_media
             .borrow()
-            .values()
+            .iter()
             .any(|m| m.source == source && !m.muted)
     }
 
@@ -526,69 +524,58 @@ impl Shared {
     }
 
     fn on_ice_state(self: &Rc<Self>) {
-        use web_sys::RtcIceConnectionState as S;
-        if self.pc.ice_connection_state() == S::Failed {
-            // Both sides may restart; perfect negotiation sorts out the offers.
-            self.ext().restart_ice();
-            let round = self.restart_round.get() + 1;
-            self.restart_round.set(round);
-            let Some(room) = self.room() else { return };
-            let timeout = room.options.ice_restart_timeout_ms;
-            let weak = Rc::downgrade(self);
-            spawn_local(async move {
-                gloo_timers::future::TimeoutFuture::new(timeout).await;
-                let Some(peer) = weak.upgrade() else { return };
-                if peer.restart_round.get() == round && !peer.connected.get() {
-                    if let Some(room) = peer.room() {
-                        let e = Error::new(
-                            Code::PeerConnectionFailed,
-                            format!("the connection to peer {} failed and ICE restart did not recover it within {timeout} ms; check the network, or configure a TURN server (iceServers)", peer.id),
-                        );
-                        room.emit("error", &e.to_event());
-                    }
-                }
-            });
+        if self.state("iceConnectionState") != "failed" {
+            return;
         }
+        // Both sides may restart; perfect negotiation sorts out the offers.
+        self.ext().restart_ice();
+        let Some(room) = self.room() else { return };
+        let timeout = room.options.ice_restart_timeout_ms;
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(timeout, move |_| {
+            let Some(peer) = weak.upgrade() else { return };
+            if peer.connected.get() {
+                return;
+            }
+            if let Some(room) = peer.room() {
+                let e = Error::new(
+                    Code::PeerConnectionFailed,
+                    cat(&[
+                        "the connection to peer ",
+                        &peer.id,
+                        " failed and ICE restart did not recover it within ",
+                        &js::num(f64::from(timeout)),
+                        " ms; check the network, or configure a TURN server (iceServers)",
+                    ]),
+                );
+                room.emit("error", &e.to_event());
+            }
+        });
+        *self.restart_timer.borrow_mut() = Some(timer);
     }
 
     fn on_connection_state(&self) {
-        use web_sys::RtcPeerConnectionState as S;
         let Some(room) = self.room() else { return };
-        let state = self.pc.connection_state();
-        let name = connection_state_name(state);
+        let state = self.state("connectionState");
         room.emit(
             "connection-state",
             &js::object(&[
                 ("peerId", JsValue::from_str(&self.id)),
-                ("state", JsValue::from_str(name)),
+                ("state", JsValue::from_str(&state)),
             ]),
         );
         let who = js::object(&[("peerId", JsValue::from_str(&self.id))]);
-        match state {
-            S::Connected if !self.connected.get() => {
+        match state.as_str() {
+            "connected" if !self.connected.get() => {
                 self.connected.set(true);
                 room.emit("peer-connected", &who);
             }
-            S::Disconnected | S::Failed | S::Closed if self.connected.get() => {
+            "disconnected" | "failed" | "closed" if self.connected.get() => {
                 self.connected.set(false);
                 room.emit("peer-disconnected", &who);
             }
             _ => {}
         }
-    }
-}
-
-/// `RTCPeerConnectionState` as its string.
-pub fn connection_state_name(state: web_sys::RtcPeerConnectionState) -> &'static str {
-    use web_sys::RtcPeerConnectionState as S;
-    match state {
-        S::New => "new",
-        S::Connecting => "connecting",
-        S::Connected => "connected",
-        S::Disconnected => "disconnected",
-        S::Failed => "failed",
-        S::Closed => "closed",
-        _ => "new",
     }
 }
 

@@ -7,19 +7,15 @@
 use crate::data::{self, ChannelOptions, Payload};
 use crate::error::{Code, Error, Result};
 use crate::events::Emitter;
-use crate::js;
+use crate::js::{self, cat, num, quote, Listener, Timer};
 use crate::media::{self, Local, Screen, Slot};
-use crate::peer::{self, Peer, DEFAULT_CHANNEL};
+use crate::peer::{Peer, DEFAULT_CHANNEL};
 use crate::signaling::{Socket, SocketEvent};
-use futures_channel::oneshot;
-use gloo_events::EventListener;
-use meshwire_protocol::peer::{PeerSignal, Source};
-use meshwire_protocol::{ClientMessage, Join, ServerMessage};
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use crate::wire::{self, Frame};
+use js_sys::Function;
+use meshwire_protocol::peer::Source;
+use meshwire_protocol::{close_code, ErrorCode};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -84,7 +80,7 @@ fn is_requested(v: &JsValue) -> bool {
 }
 
 /// The relay connection's state, as `signaling` events report it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Signaling {
     Connecting,
     Connected,
@@ -114,11 +110,12 @@ struct Conn {
     resume_token: Option<String>,
     /// Frames to send once welcomed.
     outbox: Vec<String>,
-    /// `Room.join` waits on this for the first `welcome` (or a failure).
-    joined: Option<oneshot::Sender<Result<()>>>,
+    /// `Room.join` waits for the first `welcome` (or a failure) on a promise; these
+    /// settle it (`resolve`, `reject`).
+    joined: Option<(Function, Function)>,
     attempts: u32,
     /// A pending reconnect.
-    retry: Option<gloo_timers::callback::Timeout>,
+    retry: Option<Timer>,
     /// The relay asked us to wait this long before reconnecting (`shutdown`).
     reconnect_hint_ms: Option<u32>,
 }
@@ -132,27 +129,36 @@ pub struct Inner {
     me: RefCell<String>,
     pub emitter: Emitter,
     pub local: RefCell<Local>,
-    peers: RefCell<BTreeMap<String, Peer>>,
+    /// The peers, sorted by id (so `room.peers` lists them in a stable order).
+    peers: RefCell<Vec<Peer>>,
     conn: RefCell<Conn>,
     /// The relay's ICE servers from the latest `welcome`.
     relay_ice: RefCell<JsValue>,
     /// User channels from `createChannel`, opened to every peer.
     channels: RefCell<Vec<(String, ChannelOptions)>>,
     /// Reverts a screen share when the user ends it from the browser's UI.
-    screen_ended: RefCell<Option<EventListener>>,
+    screen_ended: RefCell<Option<Listener>>,
     left: Cell<bool>,
 }
 
 impl Inner {
-    /// Connects and joins; resolves on the relay's `welcome`.
-    pub async fn join(url: String, room_id: String, options: Options) -> Result<Rc<Inner>> {
+    /// Connects and joins; resolves on the relay's `welcome`. Fails with the error to
+    /// throw.
+    pub async fn join(
+        url: String,
+        room_id: String,
+        options: Options,
+    ) -> std::result::Result<Rc<Inner>, JsValue> {
         if !meshwire_protocol::is_valid_room(&room_id) {
             return Err(Error::relay(
-                "invalid-room",
-                &format!(
-                    "room name {room_id:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . : -"
-                ),
-            ));
+                ErrorCode::InvalidRoom.as_str(),
+                cat(&[
+                    "room name ",
+                    &quote(&room_id),
+                    " is invalid: use 1-64 characters of A-Z a-z 0-9 _ . : -",
+                ]),
+            )
+            .into());
         }
         let url = ws_url(&url)?;
         let inner = Rc::new(Inner {
@@ -187,17 +193,30 @@ impl Inner {
             ]);
             inner.enable_media(&constraints).await?;
         }
-        let (tx, rx) = oneshot::channel();
-        inner.conn.borrow_mut().joined = Some(tx);
+        let mut settle = None;
+        let welcomed =
+            js_sys::Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        inner.conn.borrow_mut().joined = settle;
         inner.connect()?;
-        match rx.await {
-            Ok(Ok(())) => Ok(inner),
-            Ok(Err(e)) => {
+        match JsFuture::from(welcomed).await {
+            Ok(_) => Ok(inner),
+            Err(e) => {
                 inner.shutdown();
                 Err(e)
             }
-            Err(_) => Err(Error::new(Code::SignalingFailed, "the join was abandoned")),
         }
+    }
+
+    /// Settles `Room.join`'s wait, if it still waits; says whether it did.
+    fn settle_join(&self, outcome: Result<()>) -> bool {
+        let Some((resolve, reject)) = self.conn.borrow_mut().joined.take() else {
+            return false;
+        };
+        let _ = match outcome {
+            Ok(()) => resolve.call0(&JsValue::UNDEFINED),
+            Err(e) => reject.call1(&JsValue::UNDEFINED, &e.into()),
+        };
+        true
     }
 
     pub fn my_id(&self) -> String {
@@ -253,19 +272,13 @@ impl Inner {
 
     fn join_frame(&self) -> String {
         let resume = self.conn.borrow().resume_token.clone();
-        let message: ClientMessage<'_, ()> = ClientMessage::Join(Join {
-            room: Cow::Borrowed(&self.room_id),
-            name: self.options.name.as_deref().map(Cow::Borrowed),
-            meta: None,
-            token: self.options.token.as_deref().map(Cow::Borrowed),
-            resume: resume.as_deref().map(Cow::Borrowed),
-        });
-        let extra = if self.options.meta.is_object() {
-            vec![("meta", self.options.meta.clone())]
-        } else {
-            Vec::new()
-        };
-        encode(&message, &extra).unwrap_or_default()
+        wire::join(
+            &self.room_id,
+            self.options.name.as_deref(),
+            self.options.token.as_deref(),
+            resume.as_deref(),
+            &self.options.meta,
+        )
     }
 
     /// Sends a frame now, or keeps it until the relay connection is back.
@@ -282,59 +295,36 @@ impl Inner {
         }
     }
 
-    /// Sends `signal` to peer `to` through the relay.
-    pub fn signal(&self, to: &str, signal: &PeerSignal) {
-        let message = ClientMessage::Signal {
-            to: Cow::Borrowed(to),
-            data: signal,
-        };
-        match encode(&message, &[]) {
-            Ok(frame) => self.send_frame(frame),
-            Err(e) => js::warn(&e.message),
+    /// Sends `signal` (a peer signal, see `wire`) to peer `to` through the relay.
+    pub fn signal(&self, to: &str, signal: &JsValue) {
+        if let Some(frame) = wire::signal(to, signal) {
+            self.send_frame(frame);
         }
     }
 
-    fn on_frame(self: &Rc<Self>, text: &str) {
-        let Ok(value) = js_sys::JSON::parse(text) else {
-            js::warn("the relay sent a frame that is not JSON; ignored");
-            return;
-        };
-        let message = match ServerMessage::<'static, IgnoredAny>::deserialize(
-            serde_wasm_bindgen::Deserializer::from(value.clone()),
-        ) {
-            Ok(m) => m,
-            Err(e) => {
-                js::warn(&format!("unexpected relay message ({e}); ignored"));
+    fn on_frame(self: &Rc<Self>, text: &JsValue) {
+        let frame = match wire::decode(text) {
+            Ok(frame) => frame,
+            Err(what) => {
+                js::warn(&cat(&["unexpected relay message (", what, "); ignored"]));
                 return;
             }
         };
-        match message {
-            ServerMessage::Welcome(w) => {
-                let peers = js::get(&value, "peers");
-                self.on_welcome(
-                    &w.peer_id,
-                    w.resumed,
-                    &w.resume_token,
-                    &peers,
-                    js::get(&value, "iceServers"),
-                );
+        match frame {
+            Frame::Welcome {
+                peer_id,
+                resume_token,
+                resumed,
+                peers,
+                ice_servers,
+            } => self.on_welcome(&peer_id, resumed, &resume_token, &peers, ice_servers),
+            Frame::PeerJoined { peer, id } => {
+                self.add_peer(id.clone(), peer, false);
+                self.emit("peer-joined", &js::object(&[("peer", self.peer_view(&id))]));
             }
-            ServerMessage::PeerJoined { peer } => {
-                let info = js::get(&value, "peer");
-                self.add_peer(peer.id.into_owned(), info.clone(), false);
-                self.emit(
-                    "peer-joined",
-                    &js::object(&[("peer", self.peer_view(&peer_id_of(&info)))]),
-                );
-            }
-            ServerMessage::PeerLeft { peer_id, reason } => {
-                let removed = self.peers.borrow_mut().remove(peer_id.as_ref());
-                if removed.is_some() {
+            Frame::PeerLeft { peer_id, reason } => {
+                if let Some(removed) = self.remove_peer(&peer_id) {
                     drop(removed);
-                    let reason = match reason {
-                        meshwire_protocol::LeaveReason::Left => "left",
-                        meshwire_protocol::LeaveReason::Lost => "lost",
-                    };
                     self.emit(
                         "peer-left",
                         &js::object(&[
@@ -344,37 +334,36 @@ impl Inner {
                     );
                 }
             }
-            ServerMessage::Signal { from, .. } => {
-                let data = js::get(&value, "data");
-                match serde_wasm_bindgen::from_value::<PeerSignal>(data) {
-                    Ok(signal) => {
-                        if let Some(p) = self.peers.borrow().get(from.as_ref()) {
-                            p.deliver(signal);
-                        }
+            Frame::Signal { from, data } => match wire::decode_signal(&data) {
+                Ok(signal) => {
+                    if let Some(p) = self.peers.borrow().iter().find(|p| p.shared.id == from) {
+                        p.deliver(signal);
                     }
-                    Err(e) => js::warn(&format!("malformed signal from {from} ({e}); ignored")),
                 }
-            }
-            ServerMessage::Broadcast { from, .. } => {
+                Err(what) => js::warn(&cat(&[
+                    "malformed signal from ",
+                    &from,
+                    " (",
+                    what,
+                    "); ignored",
+                ])),
+            },
+            Frame::Broadcast { from, data } => {
                 self.emit(
                     "broadcast",
-                    &js::object(&[
-                        ("from", JsValue::from_str(&from)),
-                        ("data", js::get(&value, "data")),
-                    ]),
+                    &js::object(&[("from", JsValue::from_str(&from)), ("data", data)]),
                 );
             }
-            ServerMessage::Error { code, message, .. } => {
-                self.on_relay_error(code.as_str(), &message);
+            Frame::Error { code, message } => self.on_relay_error(code, &message),
+            Frame::Shutdown { reconnect_in_ms } => {
+                self.conn.borrow_mut().reconnect_hint_ms =
+                    Some(reconnect_in_ms.clamp(0.0, 60_000.0) as u32);
             }
-            ServerMessage::Shutdown { reconnect_in_ms } => {
-                self.conn.borrow_mut().reconnect_hint_ms = Some(reconnect_in_ms.min(60_000) as u32);
-            }
-            ServerMessage::Pong => {}
+            Frame::Pong => {}
         }
     }
 
-    fn on_relay_error(self: &Rc<Self>, code: &str, message: &str) {
+    fn on_relay_error(self: &Rc<Self>, code: &'static str, message: &str) {
         let joining = !self.conn.borrow().welcomed;
         if joining && code == "resume-failed" {
             // Our session is gone (e.g. the relay's secret changed): join as a new peer.
@@ -386,11 +375,8 @@ impl Inner {
             return;
         }
         let error = Error::relay(code, message);
-        if joining {
-            if let Some(tx) = self.conn.borrow_mut().joined.take() {
-                let _ = tx.send(Err(error));
-                return;
-            }
+        if joining && self.settle_join(Err(error.clone())) {
+            return;
         }
         self.emit("error", &error.to_event());
     }
@@ -400,7 +386,7 @@ impl Inner {
         peer_id: &str,
         resumed: bool,
         token: &str,
-        peers: &JsValue,
+        peers: &js_sys::Array,
         ice: JsValue,
     ) {
         let first = self.me.borrow().is_empty();
@@ -414,7 +400,7 @@ impl Inner {
             c.attempts = 0;
             std::mem::take(&mut c.outbox)
         };
-        let listed: Vec<(String, JsValue)> = js_sys::Array::from(peers)
+        let listed: Vec<(String, JsValue)> = peers
             .iter()
             .map(|p| (peer_id_of(&p), p))
             .filter(|(id, _)| !id.is_empty())
@@ -424,12 +410,12 @@ impl Inner {
         if same_session {
             // The relay held us: connections that survived stay. Peers that came
             // during the outage offer to us; peers that went are dropped.
-            let known: Vec<String> = self.peers.borrow().keys().cloned().collect();
+            let known = self.peer_ids();
             for id in known
                 .iter()
                 .filter(|id| !listed.iter().any(|(l, _)| l == *id))
             {
-                self.peers.borrow_mut().remove(id);
+                drop(self.remove_peer(id));
                 left.push(id.clone());
             }
             for (id, info) in listed.iter().filter(|(id, _)| !known.contains(id)) {
@@ -439,9 +425,8 @@ impl Inner {
         } else {
             // A new session (first join, or back after the grace): the others see us
             // as a newcomer, so we offer to every one of them on fresh connections.
-            let old: Vec<String> = std::mem::take(&mut *self.peers.borrow_mut())
-                .into_keys()
-                .collect();
+            let old = self.peer_ids();
+            drop(std::mem::take(&mut *self.peers.borrow_mut()));
             for (id, info) in &listed {
                 self.add_peer(id.clone(), info.clone(), true);
                 if !first && !old.contains(id) {
@@ -456,9 +441,7 @@ impl Inner {
         for frame in outbox {
             self.send_frame(frame);
         }
-        if let Some(tx) = self.conn.borrow_mut().joined.take() {
-            let _ = tx.send(Ok(()));
-        }
+        self.settle_join(Ok(()));
         for id in left {
             self.emit(
                 "peer-left",
@@ -487,22 +470,42 @@ impl Inner {
         };
         // Closes that reconnecting cannot fix.
         let fatal = match code {
-            4401 => Some(Error::relay("unauthorized", "the relay refused the token; get a new one and join again")),
-            4409 => Some(Error::new(Code::SignalingFailed, "this session was resumed in another tab or connection")),
+            close_code::UNAUTHORIZED => Some(Error::relay(
+                ErrorCode::Unauthorized.as_str(),
+                "the relay refused the token; get a new one and join again",
+            )),
+            close_code::REPLACED => Some(Error::new(
+                Code::SignalingFailed,
+                "this session was resumed in another tab or connection",
+            )),
             _ if joining && attempts == 0 => Some(Error::new(
                 Code::SignalingFailed,
-                format!("could not join through the relay at {} (closed with {code} {reason}); check the URL and that the relay is running", self.url),
+                cat(&[
+                    "could not join through the relay at ",
+                    &self.url,
+                    " (closed with ",
+                    &num(f64::from(code)),
+                    " ",
+                    reason,
+                    "); check the URL and that the relay is running",
+                ]),
             )),
-            _ if !self.options.reconnect => Some(Error::new(Code::SignalingFailed, "the relay connection dropped and reconnect is off")),
+            _ if !self.options.reconnect => Some(Error::new(
+                Code::SignalingFailed,
+                "the relay connection dropped and reconnect is off",
+            )),
             _ if attempts >= self.options.max_reconnect_attempts => Some(Error::new(
                 Code::SignalingFailed,
-                format!("gave up reconnecting to the relay after {attempts} attempts; join again when the network is back"),
+                cat(&[
+                    "gave up reconnecting to the relay after ",
+                    &num(f64::from(attempts)),
+                    " attempts; join again when the network is back",
+                ]),
             )),
             _ => None,
         };
         if let Some(error) = fatal {
-            if let Some(tx) = self.conn.borrow_mut().joined.take() {
-                let _ = tx.send(Err(error));
+            if self.settle_join(Err(error.clone())) {
                 return;
             }
             self.set_signaling(Signaling::Closed, Some("closed"));
@@ -526,14 +529,14 @@ impl Inner {
                 None => {
                     let base = f64::from(self.options.reconnect_base_delay_ms);
                     let cap = f64::from(self.options.reconnect_max_delay_ms);
-                    let exp = (base * 2f64.powi(attempt.min(16) as i32)).min(cap);
+                    let exp = (base * f64::from(1u32 << attempt.min(16))).min(cap);
                     // Full jitter in [exp/2, exp): reconnecting clients spread out.
                     (exp / 2.0 + js_sys::Math::random() * exp / 2.0) as u32
                 }
             }
         };
         let weak = Rc::downgrade(self);
-        let timer = gloo_timers::callback::Timeout::new(delay, move || {
+        let timer = Timer::new(delay, move |_| {
             let Some(room) = weak.upgrade() else { return };
             room.conn.borrow_mut().retry = None;
             if room.left.get() {
@@ -572,12 +575,35 @@ impl Inner {
     }
 
     fn add_peer(self: &Rc<Self>, id: String, info: JsValue, initiate: bool) {
-        match Peer::new(self, id.clone(), info, &self.rtc_config(), initiate) {
+        match Peer::new(self, id, info, &self.rtc_config(), initiate) {
             Ok(p) => {
-                self.peers.borrow_mut().insert(id, p);
+                let mut peers = self.peers.borrow_mut();
+                match peers.binary_search_by(|q| q.shared.id.cmp(&p.shared.id)) {
+                    Ok(i) => {
+                        let old = peers.get_mut(i).map(|q| std::mem::replace(q, p));
+                        drop(peers);
+                        drop(old);
+                    }
+                    Err(i) => peers.insert(i, p),
+                }
             }
             Err(e) => self.emit("error", &e.to_event()),
         }
+    }
+
+    /// Takes peer `id` out of the room (the caller drops it, with no borrow held).
+    fn remove_peer(&self, id: &str) -> Option<Peer> {
+        let mut peers = self.peers.borrow_mut();
+        let i = peers.iter().position(|p| p.shared.id == id)?;
+        Some(peers.remove(i))
+    }
+
+    fn peer_ids(&self) -> Vec<String> {
+        self.peers
+            .borrow()
+            .iter()
+            .map(|p| p.shared.id.clone())
+            .collect()
     }
 
     /// The user channels to open to every peer.
@@ -588,7 +614,7 @@ impl Inner {
     /// `PeerInfo` for `id` as `room.peers` shows it.
     pub fn peer_view(&self, id: &str) -> JsValue {
         let peers = self.peers.borrow();
-        let Some(p) = peers.get(id) else {
+        let Some(p) = peers.iter().find(|p| p.shared.id == id) else {
             return JsValue::UNDEFINED;
         };
         js::object(&[
@@ -596,10 +622,7 @@ impl Inner {
             ("name", js::get(&p.info, "name")),
             ("meta", js::get(&p.info, "meta")),
             ("userId", js::get(&p.info, "userId")),
-            (
-                "connectionState",
-                JsValue::from_str(peer::connection_state_name(p.shared.pc.connection_state())),
-            ),
+            ("connectionState", js::get(&p.shared.pc, "connectionState")),
             (
                 "audioMuted",
                 JsValue::from_bool(p.shared.remote_muted(Source::Microphone)),
@@ -612,8 +635,10 @@ impl Inner {
     }
 
     pub fn peer_views(&self) -> js_sys::Array {
-        let ids: Vec<String> = self.peers.borrow().keys().cloned().collect();
-        ids.iter().map(|id| self.peer_view(id)).collect()
+        self.peer_ids()
+            .iter()
+            .map(|id| self.peer_view(id))
+            .collect()
     }
 
     // ---- data ------------------------------------------------------------------------
@@ -635,20 +660,29 @@ impl Inner {
         };
         let peers = self.peers.borrow();
         let targets: Vec<&Peer> = match &to {
-            Some(id) => vec![peers.get(id).ok_or_else(|| {
+            Some(id) => vec![peers.iter().find(|p| p.shared.id == *id).ok_or_else(|| {
                 Error::new(
                     Code::UnknownPeer,
-                    format!("no peer {id:?} in this room (it may have left)"),
+                    cat(&["no peer ", &quote(id), " in this room (it may have left)"]),
                 )
             })?],
-            None => peers.values().collect(),
+            None => peers.iter().collect(),
         };
         for p in targets {
             if p.shared.with_channel(&label, |_| ()).is_none() {
                 if to.is_some() {
+                    let label = quote(&label);
                     return Err(Error::new(
                         Code::ChannelNotOpen,
-                        format!("no open channel {label:?} to peer {}: wait for 'peer-connected', or call createChannel({label:?}) first", p.shared.id),
+                        cat(&[
+                            "no open channel ",
+                            &label,
+                            " to peer ",
+                            &p.shared.id,
+                            ": wait for 'peer-connected', or call createChannel(",
+                            &label,
+                            ") first",
+                        ]),
                     ));
                 }
                 continue;
@@ -664,7 +698,15 @@ impl Inner {
             if size > max {
                 return Err(Error::new(
                     Code::MessageTooLarge,
-                    format!("a {size} byte message is over the {max} byte limit negotiated with peer {}; split it or use sendFile", p.shared.id),
+                    cat(&[
+                        "a ",
+                        &num(size),
+                        " byte message is over the ",
+                        &num(max),
+                        " byte limit negotiated with peer ",
+                        &p.shared.id,
+                        "; split it or use sendFile",
+                    ]),
                 ));
             }
             let copy = match &payload {
@@ -674,10 +716,12 @@ impl Inner {
             if let Some(Err(queued)) = p.shared.with_channel(&label, |ch| ch.send(copy)) {
                 return Err(Error::new(
                     Code::MessageTooLarge,
-                    format!(
-                        "{queued} bytes are already waiting for peer {}; wait for it to catch up",
-                        p.shared.id
-                    ),
+                    cat(&[
+                        &num(queued as f64),
+                        " bytes are already waiting for peer ",
+                        &p.shared.id,
+                        "; wait for it to catch up",
+                    ]),
                 ));
             }
         }
@@ -686,8 +730,12 @@ impl Inner {
 
     pub fn broadcast(&self, data: &JsValue) -> Result<()> {
         self.ensure_joined()?;
-        let message: ClientMessage<'_, ()> = ClientMessage::Broadcast { data: () };
-        let frame = encode(&message, &[("data", data.clone())])?;
+        let frame = wire::broadcast(data).ok_or_else(|| {
+            Error::new(
+                Code::InvalidArgument,
+                "the data is not JSON-serialisable (cyclic, or contains a BigInt)",
+            )
+        })?;
         self.send_frame(frame);
         Ok(())
     }
@@ -697,7 +745,11 @@ impl Inner {
         if label.is_empty() || label == DEFAULT_CHANNEL {
             return Err(Error::new(
                 Code::InvalidArgument,
-                format!("channel label {label:?} is reserved or empty; choose another"),
+                cat(&[
+                    "channel label ",
+                    &quote(&label),
+                    " is reserved or empty; choose another",
+                ]),
             ));
         }
         if self.channels.borrow().iter().any(|(l, _)| *l == label) {
@@ -706,7 +758,7 @@ impl Inner {
         self.channels
             .borrow_mut()
             .push((label.clone(), options.clone()));
-        for p in self.peers.borrow().values() {
+        for p in self.peers.borrow().iter() {
             p.shared.open_channel(&label, &options);
         }
         Ok(())
@@ -745,10 +797,9 @@ impl Inner {
     async fn sync_senders(&self) {
         let wanted = self.local.borrow().outgoing();
         let mut swaps = Vec::new();
-        for p in self.peers.borrow().values() {
+        for p in self.peers.borrow().iter() {
             for (slot, track, stream) in &wanted {
-                let existing = p.shared.senders.borrow().get(slot).cloned();
-                match existing {
+                match p.shared.sender(*slot) {
                     Some(sender) => {
                         if sender.track().as_ref() != Some(track) {
                             if *slot == Slot::Screen {
@@ -760,8 +811,10 @@ impl Inner {
                     None => p.shared.add_sender(*slot, track, stream),
                 }
             }
-            let senders = p.shared.senders.borrow().clone();
-            for (slot, sender) in senders {
+            for slot in Slot::ALL {
+                let Some(sender) = p.shared.sender(slot) else {
+                    continue;
+                };
                 if wanted.iter().any(|(s, ..)| *s == slot) {
                     continue;
                 }
@@ -783,10 +836,10 @@ impl Inner {
         }
         for (sender, track) in swaps {
             if let Err(e) = JsFuture::from(sender.replace_track(track.as_ref())).await {
-                js::warn(&format!(
-                    "replaceTrack failed: {}",
-                    crate::error::describe(&e)
-                ));
+                js::warn(&cat(&[
+                    "replaceTrack failed: ",
+                    &crate::error::describe(&e),
+                ]));
             }
         }
         self.announce_media();
@@ -795,13 +848,10 @@ impl Inner {
     /// Sends every peer our current media labels (mute state, camera vs screen).
     fn announce_media(&self) {
         let peers = self.peers.borrow();
-        for p in peers.values() {
+        for p in peers.iter() {
             let media = p.shared.media_info();
             if !media.is_empty() {
-                p.shared.send(PeerSignal {
-                    media: Some(media),
-                    ..PeerSignal::default()
-                });
+                p.shared.send(&wire::media_signal(&media));
             }
         }
     }
@@ -872,10 +922,11 @@ impl Inner {
         };
         let replaces = replace_camera && self.local.borrow().wants_video;
         let weak = Rc::downgrade(self);
-        // The user may end the share from the browser's own UI.
-        let ended = EventListener::once(&track, "ended", move |_| {
+        // The user may end the share from the browser's own UI. `ended` fires once;
+        // stopping the share drops this listener.
+        let ended = Listener::new(&track, &["ended"], move |_| {
             if let Some(room) = weak.upgrade() {
-                wasm_bindgen_futures::spawn_local(async move { room.stop_screen_share().await });
+                crate::spawn(async move { room.stop_screen_share().await });
             }
         });
         *self.screen_ended.borrow_mut() = Some(ended);
@@ -905,9 +956,7 @@ impl Inner {
         };
         screen.track.stop();
         for t in screen.stream.get_tracks().iter() {
-            if let Ok(t) = t.dyn_into::<web_sys::MediaStreamTrack>() {
-                t.stop();
-            }
+            t.unchecked_into::<web_sys::MediaStreamTrack>().stop();
         }
         self.sync_senders().await;
         self.emit(
@@ -940,10 +989,7 @@ impl Inner {
             return;
         }
         if let Some(s) = &self.conn.borrow().socket {
-            let message: ClientMessage<'_, ()> = ClientMessage::Leave;
-            if let Ok(frame) = encode(&message, &[]) {
-                s.send(&frame);
-            }
+            s.send(wire::LEAVE);
         }
         self.shutdown();
         self.emit("signaling", &JsValue::from_str("closed"));
@@ -976,48 +1022,28 @@ fn peer_id_of(info: &JsValue) -> String {
     js::get_string(info, "id").unwrap_or_default()
 }
 
-/// A client frame: `message` through the protocol types, plus opaque JSON fields
-/// (`meta`, `broadcast.data`) set on the object before it is stringified.
-fn encode<M: Serialize>(message: &M, extra: &[(&str, JsValue)]) -> Result<String> {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    let value = message.serialize(&serializer).map_err(|e| {
-        Error::new(
-            Code::Internal,
-            format!("encoding a relay message failed: {e}"),
-        )
-    })?;
-    for (k, v) in extra {
-        js::set(&value, k, v);
-    }
-    js_sys::JSON::stringify(&value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .ok_or_else(|| {
-            Error::new(
-                Code::InvalidArgument,
-                "the data is not JSON-serialisable (cyclic, or contains a BigInt)",
-            )
-        })
-}
-
 /// `ws://` / `wss://` URL of the relay's socket from what the app passed: a ws(s) or
 /// http(s) URL, with or without the `/ws` path.
 fn ws_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
     let rest = if let Some(r) = url.strip_prefix("https://") {
-        format!("wss://{r}")
+        cat(&["wss://", r])
     } else if let Some(r) = url.strip_prefix("http://") {
-        format!("ws://{r}")
+        cat(&["ws://", r])
     } else if url.starts_with("ws://") || url.starts_with("wss://") {
         url.to_owned()
     } else {
         return Err(Error::new(
             Code::InvalidArgument,
-            format!("relay URL {url:?} must start with ws://, wss://, http:// or https://"),
+            cat(&[
+                "relay URL ",
+                &quote(url),
+                " must start with ws://, wss://, http:// or https://",
+            ]),
         ));
     };
     let has_path = rest.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty());
-    Ok(if has_path { rest } else { format!("{rest}/ws") })
+    Ok(if has_path { rest } else { cat(&[&rest, "/ws"]) })
 }
 
 /// Parses the `createChannel` options (kept here so `lib.rs` stays a thin face).

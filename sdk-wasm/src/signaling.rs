@@ -1,15 +1,16 @@
-//! The relay socket: one `WebSocket` and the listeners it owns. Reconnecting, joining
+//! The relay socket: one `WebSocket` and the listener it owns. Reconnecting, joining
 //! and resuming are the room's business (`room.rs`); this is only the transport.
 
 use crate::error::{Code, Error};
-use gloo_events::EventListener;
-use wasm_bindgen::JsCast;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use crate::js::{self, Listener};
+use wasm_bindgen::JsValue;
+use web_sys::WebSocket;
 
 /// What the socket reports.
 pub enum SocketEvent {
     Open,
-    Message(String),
+    /// A text frame, still a JavaScript string (it is parsed there, see `wire`).
+    Message(JsValue),
     /// The socket closed (or failed to open: browsers report that as a close, 1006).
     Closed {
         code: u16,
@@ -17,10 +18,10 @@ pub enum SocketEvent {
     },
 }
 
-/// An open (or opening) relay socket. Dropping it removes its listeners and closes it.
+/// An open (or opening) relay socket. Dropping it removes its listener and closes it.
 pub struct Socket {
     ws: WebSocket,
-    _listeners: [EventListener; 3],
+    _listener: Listener,
 }
 
 impl Socket {
@@ -29,33 +30,30 @@ impl Socket {
         let ws = WebSocket::new(url).map_err(|e| {
             Error::js(
                 Code::InvalidArgument,
-                &format!("cannot open a WebSocket to {url}"),
+                &js::cat(&["cannot open a WebSocket to ", url]),
                 &e,
             )
         })?;
-        let on_event = std::rc::Rc::new(on_event);
-        let f = on_event.clone();
-        let open = EventListener::new(&ws, "open", move |_| f(SocketEvent::Open));
-        let f = on_event.clone();
-        let message = EventListener::new(&ws, "message", move |e| {
-            let text = e
-                .dyn_ref::<MessageEvent>()
-                .and_then(|e| e.data().as_string());
-            // The relay sends only text frames; anything else is ignored.
-            if let Some(text) = text {
-                f(SocketEvent::Message(text));
+        let listener = Listener::new(&ws, &["open", "message", "close"], move |e: JsValue| {
+            match js::event_type(&e).as_str() {
+                "open" => on_event(SocketEvent::Open),
+                "message" => {
+                    // The relay sends only text frames; anything else is ignored.
+                    let text = js::get(&e, "data");
+                    if text.is_string() {
+                        on_event(SocketEvent::Message(text));
+                    }
+                }
+                _ => {
+                    let code = js::get_f64(&e, "code").map_or(1006, |c| c as u16);
+                    let reason = js::get_string(&e, "reason").unwrap_or_default();
+                    on_event(SocketEvent::Closed { code, reason });
+                }
             }
-        });
-        let f = on_event;
-        let close = EventListener::new(&ws, "close", move |e| {
-            let (code, reason) = e
-                .dyn_ref::<CloseEvent>()
-                .map_or((1006, String::new()), |c| (c.code(), c.reason()));
-            f(SocketEvent::Closed { code, reason });
         });
         Ok(Socket {
             ws,
-            _listeners: [open, message, close],
+            _listener: listener,
         })
     }
 
@@ -73,7 +71,7 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        // Listeners go with the struct; make sure the connection does too.
+        // The listener goes with the struct; make sure the connection does too.
         let _ = self.ws.close();
     }
 }

@@ -1,0 +1,306 @@
+//! The relay protocol (`meshwire_protocol`, docs/protocol.md) as JavaScript values:
+//! client frames are built as objects and `JSON.stringify`d, relay frames are
+//! `JSON.parse`d and read field by field. Peer signals (`signal.data`) likewise.
+//!
+//! Why not serde: deserialising the internally tagged `ServerMessage` buffers every
+//! frame into serde's `Content` tree, and with serde-wasm-bindgen that machinery was
+//! the largest part of the wasm (docs/benchmarks.md). The protocol crate stays the
+//! contract: names come from its types where it has them (`ErrorCode`, `Source`,
+//! `SdpKind`), and browser tests (`wire_*` in tests/browser.rs) check these readers and
+//! writers against its serde types both ways. Fields the SDK does not use (`room`,
+//! `limits`, `ref`) are not checked.
+
+use crate::js::{self, get, get_bool, get_f64, get_string, object, set};
+use js_sys::Array;
+use meshwire_protocol::peer::{MediaInfo, SdpKind, Source};
+use meshwire_protocol::ErrorCode;
+use wasm_bindgen::JsValue;
+
+/// A relay → client message, with the parts the SDK uses.
+pub enum Frame {
+    /// `welcome`.
+    Welcome {
+        peer_id: String,
+        resume_token: String,
+        resumed: bool,
+        /// `PeerInfo[]` as sent.
+        peers: Array,
+        ice_servers: JsValue,
+    },
+    /// `peer-joined`: the `PeerInfo` as sent, and its id.
+    PeerJoined { peer: JsValue, id: String },
+    /// `peer-left`; `reason` is `"left"` or `"lost"`.
+    PeerLeft {
+        peer_id: String,
+        reason: &'static str,
+    },
+    /// `signal`.
+    Signal { from: String, data: JsValue },
+    /// `broadcast`.
+    Broadcast { from: String, data: JsValue },
+    /// `error`, with a code of [`ErrorCode`] (`"unknown"` for one this SDK does not know).
+    Error { code: &'static str, message: String },
+    /// `shutdown`.
+    Shutdown { reconnect_in_ms: f64 },
+    /// `pong`.
+    Pong,
+}
+
+/// Reads one relay frame; the error names what was wrong, for a warning.
+pub fn decode(text: &JsValue) -> Result<Frame, &'static str> {
+    let v = js::parse(text).map_err(|_| "not JSON")?;
+    if !v.is_object() {
+        return Err("not an object");
+    }
+    let kind = string(&v, "type")?;
+    Ok(match kind.as_str() {
+        "welcome" => {
+            let peers = get(&v, "peers");
+            if !Array::is_array(&peers) {
+                return Err("peers");
+            }
+            Frame::Welcome {
+                peer_id: string(&v, "peerId")?,
+                resume_token: string(&v, "resumeToken")?,
+                resumed: get_bool(&v, "resumed").unwrap_or(false),
+                peers: peers.into(),
+                ice_servers: get(&v, "iceServers"),
+            }
+        }
+        "peer-joined" => {
+            let peer = get(&v, "peer");
+            let id = string(&peer, "id")?;
+            Frame::PeerJoined { peer, id }
+        }
+        "peer-left" => Frame::PeerLeft {
+            peer_id: string(&v, "peerId")?,
+            reason: match get_string(&v, "reason").as_deref() {
+                Some("left") => "left",
+                Some("lost") => "lost",
+                _ => return Err("reason"),
+            },
+        },
+        "signal" => Frame::Signal {
+            from: string(&v, "from")?,
+            data: data(&v)?,
+        },
+        "broadcast" => Frame::Broadcast {
+            from: string(&v, "from")?,
+            data: data(&v)?,
+        },
+        "error" => Frame::Error {
+            code: error_code(&string(&v, "code")?),
+            message: string(&v, "message")?,
+        },
+        "shutdown" => Frame::Shutdown {
+            reconnect_in_ms: get_f64(&v, "reconnectInMs").ok_or("reconnectInMs")?,
+        },
+        "pong" => Frame::Pong,
+        _ => return Err("unknown type"),
+    })
+}
+
+fn string(v: &JsValue, key: &'static str) -> Result<String, &'static str> {
+    get_string(v, key).ok_or(key)
+}
+
+fn data(v: &JsValue) -> Result<JsValue, &'static str> {
+    let data = get(v, "data");
+    if data.is_undefined() {
+        return Err("data");
+    }
+    Ok(data)
+}
+
+/// The relay's error code as one of [`ErrorCode`]'s spellings.
+fn error_code(code: &str) -> &'static str {
+    ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .find(|c| *c == code)
+        .unwrap_or(ErrorCode::Unknown.as_str())
+}
+
+// ---- client frames -------------------------------------------------------------------
+
+/// `join`.
+pub fn join(
+    room: &str,
+    name: Option<&str>,
+    token: Option<&str>,
+    resume: Option<&str>,
+    meta: &JsValue,
+) -> String {
+    let o = object(&[("type", "join".into()), ("room", room.into())]);
+    for (key, value) in [("name", name), ("token", token), ("resume", resume)] {
+        if let Some(value) = value {
+            set(&o, key, &value.into());
+        }
+    }
+    if meta.is_object() {
+        set(&o, "meta", meta);
+    }
+    js::stringify(&o).unwrap_or_default()
+}
+
+/// `signal` carrying `data` (a peer signal, see [`Signal`]) to `to`.
+pub fn signal(to: &str, data: &JsValue) -> Option<String> {
+    js::stringify(&object(&[
+        ("type", "signal".into()),
+        ("to", to.into()),
+        ("data", data.clone()),
+    ]))
+}
+
+/// `broadcast` of the app's JSON value; `None` if it does not stringify.
+pub fn broadcast(data: &JsValue) -> Option<String> {
+    js::stringify(&object(&[
+        ("type", "broadcast".into()),
+        ("data", data.clone()),
+    ]))
+}
+
+/// `leave`.
+pub const LEAVE: &str = r#"{"type":"leave"}"#;
+
+// ---- peer signals (`meshwire_protocol::peer::PeerSignal`) ----------------------------
+
+/// A peer signal as received, checked and in the shapes the browser takes.
+pub struct Signal {
+    /// The sender's track labels (replace any earlier list).
+    pub media: Option<Vec<MediaInfo>>,
+    /// An offer or answer: its kind, and an `RTCSessionDescriptionInit`.
+    pub description: Option<(SdpKind, JsValue)>,
+    /// An `RTCIceCandidateInit`.
+    pub candidate: Option<JsValue>,
+}
+
+/// Reads a peer signal; the error names the field that was wrong.
+pub fn decode_signal(data: &JsValue) -> Result<Signal, &'static str> {
+    if !data.is_object() {
+        return Err("not an object");
+    }
+    let media = match present(data, "media") {
+        None => None,
+        Some(list) if Array::is_array(&list) => {
+            let mut media = Vec::new();
+            for m in Array::from(&list).iter() {
+                media.push(MediaInfo {
+                    mid: string(&m, "mid")?,
+                    source: source(get_string(&m, "source").as_deref()).ok_or("source")?,
+                    muted: get_bool(&m, "muted").unwrap_or(false),
+                });
+            }
+            Some(media)
+        }
+        Some(_) => return Err("media"),
+    };
+    let description = match present(data, "description") {
+        None => None,
+        Some(d) => {
+            let kind = get(&d, "type");
+            let kind = match kind.as_string().as_deref() {
+                Some("offer") => SdpKind::Offer,
+                Some("answer") => SdpKind::Answer,
+                Some("pranswer") => SdpKind::Pranswer,
+                Some("rollback") => SdpKind::Rollback,
+                _ => return Err("description.type"),
+            };
+            let sdp = get(&d, "sdp");
+            if !sdp.is_string() {
+                return Err("description.sdp");
+            }
+            let init = object(&[("type", get(&d, "type")), ("sdp", sdp)]);
+            Some((kind, init))
+        }
+    };
+    // `null` (end of candidates) is accepted and ignored.
+    let candidate = match present(data, "candidate") {
+        None => None,
+        Some(c) => {
+            if !get(&c, "candidate").is_string() {
+                return Err("candidate.candidate");
+            }
+            let init = object(&[("candidate", get(&c, "candidate"))]);
+            for key in ["sdpMid", "usernameFragment"] {
+                if let Some(v) = present(&c, key) {
+                    if !v.is_string() {
+                        return Err("candidate");
+                    }
+                    set(&init, key, &v);
+                }
+            }
+            if let Some(v) = present(&c, "sdpMLineIndex") {
+                let index = v.as_f64().ok_or("candidate.sdpMLineIndex")?;
+                if index != f64::from(index as u16) {
+                    return Err("candidate.sdpMLineIndex");
+                }
+                set(&init, "sdpMLineIndex", &v);
+            }
+            Some(init)
+        }
+    };
+    Ok(Signal {
+        media,
+        description,
+        candidate,
+    })
+}
+
+/// `v[key]` unless it is `null` or `undefined`.
+fn present(v: &JsValue, key: &str) -> Option<JsValue> {
+    let value = get(v, key);
+    (!value.is_null() && !value.is_undefined()).then_some(value)
+}
+
+fn source(name: Option<&str>) -> Option<Source> {
+    [
+        Source::Camera,
+        Source::Microphone,
+        Source::Screen,
+        Source::ScreenAudio,
+    ]
+    .into_iter()
+    .find(|s| Some(s.as_str()) == name)
+}
+
+/// `{ candidate }` from an `RTCIceCandidate` (its non-null init fields).
+pub fn candidate_signal(candidate: &JsValue) -> JsValue {
+    let init = object(&[]);
+    for key in ["candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"] {
+        if let Some(v) = present(candidate, key) {
+            set(&init, key, &v);
+        }
+    }
+    object(&[("candidate", init)])
+}
+
+/// `{ description, media }`.
+pub fn description_signal(kind: &str, sdp: JsValue, media: &[MediaInfo]) -> JsValue {
+    object(&[
+        (
+            "description",
+            object(&[("type", kind.into()), ("sdp", sdp)]),
+        ),
+        ("media", media_list(media)),
+    ])
+}
+
+/// `{ media }`.
+pub fn media_signal(media: &[MediaInfo]) -> JsValue {
+    object(&[("media", media_list(media))])
+}
+
+fn media_list(media: &[MediaInfo]) -> JsValue {
+    media
+        .iter()
+        .map(|m| {
+            object(&[
+                ("mid", JsValue::from_str(&m.mid)),
+                ("source", m.source.as_str().into()),
+                ("muted", m.muted.into()),
+            ])
+        })
+        .collect::<Array>()
+        .into()
+}
