@@ -30,7 +30,10 @@ NOTES=()
 SERVER_PID=
 
 # One core for the server, the other for the load; without two cores, share.
+# The server's core busy share is measured only when it has a core of its own.
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=0; LOAD_CPU=1; else SERVER_CPU=0; LOAD_CPU=0; fi
+SERVER_CPU_ARGS=()
+[ "$SERVER_CPU" != "$LOAD_CPU" ] && SERVER_CPU_ARGS=(--server-cpu "$SERVER_CPU")
 
 stop_server() {
   if [ -n "$SERVER_PID" ]; then
@@ -91,6 +94,7 @@ for target in $TARGETS; do
       say "$target, $pairs pairs, run $run/$RUNS"
       taskset -c "$LOAD_CPU" "$BIN/meshwire-bench" load --target "$target" \
         --url "ws://127.0.0.1:$PORT" --pairs "$pairs" --duration "$SECONDS_PER_RUN" \
+        "${SERVER_CPU_ARGS[@]+"${SERVER_CPU_ARGS[@]}"}" \
         | tee -a "$RESULTS" >&2 || NOTES+=("$target at $pairs pairs: run $run failed")
       stop_server
     done

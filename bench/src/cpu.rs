@@ -1,5 +1,6 @@
-//! How busy the load generator's own core was: when it is near 100%, the measured rate
-//! is a lower bound of the server's, not the server's limit.
+//! How busy a core was: the load generator's own (near 100%, the measured rate is a
+//! lower bound of the server's, not the server's limit) and the server's (its cost per
+//! message, comparable between servers whatever limits the rate).
 
 /// The CPU this process is pinned to, if its affinity is exactly one CPU.
 fn pinned_cpu() -> Option<usize> {
@@ -43,7 +44,11 @@ pub struct CoreSample {
 impl CoreSample {
     /// `None` unless the process is pinned to one CPU (e.g. `taskset -c 1`).
     pub fn now() -> Option<Self> {
-        let cpu = pinned_cpu()?;
+        Self::of(pinned_cpu()?)
+    }
+
+    /// A reading of CPU `cpu` (another process's pinned core, say).
+    pub fn of(cpu: usize) -> Option<Self> {
         let (busy, total) = jiffies(cpu)?;
         Some(Self { cpu, busy, total })
     }

@@ -45,6 +45,11 @@ pub struct Args {
     /// The measured window.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// The CPU the server is pinned to: its busy share is measured over the window, so
+    /// the server's cost per message can be compared even when the load generator, not
+    /// the server, is the limit.
+    #[arg(long)]
+    server_cpu: Option<usize>,
     /// Runtime worker threads (1 = current-thread runtime).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -71,6 +76,9 @@ pub struct LoadResult {
     /// Busy share of the load generator's core during the window, when it is pinned to
     /// one (near 100% = the client, not the server, may be the limit).
     pub client_core_busy_pct: Option<f64>,
+    /// Busy share of the server's core during the window (with `--server-cpu`).
+    #[serde(default)]
+    pub server_core_busy_pct: Option<f64>,
 }
 
 /// Nanoseconds since a process-wide origin; senders and receivers share it.
@@ -108,11 +116,16 @@ pub async fn run(args: Args) -> Result<()> {
         end: tokio::time::Instant::now() + args.warmup + args.duration,
     };
     let duration = args.duration;
+    let server_cpu = args.server_cpu;
     let core = tokio::spawn(async move {
         tokio::time::sleep_until(window.end - duration).await;
-        let start = CoreSample::now()?;
+        let client = CoreSample::now();
+        let server = server_cpu.and_then(CoreSample::of);
         tokio::time::sleep_until(window.end).await;
-        start.busy_percent_since()
+        (
+            client.and_then(|c| c.busy_percent_since()),
+            server.and_then(|s| s.busy_percent_since()),
+        )
     });
     let histogram = Histogram::new_with_bounds(1_000, MAX_LATENCY_NS, 3)?;
     let histogram = Arc::new(Mutex::new(histogram));
@@ -135,7 +148,7 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
 
-    let client_core_busy_pct = core.await.ok().flatten();
+    let (client_core_busy_pct, server_core_busy_pct) = core.await.unwrap_or_default();
     let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
     let ms = |ns: u64| ns as f64 / 1e6;
     let seconds = args.duration.as_secs_f64();
@@ -154,6 +167,7 @@ pub async fn run(args: Args) -> Result<()> {
         max_ms: ms(histogram.max()),
         errors,
         client_core_busy_pct,
+        server_core_busy_pct,
     };
     println!(
         "{}: {} pairs × {} in flight, {}-byte frames: {:.0} msgs/s relayed ({} messages in {seconds} s, {errors} failed connections)",
@@ -170,6 +184,9 @@ pub async fn run(args: Args) -> Result<()> {
     );
     if let Some(busy) = client_core_busy_pct {
         println!("load generator core busy: {busy:.0}%");
+    }
+    if let Some(busy) = server_core_busy_pct {
+        println!("server core busy: {busy:.0}%");
     }
     println!("{}", serde_json::to_string(&Record::Load(result))?);
     if errors > 0 {

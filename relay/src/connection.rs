@@ -1,17 +1,18 @@
 //! One WebSocket's life, from upgrade to cleanup.
 //!
-//! A single task per connection selects over: frames from the client, frames for the
-//! client (its outbound channel, written in batches with one flush), the heartbeat,
-//! the liveness deadline and the relay's shutdown signal. Replies to the client's own
-//! requests (errors, `pong`, `welcome`) are written directly, so they are never stuck
-//! behind a full channel.
+//! A single task per connection selects over: the relay's shutdown signal, its
+//! [`Outbox`] having something to write, bytes from the client, the heartbeat and the
+//! liveness deadline. Everything the client sends is handled synchronously as it is
+//! read: a relayed message is copied into the recipient's outbox, a reply into this
+//! connection's own, so handling a message never waits on another socket.
 //!
 //! How it ends decides what the room sees, exactly once (see [`End`]).
 
 use crate::metrics::Kind;
-use crate::rooms::{self, Admission, Out, PeerId, Room};
+use crate::outbox::{Outbox, ReadAt};
+use crate::rooms::{self, Admission, PeerId, Room};
+use crate::ws::{self, op, Reader};
 use crate::Shared;
-use futures_util::{SinkExt, StreamExt};
 use meshwire_protocol::json::{decode_client, RawValue};
 use meshwire_protocol::{
     close_code, is_valid_room, ClientMessage, ErrorCode, Join, MessageId, ServerMessage,
@@ -19,39 +20,20 @@ use meshwire_protocol::{
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Frames above this close the connection with 1009 (the configurable limit below it
 /// only rejects the message).
 pub const HARD_FRAME_CAP: usize = 1 << 20;
-/// Frames a connection's outbound channel holds before its client counts as too slow.
-const OUTBOUND_CAPACITY: usize = 512;
-/// Frames written per flush.
-const WRITE_BATCH: usize = 64;
 
-/// The tungstenite settings for every relay socket. A 2 KiB read buffer instead of the
-/// default 128 KiB is most of what keeps an idle connection near 8 KiB; signaling
-/// messages are small, and a larger frame just takes more reads.
-pub fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(2 * 1024)
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(4 * 1024 * 1024)
-        .max_message_size(Some(HARD_FRAME_CAP))
-        .max_frame_size(Some(HARD_FRAME_CAP))
-}
+/// How long the relay waits for the client to complete the closing handshake.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How a connection ended, which decides what its room sees.
 #[derive(Debug)]
 enum End {
-    /// The client sent a close frame: the peer left (`peer-left` now).
-    Clean,
+    /// The client sent a close frame (with this code): the peer left (`peer-left` now).
+    Clean(Option<u16>),
     /// The socket dropped, errored, or stopped answering pings: hold the peer for resume.
     Lost,
     /// The relay closed it for a policy reason (flood, oversize, bad token): the peer left.
@@ -67,7 +49,6 @@ enum End {
 struct Membership {
     room: Arc<Room>,
     peer: PeerId,
-    rx: mpsc::Receiver<Out>,
 }
 
 /// How long a client may keep exceeding its rate before it is closed with 1008.
@@ -142,11 +123,19 @@ pub struct ConnInfo {
     pub query_token: Option<String>,
 }
 
-/// Runs one connection to its end. `slot` is held for the connection's whole life:
-/// dropping it frees the place counted against `--max-connections`.
-pub async fn serve<S, G>(mut ws: WebSocketStream<S>, shared: Arc<Shared>, info: ConnInfo, slot: G)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
+/// Runs one connection to its end over the socket's two halves. `early` holds bytes the
+/// HTTP server read past the upgrade request. `slot` is held for the connection's whole
+/// life: dropping it frees the place counted against `--max-connections`.
+pub async fn serve<R, W, G>(
+    mut rd: R,
+    mut wr: W,
+    early: Vec<u8>,
+    shared: Arc<Shared>,
+    info: ConnInfo,
+    slot: G,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let mut conn = Connection {
         rate: RateLimit::new(shared.config.rate_limit, shared.config.rate_burst),
@@ -154,11 +143,13 @@ where
         info,
         membership: None,
         last_seen: Instant::now(),
+        outbox: Arc::new(Outbox::default()),
     };
-    let end = conn.run(&mut ws).await;
-    // Boxed, like `join`: a future used once per connection need not sit inline in
-    // every idle connection's task (docs/benchmarks.md, memory per connection).
-    Box::pin(conn.finish(&mut ws, end)).await;
+    let mut reader = Reader::new(early, HARD_FRAME_CAP);
+    let end = conn.run(&mut rd, &mut wr, &mut reader).await;
+    // Boxed: a future used once per connection need not sit inline in every idle
+    // connection's task (docs/benchmarks.md, memory per connection).
+    Box::pin(conn.finish(&mut rd, &mut wr, &mut reader, end)).await;
     drop(slot);
 }
 
@@ -169,10 +160,16 @@ struct Connection {
     rate: RateLimit,
     /// When the client last sent anything (a pong counts).
     last_seen: Instant,
+    /// Frames for the client: relayed by others and this connection's own replies.
+    outbox: Arc<Outbox>,
 }
 
 impl Connection {
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, ws: &mut WebSocketStream<S>) -> End {
+    async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, reader: &mut Reader) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let config = &self.shared.config;
         let mut shutdown = self.shared.shutdown.subscribe();
         if *shutdown.borrow_and_update() {
@@ -188,38 +185,51 @@ impl Connection {
         // busy connection does not touch the timer per message.
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        // Grown by the first write that needs it: an idle connection keeps no batch.
-        let mut batch = Vec::new();
         // One `changed()` future for the connection's life, not one per loop turn.
         let stopping = shutdown.changed();
         tokio::pin!(stopping);
+        let outbox = Arc::clone(&self.outbox);
 
         loop {
             tokio::select! {
+                // Writing first keeps what is queued small before more is read.
+                biased;
                 _ = &mut stopping => return End::Shutdown,
-                frame = ws.next() => {
-                    let frame = match frame {
-                        Some(Ok(frame)) => frame,
-                        Some(Err(e)) => return self.transport_error(e),
-                        None => return End::Lost,
-                    };
-                    if let Err(end) = self.on_frame(ws, frame).await {
+                () = outbox.ready() => {
+                    if let Err(end) = self.flush(wr).await {
                         return end;
                     }
                 }
-                n = recv_batch(&mut self.membership, &mut batch) => {
-                    if n == 0 {
-                        return End::Detached(close_code::SLOW_CONSUMER, "too slow reading; resume to continue");
+                read = reader.fill(rd) => {
+                    match read {
+                        // The stream ended without a close frame: a dropped network,
+                        // not a misbehaving client, so the peer is held for resume.
+                        Ok(0) | Err(_) => return End::Lost,
+                        Ok(_) => {}
                     }
-                    if let Err(end) = self.write_batch(ws, &mut batch).await {
-                        return end;
+                    // One clock read per read from the socket, not per message.
+                    let now = Instant::now();
+                    self.last_seen = now;
+                    loop {
+                        match reader.message() {
+                            Ok(Some(message)) => {
+                                if let Err(end) = self.on_message(message, now) {
+                                    return end;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::debug!(conn = self.info.id, "websocket error: {e:?}");
+                                return End::Kicked(e.close_code(), match e {
+                                    ws::ReadError::TooBig => "frame larger than 1 MiB",
+                                    ws::ReadError::Utf8 => "text frame is not valid UTF-8",
+                                    ws::ReadError::Protocol(_) => "websocket protocol error",
+                                });
+                            }
+                        }
                     }
                 }
-                _ = ping.tick() => {
-                    if ws.send(Message::Ping(Default::default())).await.is_err() {
-                        return End::Lost;
-                    }
-                }
+                _ = ping.tick() => self.outbox.reply(op::PING, b""),
                 () = &mut deadline => {
                     let due = self.last_seen + timeout;
                     if due <= Instant::now() {
@@ -232,76 +242,52 @@ impl Connection {
         }
     }
 
-    fn transport_error(&self, e: WsError) -> End {
-        match e {
-            WsError::Capacity(_) => End::Kicked(1009, "frame larger than 1 MiB"),
-            WsError::Utf8(_) => End::Kicked(1007, "text frame is not valid UTF-8"),
-            // The TCP stream ended without a close frame: a dropped network, not a
-            // misbehaving client, so the peer is held for resume.
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Lost,
-            WsError::Protocol(p) => {
-                tracing::debug!(conn = self.info.id, "websocket protocol error: {p}");
-                End::Kicked(1002, "websocket protocol error")
-            }
-            _ => End::Lost,
-        }
-    }
-
-    async fn write_batch<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        batch: &mut Vec<Out>,
-    ) -> Result<(), End> {
-        let mut oldest = None;
-        for out in batch.drain(..) {
-            match out {
-                Out::Frame(frame, read_at) => {
-                    oldest.get_or_insert(read_at);
-                    if ws.feed(Message::Text(frame)).await.is_err() {
-                        return Err(End::Lost);
-                    }
-                }
-                Out::Close(code, reason) => return Err(End::Detached(code, reason)),
-            }
-        }
-        if ws.flush().await.is_err() {
-            return Err(End::Lost);
-        }
-        if let Some(at) = oldest {
-            self.shared
-                .metrics
-                .relay_latency
-                .observe(at.elapsed().as_secs_f64());
-        }
-        Ok(())
-    }
-
-    async fn on_frame<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        frame: Message,
-    ) -> Result<(), End> {
-        let now = Instant::now();
-        self.last_seen = now;
-        let text = match frame {
-            Message::Text(text) => text,
-            Message::Close(_) => return Err(End::Clean),
-            Message::Binary(_) => {
-                self.shared.metrics.inbound(Kind::Invalid);
-                return self
-                    .reply_error(
-                        ws,
-                        ErrorCode::BadMessage,
-                        "binary frames are not part of the protocol; send JSON text frames".into(),
-                        None,
-                    )
+    /// Writes what the outbox holds, with one `write` call when the socket keeps up.
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> Result<(), End> {
+        let batch = self.outbox.take();
+        if !batch.bytes.is_empty() {
+            // A client that stops reading cannot keep the task waiting forever.
+            let written =
+                tokio::time::timeout(self.shared.config.ping_timeout, wr.write_all(&batch.bytes))
                     .await;
+            if !matches!(written, Ok(Ok(()))) {
+                return Err(End::Lost);
             }
-            // Liveness is all a ping or pong tells; tungstenite answers pings itself.
-            _ => return Ok(()),
+            if let Some(at) = batch.oldest {
+                self.shared
+                    .metrics
+                    .relay_latency
+                    .observe(at.elapsed().as_secs_f64());
+            }
+        }
+        crate::buffers::give(batch.bytes);
+        match batch.close {
+            Some((code, reason)) => Err(End::Detached(code, reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn on_message(&mut self, message: ws::Message<'_>, now: Instant) -> Result<(), End> {
+        let text = match message {
+            ws::Message::Text(text) => text,
+            ws::Message::Close(code) => return Err(End::Clean(code)),
+            ws::Message::Binary(_) => {
+                self.shared.metrics.inbound(Kind::Invalid);
+                return self.reply_error(
+                    ErrorCode::BadMessage,
+                    "binary frames are not part of the protocol; send JSON text frames".into(),
+                    None,
+                );
+            }
+            ws::Message::Ping(payload) => {
+                self.outbox.reply(op::PONG, payload);
+                return Ok(());
+            }
+            // Liveness is all a pong tells, and `last_seen` is already updated.
+            ws::Message::Pong => return Ok(()),
         };
         if !self.rate.allow(now) {
-            return self.rate_limited(ws, now).await;
+            return self.rate_limited(now);
         }
         if text.len() > self.shared.config.max_message_bytes as usize {
             self.shared.metrics.inbound(Kind::Invalid);
@@ -310,18 +296,12 @@ impl Connection {
                 text.len(),
                 self.shared.config.max_message_bytes
             );
-            return self
-                .reply_error(ws, ErrorCode::TooLarge, msg.into(), None)
-                .await;
+            return self.reply_error(ErrorCode::TooLarge, msg.into(), None);
         }
-        self.on_text(ws, &text, now).await
+        self.on_text(text, now)
     }
 
-    async fn rate_limited<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        now: Instant,
-    ) -> Result<(), End> {
+    fn rate_limited(&mut self, now: Instant) -> Result<(), End> {
         self.shared.metrics.error(ErrorCode::RateLimited);
         if self.rate.abusive(now) {
             return Err(End::Kicked(1008, "message flood"));
@@ -340,25 +320,19 @@ impl Connection {
         );
         // Counted above, not again in reply_error.
         self.send(
-            ws,
             Kind::Control,
-            error_frame(ErrorCode::RateLimited, &msg, None),
-        )
-        .await
+            error_frame(ErrorCode::RateLimited, &msg, None).as_bytes(),
+        );
+        Ok(())
     }
 
-    async fn on_text<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        text: &str,
-        now: Instant,
-    ) -> Result<(), End> {
+    fn on_text(&mut self, text: &str, now: Instant) -> Result<(), End> {
         let metrics = &self.shared.metrics;
         let inbound = match decode_client(text) {
             Ok(inbound) => inbound,
             Err(e) => {
                 metrics.inbound(Kind::Invalid);
-                return self.reply_error(ws, e.code, e.message, e.id).await;
+                return self.reply_error(e.code, e.message, e.id);
             }
         };
         let id = inbound.id;
@@ -366,73 +340,65 @@ impl Connection {
             ClientMessage::Signal { to, data } => {
                 metrics.inbound(Kind::Signal);
                 let Some(m) = &self.membership else {
-                    return self.not_joined(ws, id).await;
+                    return self.not_joined(id);
                 };
+                let read_at = ReadAt::new(now);
                 if self
                     .shared
                     .rooms
-                    .signal(&m.room, &m.peer, &to, data, now)
+                    .signal(&m.room, &m.peer, &to, data, read_at)
                     .is_err()
                 {
                     let msg = format!(
                         "no peer {:?} in this room (it may have left)",
                         truncate(&to)
                     );
-                    return self
-                        .reply_error(ws, ErrorCode::UnknownPeer, msg.into(), id)
-                        .await;
+                    return self.reply_error(ErrorCode::UnknownPeer, msg.into(), id);
                 }
                 Ok(())
             }
             ClientMessage::Broadcast { data } => {
                 metrics.inbound(Kind::Broadcast);
                 let Some(m) = &self.membership else {
-                    return self.not_joined(ws, id).await;
+                    return self.not_joined(id);
                 };
-                self.shared.rooms.broadcast(&m.room, &m.peer, data, now);
+                self.shared
+                    .rooms
+                    .broadcast(&m.room, &m.peer, data, ReadAt::new(now));
                 Ok(())
             }
             ClientMessage::Ping => {
                 metrics.inbound(Kind::Ping);
-                let pong: ServerMessage<'_, ()> = ServerMessage::Pong;
-                self.send(ws, Kind::Ping, rooms::encode(&pong)).await
+                self.send(Kind::Ping, br#"{"type":"pong"}"#);
+                Ok(())
             }
             ClientMessage::Leave => {
                 metrics.inbound(Kind::Leave);
                 let Some(m) = self.membership.take() else {
-                    return self.not_joined(ws, id).await;
+                    return self.not_joined(id);
                 };
                 self.shared.rooms.leave(&m.room, &m.peer, self.info.id);
                 Ok(())
             }
             ClientMessage::Join(join) => {
                 metrics.inbound(Kind::Join);
-                Box::pin(self.join(ws, join, id)).await
+                self.join(join, id)
             }
         }
     }
 
-    async fn join<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        join: Join<'_, &RawValue>,
-        id: Option<&RawValue>,
-    ) -> Result<(), End> {
+    fn join(&mut self, join: Join<'_, &RawValue>, id: Option<&RawValue>) -> Result<(), End> {
         let shared = Arc::clone(&self.shared);
         if let Some(m) = &self.membership {
             let msg = format!(
                 "already in room {:?}; send `leave` before joining another",
                 &*m.room.name
             );
-            return self
-                .reply_error(ws, ErrorCode::AlreadyJoined, msg.into(), id)
-                .await;
+            return self.reply_error(ErrorCode::AlreadyJoined, msg.into(), id);
         }
         if !is_valid_room(&join.room) {
             let msg = "room names are 1-64 characters of A-Z a-z 0-9 _ . : -";
-            return self
-                .reply_error(ws, ErrorCode::InvalidRoom, msg.into(), id)
-                .await;
+            return self.reply_error(ErrorCode::InvalidRoom, msg.into(), id);
         }
         let identity = match &shared.jwt {
             None => Default::default(),
@@ -448,8 +414,7 @@ impl Connection {
                 match verified {
                     Ok(identity) => identity,
                     Err(msg) => {
-                        self.reply_error(ws, ErrorCode::Unauthorized, msg.into(), id)
-                            .await?;
+                        self.reply_error(ErrorCode::Unauthorized, msg.into(), id)?;
                         return Err(End::Kicked(close_code::UNAUTHORIZED, "unauthorized"));
                     }
                 }
@@ -460,13 +425,10 @@ impl Connection {
             Some(token) => match shared.resume.verify(token, &join.room) {
                 Ok(resume) => (PeerId::from(resume.peer_id), true),
                 Err(msg) => {
-                    return self
-                        .reply_error(ws, ErrorCode::ResumeFailed, msg.into(), id)
-                        .await;
+                    return self.reply_error(ErrorCode::ResumeFailed, msg.into(), id);
                 }
             },
         };
-        let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let admission = Admission {
             room: &join.room,
             peer_id: peer_id.clone(),
@@ -475,91 +437,83 @@ impl Connection {
             meta: join.meta,
             user_id: identity.user_id.as_deref(),
             conn: self.info.id,
-            tx,
+            outbox: Arc::clone(&self.outbox),
             ice_servers: shared.ice.servers_for(&peer_id),
             resume_token: shared.resume.issue(&peer_id, &join.room),
             limits: shared.limits(),
         };
-        let joined = match shared.rooms.join(admission) {
-            Ok(joined) => joined,
-            Err((code, msg)) => return self.reply_error(ws, code, msg.into(), id).await,
+        // On success the room has put the `welcome` (and what was queued during a
+        // hold) into the outbox, ahead of anything another member can send.
+        let room = match shared.rooms.join(admission) {
+            Ok(room) => room,
+            Err((code, msg)) => return self.reply_error(code, msg.into(), id),
         };
         tracing::debug!(
             conn = self.info.id,
             peer = &*peer_id,
-            room = &*joined.room.name,
+            room = &*room.name,
             resuming,
             "joined"
         );
         self.membership = Some(Membership {
-            room: joined.room,
+            room,
             peer: peer_id,
-            rx,
         });
-        // Written before the loop reads the channel again, so they precede anything
-        // other peers send from now on.
-        for frame in std::iter::once(joined.welcome).chain(joined.queued) {
-            if ws.feed(Message::Text(frame)).await.is_err() {
-                return Err(End::Lost);
-            }
-        }
-        ws.flush().await.map_err(|_| End::Lost)
+        Ok(())
     }
 
-    async fn not_joined<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        id: Option<&RawValue>,
-    ) -> Result<(), End> {
-        let msg = "join a room first";
-        self.reply_error(ws, ErrorCode::NotJoined, msg.into(), id)
-            .await
+    fn not_joined(&mut self, id: Option<&RawValue>) -> Result<(), End> {
+        self.reply_error(ErrorCode::NotJoined, "join a room first".into(), id)
     }
 
-    async fn reply_error<S: AsyncRead + AsyncWrite + Unpin>(
+    fn reply_error(
         &mut self,
-        ws: &mut WebSocketStream<S>,
         code: ErrorCode,
         message: Cow<'_, str>,
         id: Option<&RawValue>,
     ) -> Result<(), End> {
         self.shared.metrics.error(code);
-        self.send(ws, Kind::Control, error_frame(code, &message, id))
-            .await
+        self.send(Kind::Control, error_frame(code, &message, id).as_bytes());
+        Ok(())
     }
 
-    async fn send<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        kind: Kind,
-        frame: Utf8Bytes,
-    ) -> Result<(), End> {
+    /// Queues a reply of the relay's own for the client.
+    fn send(&self, kind: Kind, frame: &[u8]) {
         self.shared.metrics.outbound(kind, 1);
-        ws.send(Message::Text(frame)).await.map_err(|_| End::Lost)
+        self.outbox.reply(op::TEXT, frame);
     }
 
     /// Tells the room how the connection ended and closes the socket.
-    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        ws: &mut WebSocketStream<S>,
-        end: End,
-    ) {
+    async fn finish<R, W>(&mut self, rd: &mut R, wr: &mut W, reader: &mut Reader, end: End)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         tracing::debug!(conn = self.info.id, ?end, "connection ended");
-        if let Some(mut m) = self.membership.take() {
+        if let Some(m) = self.membership.take() {
             match end {
-                End::Clean | End::Kicked(..) => {
+                End::Clean(_) | End::Kicked(..) => {
                     self.shared.rooms.leave(&m.room, &m.peer, self.info.id)
                 }
                 End::Lost => self
                     .shared
                     .rooms
-                    .detach(&m.room, &m.peer, self.info.id, &mut m.rx),
+                    .detach(&m.room, &m.peer, self.info.id, &self.outbox),
                 End::Detached(..) | End::Shutdown => {}
             }
         }
-        let close = match end {
-            End::Clean | End::Lost => None,
-            End::Kicked(code, reason) | End::Detached(code, reason) => Some((code, reason)),
+        let mut last = Vec::new();
+        let (code, reason) = match end {
+            // Nobody is listening.
+            End::Lost => return,
+            // The client closed: answer its close frame at once (RFC 6455 §5.5.1).
+            End::Clean(code) => {
+                ws::write_close(&mut last, code.unwrap_or(1000), "");
+                let _ = tokio::time::timeout(CLOSE_WAIT, wr.write_all(&last)).await;
+                let _ = wr.shutdown().await;
+                return;
+            }
+            End::Kicked(code, reason) | End::Detached(code, reason) => (code, reason),
             End::Shutdown => {
                 let delay = self
                     .shared
@@ -570,36 +524,35 @@ impl Connection {
                 let notice: ServerMessage<'_, ()> = ServerMessage::Shutdown {
                     reconnect_in_ms: delay.max(1000),
                 };
-                let notice = rooms::encode(&notice);
-                let _ = ws.feed(Message::Text(notice)).await;
-                Some((1001, "relay shutting down"))
+                self.send(Kind::Control, rooms::encode(&notice).as_bytes());
+                (1001, "relay shutting down")
             }
         };
-        let close = close.map(|(code, reason)| CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        });
-        // Best effort, bounded: the peer may be gone or not reading.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            if let Err(e) = ws.close(close).await {
-                tracing::trace!("close: {e}");
+        // What is queued (an `unauthorized` error, say) goes out before the close frame.
+        let mut bytes = self.outbox.take().bytes;
+        ws::write_close(&mut bytes, code, reason);
+        // Best effort, bounded: the client may be gone or not reading. Wait for its
+        // close frame so the handshake completes and it sees the code.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            wr.write_all(&bytes).await?;
+            loop {
+                while let Ok(Some(message)) = reader.message() {
+                    if matches!(message, ws::Message::Close(_)) {
+                        return Ok(());
+                    }
+                }
+                if reader.fill(rd).await? == 0 {
+                    return Ok(());
+                }
             }
-            // Wait for the client's close reply so the handshake completes cleanly.
-            while let Some(Ok(_)) = ws.next().await {}
         })
-        .await;
+        .await
+        .map(|r: std::io::Result<()>| r.map_err(|e| tracing::trace!("close: {e}")));
+        let _ = wr.shutdown().await;
     }
 }
 
-/// Receives up to a batch from the membership's channel; pending forever when not in a room.
-async fn recv_batch(membership: &mut Option<Membership>, batch: &mut Vec<Out>) -> usize {
-    match membership {
-        Some(m) => m.rx.recv_many(batch, WRITE_BATCH).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn error_frame(code: ErrorCode, message: &str, id: Option<&RawValue>) -> Utf8Bytes {
+fn error_frame(code: ErrorCode, message: &str, id: Option<&RawValue>) -> String {
     let error: ServerMessage<'_, ()> = ServerMessage::Error {
         code,
         message: Cow::Borrowed(message),

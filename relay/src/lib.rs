@@ -13,6 +13,9 @@
 //! - [`server`]: HTTP routes (`/health`, `/ready`, `/metrics`, `/api/rooms`, static files);
 //! - [`upgrade`]: the `/ws` handshake (origin check, connection cap, tuned socket);
 //! - [`connection`]: one socket's life: read loop, writes, heartbeat, rate limit, cleanup;
+//! - [`ws`]: RFC 6455 framing (the relay's own codec: no allocation per message);
+//! - [`outbox`]: what waits to be written to one connection;
+//! - [`buffers`]: the per-thread pool of read and write buffers;
 //! - [`rooms`]: the registry, presence, delivery, and holding dropped peers for resume;
 //! - [`auth`]: JWT join tokens and the relay's resume tokens;
 //! - [`ice`]: STUN/TURN servers and TURN REST credentials;
@@ -22,14 +25,17 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod buffers;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod ice;
 pub mod metrics;
+pub mod outbox;
 pub mod rooms;
 pub mod server;
 pub mod upgrade;
+pub mod ws;
 
 pub use config::Config;
 pub use error::Error;

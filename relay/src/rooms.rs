@@ -1,19 +1,20 @@
 //! The room registry: who is in which room, and delivery of frames to them.
 //!
 //! Every member of a room is either *live* (a connection is attached: frames go into
-//! its bounded outbound channel) or *held* (its connection dropped abnormally: frames
+//! its bounded [`Outbox`]) or *held* (its connection dropped abnormally: frames
 //! are queued, bounded, for up to `--resume-grace`, waiting for a `join` with its
 //! resume token). A held member still counts toward capacity and is still listed in
 //! `welcome.peers`; the others see `peer-left` only when the hold expires.
 //!
 //! Locking: one registry mutex (taken on join and when a room may have emptied) and
 //! one mutex per room (taken for every delivery). The order is always registry, then
-//! room. No lock is held across an `.await`: delivery is `try_send`, so a slow
-//! recipient never stalls its sender. A recipient whose channel is full is detached
-//! and held, exactly as if its connection had dropped; its connection then closes
-//! with 4429 and the client resumes.
+//! room. No lock is held across an `.await`: delivery appends to the recipient's
+//! [`Outbox`], so a slow recipient never stalls its sender. A recipient whose outbox is
+//! full is detached and held, exactly as if its connection had dropped; its connection
+//! then closes with 4429 and the client resumes.
 
 use crate::metrics::{Kind, Metrics};
+use crate::outbox::{Outbox, ReadAt, Refused};
 use meshwire_protocol::json::RawValue;
 use meshwire_protocol::{
     ErrorCode, IceServer, LeaveReason, Limits, PeerInfo, ServerMessage, Welcome,
@@ -21,10 +22,8 @@ use meshwire_protocol::{
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// A relay-assigned peer id: 128 random bits, base64url (22 characters).
 pub type PeerId = Arc<str>;
@@ -33,45 +32,6 @@ pub type PeerId = Arc<str>;
 pub const HOLD_MAX_FRAMES: usize = 64;
 /// Most bytes queued for a held peer.
 pub const HOLD_MAX_BYTES: usize = 256 * 1024;
-
-/// What a connection's outbound channel carries.
-#[derive(Debug)]
-pub enum Out {
-    /// A text frame, and when the message that caused it was read (for the latency
-    /// histogram).
-    Frame(Utf8Bytes, ReadAt),
-    /// Close the socket with this code: the peer now belongs to another connection.
-    Close(u16, &'static str),
-}
-
-/// When a message was read, in microseconds since the relay started (wrapping every
-/// ~71 minutes). 4 bytes instead of an `Instant`'s 16: every connection's channel
-/// allocates its first 32 slots up front, so this is memory per idle connection.
-#[derive(Clone, Copy, Debug)]
-pub struct ReadAt(u32);
-
-impl ReadAt {
-    fn epoch() -> Instant {
-        static EPOCH: OnceLock<Instant> = OnceLock::new();
-        *EPOCH.get_or_init(Instant::now)
-    }
-
-    /// The stamp of `at`.
-    pub fn new(at: Instant) -> Self {
-        // Truncation is the wrap-around; `elapsed` subtracts with wrapping.
-        ReadAt(at.saturating_duration_since(Self::epoch()).as_micros() as u32)
-    }
-
-    /// Time since the stamp (valid for gaps under ~71 minutes).
-    pub fn elapsed(self) -> Duration {
-        let now = ReadAt::new(Instant::now()).0;
-        Duration::from_micros(u64::from(now.wrapping_sub(self.0)))
-    }
-}
-
-/// The sending half of a connection's outbound channel. The room holds the only one,
-/// so dropping it (on takeover or overflow) ends the connection's receive loop.
-pub type Tx = mpsc::Sender<Out>;
 
 /// A fresh peer id.
 pub fn new_peer_id() -> PeerId {
@@ -83,23 +43,22 @@ pub fn new_peer_id() -> PeerId {
 }
 
 /// Serialises a relay message; the protocol types always serialise.
-pub(crate) fn encode<D: Serialize>(message: &ServerMessage<'_, D>) -> Utf8Bytes {
-    serde_json::to_string(message)
-        .unwrap_or_else(|_| {
-            String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#)
-        })
-        .into()
+pub(crate) fn encode<D: Serialize>(message: &ServerMessage<'_, D>) -> String {
+    serde_json::to_string(message).unwrap_or_else(|_| {
+        String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#)
+    })
 }
 
-/// The frame of a relayed `signal` or `broadcast` (`tag`), equal to what [`encode`]
-/// writes for it, built in one exactly-sized allocation: the hot path then never
-/// regrows the frame, and the `Bytes` made from it needs no second allocation.
-fn relayed_frame(tag: &str, from: &str, data: &RawValue) -> Utf8Bytes {
+/// The frame of a relayed `signal` or `broadcast` (`tag`) as the pieces it is copied
+/// from, equal when joined to what [`encode`] writes for it: the client's `data` is
+/// spliced in as its raw bytes, and the frame is never built on its own, only written
+/// straight into each recipient's outbox.
+fn relayed_frame<'a>(tag: &'a str, from: &'a str, data: &'a RawValue) -> [&'a str; 7] {
     // Peer ids are made by the relay (URL-safe base64): nothing in them needs escaping.
     debug_assert!(from
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    let frame = [
+    [
         r#"{"type":""#,
         tag,
         r#"","from":""#,
@@ -108,8 +67,6 @@ fn relayed_frame(tag: &str, from: &str, data: &RawValue) -> Utf8Bytes {
         data.get(),
         "}",
     ]
-    .concat();
-    Utf8Bytes::from(frame)
 }
 
 /// Whether an encoded relay frame is `peer-joined` or `peer-left`. `encode` writes the
@@ -134,13 +91,13 @@ enum Link {
     Live {
         /// The connection that owns the peer; stale connections must not detach it.
         conn: u64,
-        tx: Tx,
+        outbox: Arc<Outbox>,
     },
     Held {
         /// The connection that dropped; the hold's expiry timer carries the same value,
         /// so a timer from an earlier hold cannot end a later one.
         conn: u64,
-        queue: VecDeque<Utf8Bytes>,
+        queue: VecDeque<Box<str>>,
         bytes: usize,
     },
 }
@@ -239,24 +196,14 @@ pub struct Admission<'a> {
     pub user_id: Option<&'a str>,
     /// The joining connection.
     pub conn: u64,
-    /// Its outbound channel.
-    pub tx: Tx,
+    /// Where its frames go; the `welcome` is put there too.
+    pub outbox: Arc<Outbox>,
     /// For the welcome.
     pub ice_servers: Vec<IceServer>,
     /// For the welcome.
     pub resume_token: String,
     /// For the welcome.
     pub limits: Limits,
-}
-
-/// A successful join.
-pub struct Joined {
-    /// The room, kept by the connection so deliveries skip the registry.
-    pub room: Arc<Room>,
-    /// The `welcome` frame, to write before anything else.
-    pub welcome: Utf8Bytes,
-    /// Frames queued while the peer was held, to write right after the welcome.
-    pub queued: Vec<Utf8Bytes>,
 }
 
 /// The registry of rooms.
@@ -295,8 +242,10 @@ impl Rooms {
         self.lock().get(name).cloned()
     }
 
-    /// Admits a peer (new, re-admitted, or resuming a held/live session).
-    pub fn join(&self, a: Admission<'_>) -> Result<Joined, (ErrorCode, &'static str)> {
+    /// Admits a peer (new, re-admitted, or resuming a held/live session) and puts its
+    /// `welcome`, then what was queued during a hold, into its outbox. Returns the room,
+    /// which the connection keeps so deliveries skip the registry.
+    pub fn join(&self, a: Admission<'_>) -> Result<Arc<Room>, (ErrorCode, &'static str)> {
         let mut registry = self.lock();
         let room = registry
             .entry(Arc::from(a.room))
@@ -325,7 +274,7 @@ impl Rooms {
                     &mut existing.link,
                     Link::Live {
                         conn: a.conn,
-                        tx: a.tx,
+                        outbox: a.outbox.clone(),
                     },
                 );
                 match old {
@@ -336,12 +285,10 @@ impl Rooms {
                     }
                     // The old connection has not noticed it is dead (or the same session
                     // is open twice): the newest connection wins.
-                    Link::Live { tx, .. } => {
-                        let _ = tx.try_send(Out::Close(
-                            meshwire_protocol::close_code::REPLACED,
-                            "session resumed on another connection",
-                        ));
-                    }
+                    Link::Live { outbox, .. } => outbox.close(
+                        meshwire_protocol::close_code::REPLACED,
+                        "session resumed on another connection",
+                    ),
                 }
                 true
             }
@@ -363,16 +310,24 @@ impl Rooms {
                     user_id: a.user_id.map(Into::into),
                     link: Link::Live {
                         conn: a.conn,
-                        tx: a.tx,
+                        outbox: a.outbox.clone(),
                     },
                 };
                 let joined = encode(&ServerMessage::PeerJoined {
                     peer: member.info(&a.peer_id),
                 });
-                let now = Instant::now();
+                let now = ReadAt::new(Instant::now());
                 let mut evicted = Vec::new();
                 for (id, other) in members.iter_mut() {
-                    self.deliver(&room, id, other, &joined, now, Kind::Control, &mut evicted);
+                    self.deliver(
+                        &room,
+                        id,
+                        other,
+                        &[&joined],
+                        now,
+                        Kind::Control,
+                        &mut evicted,
+                    );
                 }
                 members.insert(a.peer_id.clone(), member);
                 self.metrics.peers.inc();
@@ -396,12 +351,13 @@ impl Rooms {
         }));
         self.metrics
             .outbound(Kind::Control, 1 + queued.len() as u64);
+        // Under the room lock, so nothing another member sends can come first.
+        a.outbox.reply(crate::ws::op::TEXT, welcome.as_bytes());
+        for frame in &queued {
+            a.outbox.reply(crate::ws::op::TEXT, frame.as_bytes());
+        }
         drop(members);
-        Ok(Joined {
-            room,
-            welcome,
-            queued,
-        })
+        Ok(room)
     }
 
     /// Delivers a `signal` to one member of `room`.
@@ -411,7 +367,7 @@ impl Rooms {
         from: &str,
         to: &str,
         data: &RawValue,
-        read_at: Instant,
+        read_at: ReadAt,
     ) -> Result<(), ErrorCode> {
         let frame = relayed_frame("signal", from, data);
         let mut members = room.lock();
@@ -435,7 +391,7 @@ impl Rooms {
     }
 
     /// Delivers a `broadcast` to every other member of `room`.
-    pub fn broadcast(&self, room: &Arc<Room>, from: &str, data: &RawValue, read_at: Instant) {
+    pub fn broadcast(&self, room: &Arc<Room>, from: &str, data: &RawValue, read_at: ReadAt) {
         let frame = relayed_frame("broadcast", from, data);
         let mut members = room.lock();
         let mut evicted = Vec::new();
@@ -459,16 +415,10 @@ impl Rooms {
     }
 
     /// The peer's connection dropped abnormally: hold it for the resume grace.
-    /// Frames still in the connection's channel (accepted, never written) become the
-    /// start of the hold queue, so a resume replays them. Ignored unless `conn` is
+    /// Relayed frames still in the connection's outbox (accepted, never written) become
+    /// the start of the hold queue, so a resume replays them. Ignored unless `conn` is
     /// still the peer's live connection.
-    pub fn detach(
-        &self,
-        room: &Arc<Room>,
-        peer: &str,
-        conn: u64,
-        unsent: &mut mpsc::Receiver<Out>,
-    ) {
+    pub fn detach(&self, room: &Arc<Room>, peer: &str, conn: u64, outbox: &Outbox) {
         let mut members = room.lock();
         let Some(m) = members.get_mut(peer) else {
             return;
@@ -476,19 +426,18 @@ impl Rooms {
         if !matches!(m.link, Link::Live { conn: c, .. } if c == conn) {
             return;
         }
-        // Dropping the live sender (in `hold`) under the room lock means nothing new
-        // can enter the channel: what is in it now is older than anything queued later.
+        // Shut under the room lock: nothing new can enter the outbox, so what is in it
+        // now is older than anything queued later.
+        let unsent = outbox.shut();
         self.hold(room, peer, m);
         let mut overflow = false;
         if let Link::Held { queue, bytes, .. } = &mut m.link {
-            while let Ok(out) = unsent.try_recv() {
-                if let Out::Frame(frame, _) = out {
-                    if queue.len() < HOLD_MAX_FRAMES && *bytes + frame.len() <= HOLD_MAX_BYTES {
-                        *bytes += frame.len();
-                        queue.push_back(frame);
-                    } else {
-                        overflow = true;
-                    }
+            for frame in unsent {
+                if queue.len() < HOLD_MAX_FRAMES && *bytes + frame.len() <= HOLD_MAX_BYTES {
+                    *bytes += frame.len();
+                    queue.push_back(frame);
+                } else {
+                    overflow = true;
                 }
             }
         }
@@ -530,37 +479,45 @@ impl Rooms {
         self.drop_if_empty(room, members);
     }
 
-    /// Puts one frame on its way to `member`: into its channel if live, its queue if
-    /// held. A full channel turns the member into a held one; a full hold queue adds it
-    /// to `evicted`.
+    /// Puts one frame (`parts`, joined) on its way to `member`: into its outbox if
+    /// live, its queue if held. A full outbox turns the member into a held one (its
+    /// connection closes with 4429 once it has written what it has); a full hold queue
+    /// adds it to `evicted`.
     #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
         room: &Arc<Room>,
         id: &str,
         member: &mut Member,
-        frame: &Utf8Bytes,
-        read_at: Instant,
+        parts: &[&str],
+        read_at: ReadAt,
         kind: Kind,
         evicted: &mut Vec<PeerId>,
     ) {
-        if let Link::Live { tx, .. } = &member.link {
-            match tx.try_send(Out::Frame(frame.clone(), ReadAt::new(read_at))) {
+        if let Link::Live { outbox, .. } = &member.link {
+            match outbox.relay(parts, read_at) {
                 Ok(()) => {
                     self.metrics.outbound(kind, 1);
                     return;
                 }
-                // Too slow (full) or already ending (closed): hold it and queue below,
-                // so the frame is there when the client resumes.
-                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                // Too slow, or already ending: hold it and queue below, so the frame is
+                // there when the client resumes.
+                Err(refused) => {
+                    if refused == Refused::Full {
+                        outbox.close(
+                            meshwire_protocol::close_code::SLOW_CONSUMER,
+                            "too slow reading; resume to continue",
+                        );
+                    }
                     self.hold(room, id, member);
                 }
             }
         }
         if let Link::Held { queue, bytes, .. } = &mut member.link {
-            if queue.len() < HOLD_MAX_FRAMES && *bytes + frame.len() <= HOLD_MAX_BYTES {
-                *bytes += frame.len();
-                queue.push_back(frame.clone());
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            if queue.len() < HOLD_MAX_FRAMES && *bytes + len <= HOLD_MAX_BYTES {
+                *bytes += len;
+                queue.push_back(parts.concat().into());
             } else {
                 evicted.push(id.into());
             }
@@ -611,9 +568,9 @@ impl Rooms {
             reason,
         };
         let left = encode(&left);
-        let now = Instant::now();
+        let now = ReadAt::new(Instant::now());
         for (other, m) in members.iter_mut() {
-            self.deliver(room, other, m, &left, now, Kind::Control, evicted);
+            self.deliver(room, other, m, &[&left], now, Kind::Control, evicted);
         }
     }
 
@@ -641,24 +598,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn out_stays_small_and_read_at_measures_time() {
-        // 32 slots of `Out` are allocated per connection up front.
-        assert!(
-            std::mem::size_of::<Out>() <= 40,
-            "{}",
-            std::mem::size_of::<Out>()
-        );
-        ReadAt::new(Instant::now()); // starts the epoch, as the relay's first message does
-        std::thread::sleep(Duration::from_millis(40));
-        let at = ReadAt::new(Instant::now() - Duration::from_millis(30));
-        let elapsed = at.elapsed();
-        assert!(
-            elapsed >= Duration::from_millis(29) && elapsed < Duration::from_secs(5),
-            "{elapsed:?}"
-        );
-    }
-
-    #[test]
     fn relayed_frames_match_the_serde_encoding() {
         let data = RawValue::from_string(r#"{"sdp":"v=0\r\n","n":[1,2]}"#.to_owned()).unwrap();
         let from = "m-O4mFkp2lwZJdRy6r0MmQ";
@@ -670,8 +609,14 @@ mod tests {
             from: Cow::Borrowed(from),
             data: &*data,
         };
-        assert_eq!(relayed_frame("signal", from, &data), encode(&signal));
-        assert_eq!(relayed_frame("broadcast", from, &data), encode(&broadcast));
+        assert_eq!(
+            relayed_frame("signal", from, &data).concat(),
+            encode(&signal)
+        );
+        assert_eq!(
+            relayed_frame("broadcast", from, &data).concat(),
+            encode(&broadcast)
+        );
     }
 
     #[test]

@@ -1,22 +1,21 @@
 //! `GET /ws`: the WebSocket upgrade, done by hand instead of with `warp::ws()`.
 //!
-//! warp's `Ws` filter cannot set tungstenite's read buffer, which defaults to 128 KiB
-//! per socket (zero-filled on every read); that alone would put an idle connection at
-//! ~130 KiB. Doing the RFC 6455 handshake here lets the relay build the socket with
-//! [`connection::ws_config`], take back the raw `TcpStream` from hyper (so it can set
-//! `TCP_NODELAY` and skip hyper's boxed I/O), and refuse bad origins or a full relay
-//! with a plain HTTP status before anything is upgraded.
+//! warp's `Ws` filter hands the socket to tungstenite with a 128 KiB read buffer per
+//! socket (zero-filled on every read); the relay frames messages itself instead
+//! ([`crate::ws`]). Doing the RFC 6455 handshake here lets it take back the raw
+//! `TcpStream` from hyper (so it can set `TCP_NODELAY` and skip hyper's boxed I/O), and
+//! refuse bad origins or a full relay with a plain HTTP status before anything is
+//! upgraded.
 
 use crate::connection::{self, ConnInfo};
 use crate::Shared;
+use base64::Engine;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use sha1::{Digest, Sha1};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::Response;
@@ -130,7 +129,6 @@ fn upgrade(
                 return;
             }
         };
-        let config = Some(connection::ws_config());
         // warp serves plain TCP through hyper-util's auto connection, so the upgraded
         // I/O is normally the `TcpStream` itself; anything else is driven through hyper.
         match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
@@ -139,22 +137,27 @@ fn upgrade(
                 // out the bytes and drop it now, or it lives as long as the socket.
                 let early = parts.read_buf.to_vec();
                 drop(parts.read_buf);
-                let tcp = parts.io.into_inner();
+                let mut tcp = parts.io.into_inner();
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!("TCP_NODELAY: {e}");
                 }
-                let ws =
-                    WebSocketStream::from_partially_read(tcp, early, Role::Server, config).await;
-                connection::serve(ws, task_shared, info, slot).await;
+                let (rd, wr) = tcp.split();
+                connection::serve(rd, wr, early, task_shared, info, slot).await;
             }
             Err(upgraded) => {
                 tracing::debug!(
                     "upgraded connection is not a plain TcpStream; serving it through hyper"
                 );
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, config)
-                        .await;
-                Box::pin(connection::serve(ws, task_shared, info, slot)).await;
+                let (rd, wr) = tokio::io::split(TokioIo::new(upgraded));
+                Box::pin(connection::serve(
+                    rd,
+                    wr,
+                    Vec::new(),
+                    task_shared,
+                    info,
+                    slot,
+                ))
+                .await;
             }
         }
     });
@@ -168,4 +171,25 @@ fn upgrade(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     res
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+fn derive_accept_key(key: &[u8]) -> String {
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accept_key_matches_rfc_6455_example() {
+        // RFC 6455 §1.3.
+        assert_eq!(
+            super::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
 }
