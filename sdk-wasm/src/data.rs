@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{RtcDataChannel, RtcDataChannelInit, RtcDataChannelState};
+use web_sys::{RtcDataChannel, RtcDataChannelInit};
 
 /// Hand no more to the browser while this much is buffered.
 pub const HIGH_WATER: u32 = 4 * 1024 * 1024;
@@ -73,22 +73,22 @@ struct State {
 impl State {
     /// Hands queued messages to the browser while under the high-water mark.
     fn drain(&self) {
-        if self.dc.ready_state() != RtcDataChannelState::Open {
+        if js::get_string(&self.dc, "readyState").as_deref() != Some("open") {
             return;
         }
-        while self.dc.buffered_amount() < HIGH_WATER {
+        while js::get_f64(&self.dc, "bufferedAmount").unwrap_or(0.0) < f64::from(HIGH_WATER) {
             let Some(next) = self.queue.borrow_mut().pop_front() else {
                 return;
             };
             self.queued_bytes.set(self.queued_bytes.get() - next.len());
             let sent = match &next {
-                Payload::Text(s) => self.dc.send_with_str(s),
-                Payload::Binary(b) => self.dc.send_with_array_buffer_view(b),
+                Payload::Text(s) => js::send(&self.dc, &JsValue::from_str(s)),
+                Payload::Binary(b) => js::send(&self.dc, b),
             };
             if let Err(e) = sent {
                 js::warn(&js::cat(&[
                     "data channel '",
-                    &self.dc.label(),
+                    &label(&self.dc),
                     "' refused a message: ",
                     &crate::error::describe(&e),
                 ]));
@@ -111,14 +111,14 @@ impl Channel {
     /// Wraps `dc` (ours or adopted from the remote side); its messages are emitted as
     /// `message` events from `peer`.
     pub fn new(dc: RtcDataChannel, ours: bool, peer: &str, room: Weak<Inner>) -> Channel {
-        dc.set_binary_type(web_sys::RtcDataChannelType::Arraybuffer);
-        dc.set_buffered_amount_low_threshold(LOW_WATER);
+        js::set(&dc, "binaryType", &"arraybuffer".into());
+        js::set(&dc, "bufferedAmountLowThreshold", &LOW_WATER.into());
         let state = Rc::new(State {
             dc,
             queue: RefCell::default(),
             queued_bytes: Cell::new(0),
         });
-        let label = state.dc.label();
+        let name = label(&state.dc);
         let from = peer.to_owned();
         let weak = Rc::downgrade(&state);
         let listener = Listener::new(
@@ -137,14 +137,14 @@ impl Channel {
                     "message",
                     &js::object(&[
                         ("from", JsValue::from_str(&from)),
-                        ("channel", JsValue::from_str(&label)),
+                        ("channel", JsValue::from_str(&name)),
                         ("data", js::get(&e, "data")),
                     ]),
                 );
             },
         );
         Channel {
-            label: state.dc.label(),
+            label: label(&state.dc),
             ours,
             state,
             _listener: listener,
@@ -154,8 +154,8 @@ impl Channel {
     /// Whether the channel is closing or closed (it will never carry a message again).
     pub fn is_closed(&self) -> bool {
         matches!(
-            self.state.dc.ready_state(),
-            RtcDataChannelState::Closing | RtcDataChannelState::Closed
+            js::get_string(&self.state.dc, "readyState").as_deref(),
+            Some("closing" | "closed")
         )
     }
 
@@ -174,8 +174,12 @@ impl Channel {
 
     /// Closes the channel.
     pub fn close(&self) {
-        self.state.dc.close();
+        js::close(&self.state.dc, None);
     }
+}
+
+fn label(dc: &RtcDataChannel) -> String {
+    js::get_string(dc, "label").unwrap_or_default()
 }
 
 /// Parses `createChannel` options from JavaScript.

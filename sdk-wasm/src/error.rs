@@ -102,8 +102,8 @@ impl From<Error> for JsValue {
 /// The message of a thrown JavaScript value (an `Error`'s message, or its string form).
 pub fn describe(err: &JsValue) -> String {
     if let Some(e) = err.dyn_ref::<js_sys::Error>() {
-        let name: String = e.name().into();
-        let message: String = e.message().into();
+        let name = crate::js::get_string(e, "name").unwrap_or_default();
+        let message = crate::js::get_string(e, "message").unwrap_or_default();
         return crate::js::cat(&[&name, ": ", &message]);
     }
     err.as_string()

@@ -28,13 +28,19 @@ extern "C" {
     #[wasm_bindgen(method, js_name = restartIce)]
     pub fn restart_ice(this: &PeerConnectionExt);
 
-    /// Any event target. web-sys declares `addEventListener` as throwing, which costs a
-    /// try/catch wrapper in the glue; with a function argument it cannot throw.
+    /// Any browser object. These few methods are bound once for every object that has
+    /// them (WebSocket, RTCPeerConnection, RTCDataChannel, tracks), where web-sys binds
+    /// one import per class and overload. `addEventListener` with a function argument
+    /// cannot throw, so it has no try/catch wrapper.
     type Target;
     #[wasm_bindgen(method, js_name = addEventListener)]
     fn add_listener(this: &Target, name: &str, f: &Function);
     #[wasm_bindgen(method, js_name = removeEventListener)]
     fn remove_listener(this: &Target, name: &str, f: &Function);
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_any(this: &Target, data: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch, js_name = close)]
+    fn close_any(this: &Target, code: Option<u16>) -> Result<(), JsValue>;
 
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(f: &Function, ms: u32) -> JsValue;
@@ -43,6 +49,10 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     fn console_warn(message: &str);
+
+    /// The global object (`window` in a page).
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
 
     /// `JSON.parse` of a JavaScript string as is (js-sys takes a `&str`, which would
     /// copy every relay frame into wasm memory and back).
@@ -113,6 +123,22 @@ impl Drop for Timer {
         // Clearing a timer that already fired is a no-op.
         clear_timeout(&self.id);
     }
+}
+
+/// `target.send(data)` (a WebSocket or a data channel).
+pub fn send(target: &JsValue, data: &JsValue) -> Result<(), JsValue> {
+    target.unchecked_ref::<Target>().send_any(data)
+}
+
+/// `target.close()`, or `close(code)` for a WebSocket; a failure is ignored (closing
+/// what is closed is a no-op).
+pub fn close(target: &JsValue, code: Option<u16>) {
+    let _ = target.unchecked_ref::<Target>().close_any(code);
+}
+
+/// `globalThis[key]`.
+pub fn global(key: &str) -> JsValue {
+    GLOBAL_THIS.with(|g| get(g, key))
 }
 
 /// An event's `type`.

@@ -24,7 +24,8 @@ mod media;
 mod peer;
 mod room;
 mod signaling;
-mod wire;
+#[doc(hidden)]
+pub mod wire;
 
 /// Talc instead of Rust's default wasm allocator (dlmalloc): 7 KB less wasm, 2.8 KB
 /// gzipped (docs/benchmarks.md, "Reading the bundle number"), and faster. Its
@@ -34,16 +35,29 @@ mod wire;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 pub use events::EVENTS;
+use js_sys::Promise;
 use room::{Inner, Options};
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+
+/// A boxed future: async code shared by several callers is boxed once instead of being
+/// inlined into each caller's state machine (docs/benchmarks.md).
+type Task<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// Runs a background task (perfect negotiation, a peer's signal queue, reverting a
 /// screen share). Boxed here, so the executor's code exists once for all of them.
 fn spawn(task: impl Future<Output = ()> + 'static) {
-    let task: std::pin::Pin<Box<dyn Future<Output = ()>>> = Box::pin(task);
+    let task: Task<'static, ()> = Box::pin(task);
     wasm_bindgen_futures::spawn_local(task);
+}
+
+/// The promise an async method returns. Like an `async fn` export, the work starts on
+/// the next microtask; unlike one, `future_to_promise` is instantiated once for all.
+fn promise(task: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let task: Task<'static, Result<JsValue, JsValue>> = Box::pin(task);
+    wasm_bindgen_futures::future_to_promise(task)
 }
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -150,14 +164,22 @@ pub struct Room {
     inner: Rc<Inner>,
 }
 
-#[wasm_bindgen]
 impl Room {
-    /// Connects to the relay at `url` (`ws(s)://host[:port]`, `/ws` is added) and
-    /// joins `room`. Resolves once the relay has admitted this peer.
+    /// `Room.join` for Rust callers (the browser tests): the same join, as a future.
     pub async fn join(url: String, room: String, options: JsJoinOptions) -> Result<Room, JsValue> {
         let options = Options::parse(&options);
         let inner = Inner::join(url, room, options).await?;
         Ok(Room { inner })
+    }
+}
+
+#[wasm_bindgen]
+impl Room {
+    /// Connects to the relay at `url` (`ws(s)://host[:port]`, `/ws` is added) and
+    /// joins `room`. Resolves once the relay has admitted this peer.
+    #[wasm_bindgen(js_name = join, unchecked_return_type = "Promise<Room>")]
+    pub fn join_js(url: String, room: String, options: JsJoinOptions) -> Promise {
+        promise(async move { Ok(Room::join(url, room, options).await?.into()) })
     }
 
     /// This peer's relay-assigned id (kept across reconnects).
@@ -227,10 +249,10 @@ impl Room {
 
     /// Starts the microphone and/or camera (default both) and sends them to every
     /// current and future peer.
-    #[wasm_bindgen(js_name = enableMedia, unchecked_return_type = "MediaStream")]
-    pub async fn enable_media(&self, constraints: JsMediaOptions) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(js_name = enableMedia, unchecked_return_type = "Promise<MediaStream>")]
+    pub fn enable_media(&self, constraints: JsMediaOptions) -> Promise {
         let inner = self.inner.clone();
-        Ok(inner.enable_media(&constraints.into()).await?.into())
+        promise(async move { Ok(inner.enable_media(&constraints.into()).await?.into()) })
     }
 
     /// Mutes (`false`) or unmutes the microphone; the others get a `mute` event.
@@ -240,38 +262,49 @@ impl Room {
     }
 
     /// Turns the camera off (releasing the device) or on again, without renegotiation.
-    #[wasm_bindgen(js_name = setCameraEnabled)]
-    pub async fn set_camera_enabled(&self, on: bool) -> Result<(), JsValue> {
+    #[wasm_bindgen(js_name = setCameraEnabled, unchecked_return_type = "Promise<void>")]
+    pub fn set_camera_enabled(&self, on: bool) -> Promise {
         let inner = self.inner.clone();
-        Ok(inner.set_camera_enabled(on).await?)
+        promise(async move {
+            inner.set_camera_enabled(on).await?;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Shares a screen: in place of the camera by default (no renegotiation), or as an
     /// extra track with `replaceCamera: false`. Reverts by itself when the user stops
     /// sharing from the browser.
-    #[wasm_bindgen(js_name = startScreenShare, unchecked_return_type = "MediaStream")]
-    pub async fn start_screen_share(
-        &self,
-        options: JsScreenShareOptions,
-    ) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(
+        js_name = startScreenShare,
+        unchecked_return_type = "Promise<MediaStream>"
+    )]
+    pub fn start_screen_share(&self, options: JsScreenShareOptions) -> Promise {
         let options: JsValue = options.into();
         let replace = js::get_bool(&options, "replaceCamera").unwrap_or(true);
         let audio = js::get_bool(&options, "audio").unwrap_or(false);
         let inner = self.inner.clone();
-        Ok(inner.start_screen_share(replace, audio).await?.into())
+        promise(async move { Ok(inner.start_screen_share(replace, audio).await?.into()) })
     }
 
     /// Stops the screen share and restores the camera.
-    #[wasm_bindgen(js_name = stopScreenShare)]
-    pub async fn stop_screen_share(&self) {
+    #[wasm_bindgen(js_name = stopScreenShare, unchecked_return_type = "Promise<void>")]
+    pub fn stop_screen_share(&self) -> Promise {
         let inner = self.inner.clone();
-        inner.stop_screen_share().await;
+        promise(async move {
+            inner.stop_screen_share().await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Leaves the room: the others see `peer-left` at once; every connection, track
     /// and handler is released.
-    pub async fn leave(&self) {
-        self.inner.leave();
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn leave(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            inner.leave();
+            Ok(JsValue::UNDEFINED)
+        })
     }
 }
 

@@ -112,20 +112,33 @@ impl Local {
 }
 
 fn media_devices() -> Result<web_sys::MediaDevices, Error> {
-    web_sys::window()
-        .ok_or_else(|| Error::new(Code::Unsupported, "no window: media needs a browser page"))?
-        .navigator()
-        .media_devices()
-        .map_err(|_| {
-            Error::new(
-                Code::Unsupported,
-                "navigator.mediaDevices is missing: the page must be served over https (or localhost)",
-            )
-        })
+    // Through `globalThis` rather than `web_sys::window()`, which brings js-sys's
+    // four-way global object lookup into the wasm.
+    let navigator = crate::js::global("navigator");
+    if !navigator.is_object() {
+        return Err(Error::new(
+            Code::Unsupported,
+            "no navigator: media needs a browser page",
+        ));
+    }
+    let devices = crate::js::get(&navigator, "mediaDevices");
+    if !devices.is_object() {
+        return Err(Error::new(
+            Code::Unsupported,
+            "navigator.mediaDevices is missing: the page must be served over https (or localhost)",
+        ));
+    }
+    Ok(devices.unchecked_into())
 }
 
-/// `getUserMedia(constraints)`, with an error that says what to do.
-pub async fn get_user_media(constraints: &JsValue) -> Result<MediaStream, Error> {
+/// `getUserMedia(constraints)`, with an error that says what to do (boxed: it has
+/// several callers, see `crate::Task`).
+pub fn get_user_media(constraints: &JsValue) -> crate::Task<'static, Result<MediaStream, Error>> {
+    let constraints = constraints.clone();
+    Box::pin(async move { get_user_media_now(&constraints).await })
+}
+
+async fn get_user_media_now(constraints: &JsValue) -> Result<MediaStream, Error> {
     let constraints: web_sys::MediaStreamConstraints = constraints.clone().unchecked_into();
     let promise = media_devices()?
         .get_user_media_with_constraints(&constraints)
@@ -163,11 +176,10 @@ pub async fn get_display_media(audio: bool) -> Result<MediaStream, Error> {
 
 /// The first track of `kind` in `stream`.
 pub fn first_track(stream: &MediaStream, kind: &str) -> Option<MediaStreamTrack> {
-    let tracks = if kind == "audio" {
-        stream.get_audio_tracks()
-    } else {
-        stream.get_video_tracks()
-    };
-    let first = tracks.get(0);
-    first.is_object().then(|| first.unchecked_into())
+    // `getTracks` filtered, rather than `getAudioTracks`/`getVideoTracks`: one import.
+    stream
+        .get_tracks()
+        .iter()
+        .find(|t| crate::js::get_string(t, "kind").as_deref() == Some(kind))
+        .map(JsCast::unchecked_into)
 }

@@ -157,7 +157,7 @@ impl Peer {
             channel.close();
         }
         self.shared.restart_timer.borrow_mut().take();
-        self.shared.pc.close();
+        js::close(&self.shared.pc, None);
     }
 }
 
@@ -265,13 +265,13 @@ impl Shared {
         for (slot, sender) in Slot::ALL.into_iter().zip(self.senders.borrow().iter()) {
             let Some(sender) = sender else { continue };
             // A parked screen transceiver carries nothing: not announced.
-            if slot == Slot::Screen && sender.track().is_none() {
+            if slot == Slot::Screen && !js::get(sender, "track").is_object() {
                 continue;
             }
-            let mid = transceivers.iter().find_map(|t| {
-                let t: web_sys::RtcRtpTransceiver = t.unchecked_into();
-                (t.sender() == *sender).then(|| t.mid()).flatten()
-            });
+            let mid = transceivers
+                .iter()
+                .find(|t| js::get(t, "sender") == ***sender)
+                .and_then(|t| js::get_string(&t, "mid"));
             if let Some(mid) = mid {
                 let (source, muted) = local.describe(slot);
                 info.push(MediaInfo { mid, source, muted });
@@ -367,8 +367,7 @@ impl Shared {
         if self.sender(slot).is_some() {
             return;
         }
-        let streams = js_sys::Array::of1(stream);
-        let sender = self.pc.add_track(track, stream, &streams);
+        let sender = self.pc.add_track_0(track, stream);
         if let Some(s) = self.senders.borrow_mut().get_mut(slot as usize) {
             *s = Some(sender);
         }
@@ -379,10 +378,11 @@ impl Shared {
     /// next share reuses it: a removed track leaves its m-line in the SDP for good, and
     /// repeated shares would grow the SDP past the relay's message limit.
     pub fn set_sending(&self, sender: &RtcRtpSender, sending: bool) {
-        let transceiver = self.pc.get_transceivers().iter().find_map(|t| {
-            let t: web_sys::RtcRtpTransceiver = t.unchecked_into();
-            (t.sender() == *sender).then_some(t)
-        });
+        let transceiver = self
+            .pc
+            .get_transceivers()
+            .iter()
+            .find(|t| js::get(t, "sender") == ***sender);
         if let Some(t) = transceiver {
             let direction = if sending { "sendrecv" } else { "recvonly" };
             js::set(&t, "direction", &direction.into());
@@ -442,7 +442,9 @@ impl Shared {
         };
         let (source, muted) = match self.remote_media.borrow().iter().find(|m| m.mid == mid) {
             Some(info) => (info.source, info.muted),
-            None if track.kind() == "audio" => (Source::Microphone, false),
+            None if js::get_string(&track, "kind").as_deref() == Some("audio") => {
+                (Source::Microphone, false)
+            }
             None => (Source::Camera, false),
         };
         let remote = RemoteTrack {

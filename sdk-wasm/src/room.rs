@@ -213,7 +213,7 @@ impl Inner {
             return false;
         };
         let _ = match outcome {
-            Ok(()) => resolve.call0(&JsValue::UNDEFINED),
+            Ok(()) => resolve.call1(&JsValue::UNDEFINED, &JsValue::UNDEFINED),
             Err(e) => reject.call1(&JsValue::UNDEFINED, &e.into()),
         };
         true
@@ -556,22 +556,18 @@ impl Inner {
         let servers = js_sys::Array::new();
         for list in [&self.options.ice_servers, &*self.relay_ice.borrow()] {
             if js_sys::Array::is_array(list) {
-                for s in js_sys::Array::from(list).iter() {
+                for s in list.unchecked_ref::<js_sys::Array>().iter() {
                     servers.push(&s);
                 }
             }
         }
-        let config = RtcConfiguration::new();
-        config.set_ice_servers(&servers);
+        // A plain object (the dictionary's web-sys setters are one import each).
+        let config = js::object(&[("iceServers", servers.into())]);
         if let Some(policy) = &self.options.ice_transport_policy {
-            let policy = if policy == "relay" {
-                web_sys::RtcIceTransportPolicy::Relay
-            } else {
-                web_sys::RtcIceTransportPolicy::All
-            };
-            config.set_ice_transport_policy(policy);
+            let policy = if policy == "relay" { "relay" } else { "all" };
+            js::set(&config, "iceTransportPolicy", &policy.into());
         }
-        config
+        config.unchecked_into()
     }
 
     fn add_peer(self: &Rc<Self>, id: String, info: JsValue, initiate: bool) {
@@ -766,7 +762,15 @@ impl Inner {
 
     // ---- media -----------------------------------------------------------------------
 
-    pub async fn enable_media(self: &Rc<Self>, constraints: &JsValue) -> Result<MediaStream> {
+    /// Boxed (`crate::Task`), like the other async helpers with several callers.
+    pub fn enable_media<'a>(
+        self: &'a Rc<Self>,
+        constraints: &'a JsValue,
+    ) -> crate::Task<'a, Result<MediaStream>> {
+        Box::pin(self.enable_media_now(constraints))
+    }
+
+    async fn enable_media_now(self: &Rc<Self>, constraints: &JsValue) -> Result<MediaStream> {
         let constraints = if constraints.is_object() {
             constraints.clone()
         } else {
@@ -794,14 +798,19 @@ impl Inner {
     /// Makes every peer's senders match the local media: adds missing slots
     /// (renegotiated), swaps tracks in existing ones (not renegotiated), removes slots
     /// with nothing left to send, then announces the labels.
-    async fn sync_senders(&self) {
+    fn sync_senders(&self) -> crate::Task<'_, ()> {
+        Box::pin(self.sync_senders_now())
+    }
+
+    async fn sync_senders_now(&self) {
         let wanted = self.local.borrow().outgoing();
         let mut swaps = Vec::new();
         for p in self.peers.borrow().iter() {
             for (slot, track, stream) in &wanted {
                 match p.shared.sender(*slot) {
                     Some(sender) => {
-                        if sender.track().as_ref() != Some(track) {
+                        let current: &JsValue = track;
+                        if js::get(&sender, "track") != *current {
                             if *slot == Slot::Screen {
                                 p.shared.set_sending(&sender, true);
                             }
@@ -824,7 +833,7 @@ impl Inner {
                     // The extra screen slot is parked (recvonly, renegotiated) for the
                     // next share to reuse.
                     Slot::Audio | Slot::Video | Slot::Screen => {
-                        if sender.track().is_some() {
+                        if js::get(&sender, "track").is_object() {
                             if slot == Slot::Screen {
                                 p.shared.set_sending(&sender, false);
                             }
@@ -949,7 +958,11 @@ impl Inner {
         Ok(stream)
     }
 
-    pub async fn stop_screen_share(self: &Rc<Self>) {
+    pub fn stop_screen_share(self: &Rc<Self>) -> crate::Task<'_, ()> {
+        Box::pin(self.stop_screen_share_now())
+    }
+
+    async fn stop_screen_share_now(self: &Rc<Self>) {
         self.screen_ended.borrow_mut().take();
         let Some(screen) = self.local.borrow_mut().screen.take() else {
             return;
@@ -1025,13 +1038,20 @@ fn peer_id_of(info: &JsValue) -> String {
 /// `ws://` / `wss://` URL of the relay's socket from what the app passed: a ws(s) or
 /// http(s) URL, with or without the `/ws` path.
 fn ws_url(url: &str) -> Result<String> {
-    let url = url.trim().trim_end_matches('/');
-    let rest = if let Some(r) = url.strip_prefix("https://") {
-        cat(&["wss://", r])
+    // Byte-wise trimming: `str::trim` and `splitn` would bring Unicode tables and
+    // pattern searchers into the wasm for one call.
+    let url = url.trim_ascii();
+    let url = url
+        .get(..url.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1))
+        .unwrap_or(url);
+    let (scheme, host_and_path) = if let Some(r) = url.strip_prefix("https://") {
+        ("wss://", r)
     } else if let Some(r) = url.strip_prefix("http://") {
-        cat(&["ws://", r])
-    } else if url.starts_with("ws://") || url.starts_with("wss://") {
-        url.to_owned()
+        ("ws://", r)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        ("wss://", r)
+    } else if let Some(r) = url.strip_prefix("ws://") {
+        ("ws://", r)
     } else {
         return Err(Error::new(
             Code::InvalidArgument,
@@ -1042,8 +1062,13 @@ fn ws_url(url: &str) -> Result<String> {
             ]),
         ));
     };
-    let has_path = rest.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty());
-    Ok(if has_path { rest } else { cat(&[&rest, "/ws"]) })
+    // Trailing slashes are gone, so a slash after the host means a non-empty path.
+    let path = if host_and_path.bytes().any(|b| b == b'/') {
+        ""
+    } else {
+        "/ws"
+    };
+    Ok(cat(&[scheme, host_and_path, path]))
 }
 
 /// Parses the `createChannel` options (kept here so `lib.rs` stays a thin face).

@@ -60,18 +60,18 @@ impl Socket {
     /// Sends one text frame; a socket that is not open drops it (the room keeps frames
     /// in its outbox until it is welcomed, so this only happens while closing).
     pub fn send(&self, text: &str) {
-        let _ = self.ws.send_with_str(text);
+        let _ = js::send(&self.ws, &JsValue::from_str(text));
     }
 
     /// Closes with 1000 (a clean close: the relay reports `peer-left` at once).
     pub fn close(&self) {
-        let _ = self.ws.close_with_code(1000);
+        js::close(&self.ws, Some(1000));
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
         // The listener goes with the struct; make sure the connection does too.
-        let _ = self.ws.close();
+        js::close(&self.ws, None);
     }
 }

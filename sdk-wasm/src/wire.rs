@@ -9,39 +9,72 @@
 //! `SdpKind`), and browser tests (`wire_*` in tests/browser.rs) check these readers and
 //! writers against its serde types both ways. Fields the SDK does not use (`room`,
 //! `limits`, `ref`) are not checked.
+//!
+//! Public (and hidden from the docs) only for those tests; it is not part of the SDK's
+//! API.
 
 use crate::js::{self, get, get_bool, get_f64, get_string, object, set};
 use js_sys::Array;
 use meshwire_protocol::peer::{MediaInfo, SdpKind, Source};
 use meshwire_protocol::ErrorCode;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// A relay → client message, with the parts the SDK uses.
 pub enum Frame {
     /// `welcome`.
     Welcome {
+        /// `peerId`.
         peer_id: String,
+        /// `resumeToken`.
         resume_token: String,
+        /// `resumed` (false when absent).
         resumed: bool,
         /// `PeerInfo[]` as sent.
         peers: Array,
+        /// `iceServers` as sent.
         ice_servers: JsValue,
     },
-    /// `peer-joined`: the `PeerInfo` as sent, and its id.
-    PeerJoined { peer: JsValue, id: String },
-    /// `peer-left`; `reason` is `"left"` or `"lost"`.
+    /// `peer-joined`.
+    PeerJoined {
+        /// The `PeerInfo` as sent.
+        peer: JsValue,
+        /// Its `id`.
+        id: String,
+    },
+    /// `peer-left`.
     PeerLeft {
+        /// `peerId`.
         peer_id: String,
+        /// `"left"` or `"lost"`.
         reason: &'static str,
     },
     /// `signal`.
-    Signal { from: String, data: JsValue },
+    Signal {
+        /// The sender.
+        from: String,
+        /// The payload as sent (a peer signal, see [`decode_signal`]).
+        data: JsValue,
+    },
     /// `broadcast`.
-    Broadcast { from: String, data: JsValue },
-    /// `error`, with a code of [`ErrorCode`] (`"unknown"` for one this SDK does not know).
-    Error { code: &'static str, message: String },
+    Broadcast {
+        /// The sender.
+        from: String,
+        /// The payload as sent.
+        data: JsValue,
+    },
+    /// `error`.
+    Error {
+        /// One of [`ErrorCode`]'s spellings (`"unknown"` for a code this SDK does not
+        /// know).
+        code: &'static str,
+        /// For humans.
+        message: String,
+    },
     /// `shutdown`.
-    Shutdown { reconnect_in_ms: f64 },
+    Shutdown {
+        /// `reconnectInMs`.
+        reconnect_in_ms: f64,
+    },
     /// `pong`.
     Pong,
 }
@@ -184,7 +217,7 @@ pub fn decode_signal(data: &JsValue) -> Result<Signal, &'static str> {
         None => None,
         Some(list) if Array::is_array(&list) => {
             let mut media = Vec::new();
-            for m in Array::from(&list).iter() {
+            for m in list.unchecked_ref::<Array>().iter() {
                 media.push(MediaInfo {
                     mid: string(&m, "mid")?,
                     source: source(get_string(&m, "source").as_deref()).ok_or("source")?,

@@ -55,6 +55,11 @@ async fn sleep(ms: u32) {
     gloo_timers::future::TimeoutFuture::new(ms).await;
 }
 
+/// Awaits a promise one of the room's async methods returned.
+async fn done(promise: js_sys::Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
 /// Polls `cond` every 20 ms until it holds, failing the test after `ms`.
 async fn until(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
     let start = js_sys::Date::now();
@@ -298,7 +303,7 @@ async fn presence_join_and_leave() {
     // Leaving is seen at once (a clean close), not after a timeout.
     let started = js_sys::Date::now();
     let b_id = b.peer_id();
-    b.leave().await;
+    done(b.leave()).await.unwrap();
     let left = ra
         .wait("peer-left", 3_000, |e| get_str(e, "peerId") == b_id)
         .await;
@@ -312,7 +317,7 @@ async fn presence_join_and_leave() {
     let err = b.broadcast(JsValue::from_str("hi")).unwrap_err();
     assert_eq!(get_str(&err, "code"), "not-joined");
     assert!(ra.errors().is_empty(), "{:?}", ra.errors());
-    a.leave().await;
+    done(a.leave()).await.unwrap();
 }
 
 #[wasm_bindgen_test]
@@ -416,7 +421,7 @@ async fn text_binary_and_user_channel_messages_both_ways() {
         rb.errors()
     );
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -448,7 +453,7 @@ async fn many_messages_arrive_in_order_without_killing_the_channel() {
         );
     }
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -493,7 +498,7 @@ async fn broadcast_reaches_every_other_peer_of_three() {
             .any(|d| d.as_string() == Some(format!("from {}", r.peer_id()))));
     }
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -531,7 +536,7 @@ async fn camera_arrives_mutes_and_camera_off_on_without_renegotiation() {
     .await;
 
     // Camera off releases the device; the remote sees a muted camera.
-    a.set_camera_enabled(false).await.unwrap();
+    done(a.set_camera_enabled(false)).await.unwrap();
     let local = a.local_stream().unwrap();
     assert_eq!(
         local.get_video_tracks().length(),
@@ -543,7 +548,7 @@ async fn camera_arrives_mutes_and_camera_off_on_without_renegotiation() {
     })
     .await;
     let tracks_before = rb.all("track").len();
-    a.set_camera_enabled(true).await.unwrap();
+    done(a.set_camera_enabled(true)).await.unwrap();
     rb.wait("mute", 5_000, |e| {
         get_str(e, "source") == "camera" && get(e, "muted") == JsValue::FALSE
     })
@@ -560,7 +565,7 @@ async fn camera_arrives_mutes_and_camera_off_on_without_renegotiation() {
         "camera on again must not add a track"
     );
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -576,8 +581,7 @@ async fn screen_share_replaces_the_camera_and_reverts_when_ended() {
     let video = video_of(&get(&cam, "stream"));
     playing(&video, Shape::Camera, 10_000).await;
 
-    let screen = a
-        .start_screen_share(JsValue::UNDEFINED.unchecked_into())
+    let screen = done(a.start_screen_share(JsValue::UNDEFINED.unchecked_into()))
         .await
         .unwrap();
     // The same remote track is relabelled and now carries the fake 1280x720 screen.
@@ -605,7 +609,7 @@ async fn screen_share_replaces_the_camera_and_reverts_when_ended() {
     .await;
     playing(&video, Shape::Camera, 10_000).await;
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -615,19 +619,21 @@ async fn extra_track_screen_share_renegotiates_and_is_removed() {
     let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
     let ((a, _), (_b, rb)) = (&rooms[0], &rooms[1]);
     let opts = obj(&[("replaceCamera", JsValue::FALSE)]);
-    a.start_screen_share(opts.unchecked_into()).await.unwrap();
+    done(a.start_screen_share(opts.unchecked_into()))
+        .await
+        .unwrap();
     let t = rb
         .wait("track", 10_000, |e| get_str(e, "source") == "screen")
         .await;
     let video = video_of(&get(&t, "stream"));
     playing(&video, Shape::Screen, 10_000).await;
-    a.stop_screen_share().await;
+    done(a.stop_screen_share()).await.unwrap();
     rb.wait("track-removed", 10_000, |e| {
         get_str(e, "source") == "screen"
     })
     .await;
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -640,8 +646,8 @@ async fn glare_both_share_screens_at_once_twenty_rounds() {
     for round in 1..=20usize {
         // Both start at the same instant: both offer, perfect negotiation resolves it.
         let (x, y) = futures_util::future::join(
-            a.start_screen_share(extra()),
-            b.start_screen_share(extra()),
+            done(a.start_screen_share(extra())),
+            done(b.start_screen_share(extra())),
         )
         .await;
         x.unwrap();
@@ -655,7 +661,11 @@ async fn glare_both_share_screens_at_once_twenty_rounds() {
             },
         )
         .await;
-        futures_util::future::join(a.stop_screen_share(), b.stop_screen_share()).await;
+        let (x, y) =
+            futures_util::future::join(done(a.stop_screen_share()), done(b.stop_screen_share()))
+                .await;
+        x.unwrap();
+        y.unwrap();
         until(
             &format!("round {round}: both see it removed"),
             15_000,
@@ -679,7 +689,7 @@ async fn glare_both_share_screens_at_once_twenty_rounds() {
         rb.errors()
     );
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -730,7 +740,7 @@ async fn relay_cut_mid_call_data_keeps_flowing_and_the_room_resumes() {
     })
     .await;
     for (r, _) in &rooms {
-        r.leave().await;
+        done(r.leave()).await.unwrap();
     }
 }
 
@@ -752,6 +762,312 @@ async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
         .await;
     assert_eq!(get_str(&left, "reason"), "lost");
     proxy("unblock").await;
-    a.leave().await;
-    b.leave().await;
+    done(a.leave()).await.unwrap();
+    done(b.leave()).await.unwrap();
+}
+
+// ---- the wire contract --------------------------------------------------------------
+//
+// The SDK reads and writes protocol messages as JavaScript values (src/wire.rs) instead
+// of through serde; these tests hold it to the protocol crate's serde types both ways.
+
+mod contract {
+    use super::*;
+    use meshwire::wire::{self, Frame};
+    use meshwire_protocol::peer::{
+        IceCandidate, MediaInfo, PeerSignal, SdpKind, SessionDescription, Source,
+    };
+    use meshwire_protocol::{
+        ClientFrame, ClientMessage, ErrorCode, IceServer, LeaveReason, Limits, PeerInfo,
+        ServerMessage, Welcome,
+    };
+    use serde_json::{json, Value};
+    use std::borrow::Cow;
+
+    fn decode(message: &ServerMessage<'_, Value>) -> Frame {
+        let text = serde_json::to_string(message).unwrap();
+        match wire::decode(&JsValue::from_str(&text)) {
+            Ok(frame) => frame,
+            Err(what) => panic!("{text} not read: {what}"),
+        }
+    }
+
+    fn client(text: &str) -> ClientMessage<'static, Value> {
+        let frame: ClientFrame<'_, Value> = serde_json::from_str(text).unwrap();
+        assert_eq!(frame.id, None);
+        match frame.message {
+            ClientMessage::Join(j) => ClientMessage::Join(meshwire_protocol::Join {
+                room: Cow::Owned(j.room.into_owned()),
+                name: j.name.map(|n| Cow::Owned(n.into_owned())),
+                meta: j.meta,
+                token: j.token.map(|t| Cow::Owned(t.into_owned())),
+                resume: j.resume.map(|r| Cow::Owned(r.into_owned())),
+            }),
+            ClientMessage::Signal { to, data } => ClientMessage::Signal {
+                to: Cow::Owned(to.into_owned()),
+                data,
+            },
+            ClientMessage::Broadcast { data } => ClientMessage::Broadcast { data },
+            ClientMessage::Leave => ClientMessage::Leave,
+            ClientMessage::Ping => ClientMessage::Ping,
+        }
+    }
+
+    fn to_value(v: &JsValue) -> Value {
+        serde_json::from_str(&js_sys::JSON::stringify(v).unwrap().as_string().unwrap()).unwrap()
+    }
+
+    fn from_json<T: serde::Serialize>(v: &T) -> JsValue {
+        js_sys::JSON::parse(&serde_json::to_string(v).unwrap()).unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn wire_reads_every_relay_message() {
+        let peer = PeerInfo {
+            id: Cow::Borrowed("p2"),
+            name: Some(Cow::Borrowed("Bob")),
+            meta: Some(json!({"seat": 3})),
+            user_id: None,
+        };
+        let welcome = ServerMessage::Welcome(Welcome {
+            peer_id: Cow::Borrowed("p1"),
+            room: Cow::Borrowed("r"),
+            peers: vec![peer.clone()],
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:example.invalid".into()],
+                username: None,
+                credential: None,
+            }],
+            resume_token: Cow::Borrowed("tok"),
+            resumed: true,
+            limits: Limits {
+                max_message_bytes: 65536,
+                rate_limit: 50,
+                rate_burst: 100,
+                room_capacity: 16,
+                resume_grace_ms: 5000,
+                ping_interval_ms: 20000,
+            },
+        });
+        let Frame::Welcome {
+            peer_id,
+            resume_token,
+            resumed,
+            peers,
+            ice_servers,
+        } = decode(&welcome)
+        else {
+            panic!("not a welcome")
+        };
+        assert_eq!(
+            (peer_id.as_str(), resume_token.as_str(), resumed),
+            ("p1", "tok", true)
+        );
+        assert_eq!(
+            to_value(&peers),
+            json!([{"id": "p2", "name": "Bob", "meta": {"seat": 3}}])
+        );
+        assert_eq!(
+            to_value(&ice_servers),
+            json!([{"urls": ["stun:example.invalid"]}])
+        );
+
+        let Frame::PeerJoined { peer: info, id } = decode(&ServerMessage::PeerJoined { peer })
+        else {
+            panic!("not peer-joined")
+        };
+        assert_eq!(id, "p2");
+        assert_eq!(get_str(&info, "name"), "Bob");
+
+        for (reason, spelled) in [(LeaveReason::Left, "left"), (LeaveReason::Lost, "lost")] {
+            let Frame::PeerLeft { peer_id, reason } = decode(&ServerMessage::PeerLeft {
+                peer_id: Cow::Borrowed("p2"),
+                reason,
+            }) else {
+                panic!("not peer-left")
+            };
+            assert_eq!((peer_id.as_str(), reason), ("p2", spelled));
+        }
+
+        let data = json!({"candidate": null});
+        let Frame::Signal { from, data: got } = decode(&ServerMessage::Signal {
+            from: Cow::Borrowed("p2"),
+            data: data.clone(),
+        }) else {
+            panic!("not a signal")
+        };
+        assert_eq!((from.as_str(), to_value(&got)), ("p2", data.clone()));
+        let Frame::Broadcast { from, data: got } = decode(&ServerMessage::Broadcast {
+            from: Cow::Borrowed("p3"),
+            data: json!([1, "two"]),
+        }) else {
+            panic!("not a broadcast")
+        };
+        assert_eq!((from.as_str(), to_value(&got)), ("p3", json!([1, "two"])));
+
+        for code in ErrorCode::ALL {
+            let Frame::Error { code: got, message } = decode(&ServerMessage::Error {
+                code,
+                message: Cow::Borrowed("what to do"),
+                reference: Some(meshwire_protocol::MessageId::Number(7)),
+            }) else {
+                panic!("not an error")
+            };
+            assert_eq!((got, message.as_str()), (code.as_str(), "what to do"));
+        }
+        let newer = r#"{"type":"error","code":"from-the-future","message":"m"}"#;
+        assert!(matches!(
+            wire::decode(&JsValue::from_str(newer)),
+            Ok(Frame::Error {
+                code: "unknown",
+                ..
+            })
+        ));
+
+        let Frame::Shutdown { reconnect_in_ms } = decode(&ServerMessage::Shutdown {
+            reconnect_in_ms: 1500,
+        }) else {
+            panic!("not shutdown")
+        };
+        assert_eq!(reconnect_in_ms, 1500.0);
+        assert!(matches!(decode(&ServerMessage::Pong), Frame::Pong));
+
+        for bad in [
+            "not json",
+            "[]",
+            r#"{"type":"welcome"}"#,
+            r#"{"type":"nope"}"#,
+        ] {
+            assert!(wire::decode(&JsValue::from_str(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn wire_writes_client_messages_the_relay_reads() {
+        let meta = obj(&[("seat", JsValue::from_f64(3.0))]);
+        let join = wire::join("r", Some("Ada"), None, Some("tok"), &meta);
+        assert_eq!(
+            client(&join),
+            ClientMessage::Join(meshwire_protocol::Join {
+                room: Cow::Borrowed("r"),
+                name: Some(Cow::Borrowed("Ada")),
+                meta: Some(json!({"seat": 3})),
+                token: None,
+                resume: Some(Cow::Borrowed("tok")),
+            })
+        );
+        let bare = wire::join("r", None, Some("jwt"), None, &JsValue::UNDEFINED);
+        assert_eq!(
+            client(&bare),
+            ClientMessage::Join(meshwire_protocol::Join {
+                room: Cow::Borrowed("r"),
+                name: None,
+                meta: None,
+                token: Some(Cow::Borrowed("jwt")),
+                resume: None,
+            })
+        );
+        let data = obj(&[("x", JsValue::TRUE)]);
+        assert_eq!(
+            client(&wire::signal("p2", &data).unwrap()),
+            ClientMessage::Signal {
+                to: Cow::Borrowed("p2"),
+                data: json!({"x": true})
+            }
+        );
+        assert_eq!(
+            client(&wire::broadcast(&JsValue::from_str("hi")).unwrap()),
+            ClientMessage::Broadcast { data: json!("hi") }
+        );
+        assert_eq!(client(wire::LEAVE), ClientMessage::Leave);
+    }
+
+    #[wasm_bindgen_test]
+    fn wire_peer_signals_round_trip_with_the_protocol_types() {
+        let media = vec![
+            MediaInfo {
+                mid: "0".into(),
+                source: Source::Microphone,
+                muted: true,
+            },
+            MediaInfo {
+                mid: "1".into(),
+                source: Source::ScreenAudio,
+                muted: false,
+            },
+        ];
+        // Written by the SDK, read by serde.
+        let written = wire::description_signal("offer", JsValue::from_str("v=0"), &media);
+        let read: PeerSignal = serde_json::from_value(to_value(&written)).unwrap();
+        assert_eq!(
+            read,
+            PeerSignal {
+                description: Some(SessionDescription {
+                    kind: SdpKind::Offer,
+                    sdp: "v=0".into()
+                }),
+                candidate: None,
+                media: Some(media.clone()),
+            }
+        );
+        let candidate = obj(&[
+            (
+                "candidate",
+                JsValue::from_str("candidate:1 1 udp 1 h 9 typ host"),
+            ),
+            ("sdpMid", JsValue::from_str("0")),
+            ("sdpMLineIndex", JsValue::from_f64(0.0)),
+            ("usernameFragment", JsValue::NULL),
+        ]);
+        let read: PeerSignal =
+            serde_json::from_value(to_value(&wire::candidate_signal(&candidate))).unwrap();
+        assert_eq!(
+            read.candidate,
+            Some(IceCandidate {
+                candidate: "candidate:1 1 udp 1 h 9 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            })
+        );
+        let read: PeerSignal =
+            serde_json::from_value(to_value(&wire::media_signal(&media))).unwrap();
+        assert_eq!(read.media, Some(media.clone()));
+
+        // Written by serde, read by the SDK.
+        let sent = PeerSignal {
+            description: Some(SessionDescription {
+                kind: SdpKind::Answer,
+                sdp: "v=0".into(),
+            }),
+            candidate: Some(IceCandidate {
+                candidate: "c".into(),
+                sdp_mid: None,
+                sdp_m_line_index: Some(2),
+                username_fragment: Some("u".into()),
+            }),
+            media: Some(media.clone()),
+        };
+        let got = wire::decode_signal(&from_json(&sent)).unwrap();
+        assert_eq!(got.media, Some(media));
+        let (kind, init) = got.description.unwrap();
+        assert_eq!(kind, SdpKind::Answer);
+        assert_eq!(to_value(&init), json!({"type": "answer", "sdp": "v=0"}));
+        assert_eq!(
+            to_value(&got.candidate.unwrap()),
+            json!({"candidate": "c", "usernameFragment": "u", "sdpMLineIndex": 2})
+        );
+        let end = wire::decode_signal(&from_json(&json!({"candidate": null}))).unwrap();
+        assert!(end.candidate.is_none() && end.description.is_none() && end.media.is_none());
+        for bad in [
+            json!("x"),
+            json!({"description": {"type": "offer"}}),
+            json!({"description": {"type": "nope", "sdp": ""}}),
+            json!({"candidate": {"sdpMid": "0"}}),
+            json!({"candidate": {"candidate": "c", "sdpMLineIndex": 1.5}}),
+            json!({"media": [{"mid": "0", "source": "radio"}]}),
+        ] {
+            assert!(wire::decode_signal(&from_json(&bad)).is_err(), "{bad}");
+        }
+    }
 }
