@@ -139,13 +139,17 @@ impl Server {
         })
     }
 
-    /// Source address for the `index`-th client connection: 127.0.0.2, 127.0.0.3, … in
-    /// blocks of 20k, so that 50k connections do not exhaust the ephemeral ports of one
-    /// address. `None` (let the kernel choose) unless the server is on IPv4 loopback.
+    /// Source address for the `index`-th client connection: consecutive loopback
+    /// addresses in blocks of 20k, so that 50k connections do not exhaust the ephemeral
+    /// ports of one address. Each run starts at its own address (from the process id):
+    /// the previous run's connections sit in TIME_WAIT on their ports for a minute, and
+    /// reusing its addresses would run out of ports. `None` (let the kernel choose)
+    /// unless the server is on IPv4 loopback.
     pub fn source_for(&self, index: usize) -> Option<IpAddr> {
         match self.addr.ip() {
             IpAddr::V4(ip) if ip.is_loopback() => {
-                let host = u32::try_from(2 + index / CONNS_PER_SOURCE).ok()?;
+                let first = 2 + (std::process::id() % 4096) * 8;
+                let host = first + u32::try_from(index / CONNS_PER_SOURCE).ok()?;
                 Some(Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + host).into())
             }
             _ => None,
@@ -394,13 +398,15 @@ mod tests {
     #[test]
     fn sources_rotate_in_blocks() {
         let server = Server::parse("ws://127.0.0.1:1").unwrap();
-        assert_eq!(
-            server.source_for(0),
-            Some(Ipv4Addr::new(127, 0, 0, 2).into())
-        );
-        assert_eq!(
-            server.source_for(CONNS_PER_SOURCE),
-            Some(Ipv4Addr::new(127, 0, 0, 3).into())
-        );
+        let host = |index| match server.source_for(index) {
+            Some(IpAddr::V4(ip)) if ip.is_loopback() => u32::from(ip),
+            other => panic!("not a loopback source: {other:?}"),
+        };
+        assert_eq!(host(1), host(0));
+        assert_eq!(host(CONNS_PER_SOURCE), host(0) + 1);
+        assert_eq!(host(2 * CONNS_PER_SOURCE), host(0) + 2);
+        // Never the server's own 127.0.0.1, and the same for the whole run.
+        assert!(host(0) > u32::from(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(server.source_for(5), server.source_for(5));
     }
 }
