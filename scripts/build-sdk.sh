@@ -25,6 +25,86 @@ if [ -x $BIN/wasm-opt ]; then
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-multivalue "$OUT/meshwire_bg.wasm" -o "$OUT/meshwire_bg.wasm"
 fi
+# Import names: wasm-bindgen names each import `__wbg_<name>_<16 hex digits>` and the
+# module "./meshwire_bg.js"; both are spelled out in the wasm (once per import) and in
+# the glue, and hex does not compress. Short names save ~3 KB gz. Only imports are
+# renamed: export names are the InitOutput typings. Any surprise leaves both as they are.
+python3 - "$OUT/meshwire_bg.wasm" "$OUT/meshwire.js" <<'PY'
+import re, string, sys
+wasm_path, glue_path = sys.argv[1], sys.argv[2]
+wasm, glue = open(wasm_path, "rb").read(), open(glue_path).read()
+MODULE = "./meshwire_bg.js"
+
+def leb(b, i):
+    n = shift = 0
+    while True:
+        byte = b[i]; i += 1
+        n |= (byte & 0x7F) << shift; shift += 7
+        if byte < 0x80:
+            return n, i
+
+def enc(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F; n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+def name(b, i):
+    n, i = leb(b, i)
+    return b[i:i + n].decode(), i + n
+
+def short(k):
+    letters = string.ascii_letters
+    s = ""
+    while True:
+        s = letters[k % 52] + s; k //= 52
+        if not k:
+            return s
+
+def rename():
+    i, out, renames = 8, bytearray(wasm[:8]), {}
+    while i < len(wasm):
+        sid = wasm[i]; size, body = leb(wasm, i + 1); end = body + size
+        if sid != 2:
+            out += wasm[i:end]; i = end; continue
+        count, j = leb(wasm, body)
+        section = bytearray(enc(count))
+        for _ in range(count):
+            module, j = name(wasm, j); field, j = name(wasm, j)
+            kind = wasm[j]; k = j + 1
+            if kind == 0: _, k = leb(wasm, k)                      # function: type index
+            elif kind in (1, 2):                                   # table / memory: limits
+                if kind == 1: k += 1                               # reference type
+                flags = wasm[k]; _, k = leb(wasm, k + 1)
+                if flags & 1: _, k = leb(wasm, k)
+            elif kind == 3: k += 2                                 # global: type, mutability
+            else: return None                                      # (tags etc.: not expected)
+            if module == MODULE:
+                renames[field] = renames.get(field) or short(len(renames))
+                module, field = "a", renames[field]
+            for part in (module, field):
+                section += enc(len(part.encode())) + part.encode()
+            section += wasm[j:k]; j = k
+        out += bytes([2]) + enc(len(section)) + section; i = end
+    return bytes(out), renames
+
+result = rename()
+start, stop = glue.find("const import0 = {"), glue.find('"./meshwire_bg.js": import0')
+if result and 0 <= start < stop:
+    new_wasm, renames = result
+    head, block, tail = glue[:start], glue[start:stop], glue[stop:]
+    ok = True
+    for old, new in renames.items():
+        block, n = re.subn(r"^(\s+)" + re.escape(old) + ":", r"\g<1>" + new + ":", block, flags=re.M)
+        ok = ok and n == 1 and old not in head + block + tail
+    if ok:
+        open(wasm_path, "wb").write(new_wasm)
+        open(glue_path, "w").write(head + block + tail.replace('"./meshwire_bg.js": import0', '"a": import0', 1))
+        sys.exit(0)
+print("build-sdk: import names left as they are", file=sys.stderr)
+PY
 if [ -x $BIN/terser ]; then
   # Minified like every JS SDK ships; exports (Room, init, initSync) keep their names.
   for js in "$OUT"/meshwire.js "$OUT"/snippets/*/*.js; do
