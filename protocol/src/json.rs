@@ -1,24 +1,54 @@
 //! The relay's decoder: one pass over a text frame into a [`ClientMessage`] that borrows
-//! from the frame, with the opaque payloads kept as [`RawValue`] so they can be
+//! from the frame, with the opaque payloads kept as [`Raw`] slices of it so they can be
 //! forwarded without being parsed into a tree and printed again.
 //!
-//! serde's internally tagged enums buffer their input, which `RawValue` cannot be read
-//! from, so the frame is first read into a flat struct of every field any message may
-//! have, then checked against its `type`.
+//! The frame is first read into a flat struct of every field any message may have,
+//! then checked against its `type`. Frames of the usual shape are read by a validating
+//! scanner of our own (`fast`); anything else, and every error, by serde: its
+//! internally tagged enums buffer their input, which `RawValue` cannot be read from, so
+//! it too reads the flat struct.
 
 use crate::{ClientMessage, ErrorCode, Join, MAX_META_BYTES, MAX_NAME_LEN};
 use serde::Deserialize;
 pub use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+mod fast;
+
+/// A JSON value exactly as the client wrote it (checked against the JSON grammar, never
+/// parsed into a tree), borrowed from the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raw<'a>(&'a str);
+
+impl<'a> Raw<'a> {
+    /// JSON `null`.
+    pub const NULL: Raw<'static> = Raw("null");
+
+    /// The JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// An owned copy, for keeping beyond the frame (a member's `meta`).
+    pub fn to_boxed(self) -> Option<Box<RawValue>> {
+        RawValue::from_string(self.0.to_owned()).ok()
+    }
+}
+
+impl<'a> From<&'a RawValue> for Raw<'a> {
+    fn from(raw: &'a RawValue) -> Self {
+        Raw(raw.get())
+    }
+}
+
 /// A decoded client frame. `id` is kept raw (a JSON number or string, as sent) so the
 /// relay can echo it as `ref` exactly.
 #[derive(Debug)]
 pub struct Inbound<'a> {
     /// The client's `id`, if it sent one.
-    pub id: Option<&'a RawValue>,
+    pub id: Option<Raw<'a>>,
     /// The message.
-    pub message: ClientMessage<'a, &'a RawValue>,
+    pub message: ClientMessage<'a, Raw<'a>>,
 }
 
 /// Why a frame could not be decoded. `id` is the frame's `id` when it could be read,
@@ -30,11 +60,26 @@ pub struct DecodeError<'a> {
     /// What was wrong, for the client's developer.
     pub message: Cow<'static, str>,
     /// The frame's `id`, if readable.
-    pub id: Option<&'a RawValue>,
+    pub id: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
+/// Every field any client message may have.
+#[derive(Default)]
 struct Flat<'a> {
+    kind: Option<Cow<'a, str>>,
+    id: Option<Raw<'a>>,
+    to: Option<Cow<'a, str>>,
+    data: Option<Raw<'a>>,
+    room: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, str>>,
+    meta: Option<Raw<'a>>,
+    token: Option<Cow<'a, str>>,
+    resume: Option<Cow<'a, str>>,
+}
+
+/// [`Flat`] as serde reads it.
+#[derive(Deserialize)]
+struct SerdeFlat<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -55,12 +100,28 @@ struct Flat<'a> {
     resume: Option<Cow<'a, str>>,
 }
 
-/// JSON `null`, used for a `signal`/`broadcast` without `data`.
-fn null<'a>() -> &'a RawValue {
-    RawValue::NULL
+impl<'a> From<SerdeFlat<'a>> for Flat<'a> {
+    fn from(f: SerdeFlat<'a>) -> Self {
+        Flat {
+            kind: f.kind,
+            id: f.id.map(Raw::from),
+            to: f.to,
+            data: f.data.map(Raw::from),
+            room: f.room,
+            name: f.name,
+            meta: f.meta.map(Raw::from),
+            token: f.token,
+            resume: f.resume,
+        }
+    }
 }
 
-fn bad(message: impl Into<Cow<'static, str>>, id: Option<&RawValue>) -> DecodeError<'_> {
+/// JSON `null`, used for a `signal`/`broadcast` without `data`.
+fn null<'a>() -> Raw<'a> {
+    Raw::NULL
+}
+
+fn bad(message: impl Into<Cow<'static, str>>, id: Option<Raw<'_>>) -> DecodeError<'_> {
     DecodeError {
         code: ErrorCode::BadMessage,
         message: message.into(),
@@ -73,14 +134,19 @@ fn bad(message: impl Into<Cow<'static, str>>, id: Option<&RawValue>) -> DecodeEr
 /// Unknown fields are ignored (so a client may add its own, and a `from` it sets is
 /// simply dropped); a missing `data` counts as `null`.
 pub fn decode_client(text: &str) -> Result<Inbound<'_>, DecodeError<'_>> {
-    let flat: Flat<'_> = serde_json::from_str(text).map_err(|e| {
-        let msg = if e.classify() == serde_json::error::Category::Data {
-            format!("a field has the wrong type: {e}")
-        } else {
-            format!("not a JSON object: {e}")
-        };
-        bad(msg, None)
-    })?;
+    let flat = match fast::flat(text) {
+        Some(flat) => flat,
+        None => serde_json::from_str::<SerdeFlat<'_>>(text)
+            .map_err(|e| {
+                let msg = if e.classify() == serde_json::error::Category::Data {
+                    format!("a field has the wrong type: {e}")
+                } else {
+                    format!("not a JSON object: {e}")
+                };
+                bad(msg, None)
+            })?
+            .into(),
+    };
     let id = match flat.id {
         Some(raw) if !is_number_or_string(raw) => {
             return Err(bad("`id` must be a number or a string", None))
@@ -146,7 +212,7 @@ pub fn decode_client(text: &str) -> Result<Inbound<'_>, DecodeError<'_>> {
     Ok(Inbound { id, message })
 }
 
-fn is_number_or_string(raw: &RawValue) -> bool {
+fn is_number_or_string(raw: Raw<'_>) -> bool {
     matches!(
         raw.get().as_bytes().first(),
         Some(b'"' | b'-' | b'0'..=b'9')
@@ -214,6 +280,113 @@ mod tests {
             "n".repeat(200)
         );
         assert_eq!(decode_client(&name).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    /// The fields as one comparable value.
+    fn fields(f: &Flat<'_>) -> [Option<String>; 9] {
+        let s = |c: &Option<Cow<'_, str>>| c.as_ref().map(|c| c.to_string());
+        let r = |r: &Option<Raw<'_>>| r.map(|r| r.get().to_owned());
+        [
+            s(&f.kind),
+            r(&f.id),
+            s(&f.to),
+            r(&f.data),
+            s(&f.room),
+            s(&f.name),
+            r(&f.meta),
+            s(&f.token),
+            s(&f.resume),
+        ]
+    }
+
+    /// Whenever the fast path answers, serde reads the frame and reads the same.
+    fn agrees(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Some(fast) = fast::flat(text) {
+            let serde = serde_json::from_str::<SerdeFlat<'_>>(text);
+            proptest::prop_assert!(serde.is_ok(), "fast accepted what serde refuses: {text}");
+            if let Ok(serde) = serde {
+                proptest::prop_assert_eq!(fields(&fast), fields(&serde.into()), "{}", text);
+            }
+        }
+        Ok(())
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "(\\PC|[\"\\\\\n\t\u{1}]){0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("to".to_owned()),
+                        Just("data".to_owned()),
+                        Just("id".to_owned()),
+                        Just("meta".to_owned()),
+                        "[a-z\"]{0,4}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn fast_path_agrees_with_serde_on_json(value in json_value(), pretty: bool) {
+            // As a whole frame, and as the payload of the usual signal.
+            let signal = serde_json::json!({"type": "signal", "to": "p", "data": &value});
+            for value in [value, signal] {
+                let text = if pretty {
+                    serde_json::to_string_pretty(&value).unwrap()
+                } else {
+                    value.to_string()
+                };
+                agrees(&text)?;
+            }
+        }
+
+        #[test]
+        fn fast_path_agrees_with_serde_on_damaged_json(
+            value in json_value(),
+            edits in proptest::collection::vec((0usize..400, 0usize..3, proptest::sample::select(
+                vec!['{', '}', '[', ']', '"', ',', ':', '\\', ' ', '0', '-', '.', 'e', 'n', 'u', 'l', 't', '\n', '\u{7}']
+            )), 1..4),
+        ) {
+            let frame = serde_json::json!({"type": "signal", "to": "p", "data": value});
+            let mut text: Vec<char> = frame.to_string().chars().collect();
+            for (at, op, c) in edits {
+                let at = at % (text.len() + 1);
+                match op {
+                    0 => text.insert(at, c),
+                    1 if at < text.len() => { text.remove(at); }
+                    _ if at < text.len() => text[at] = c,
+                    _ => {}
+                }
+            }
+            agrees(&text.into_iter().collect::<String>())?;
+        }
+
+        #[test]
+        fn fast_path_agrees_with_serde_on_json_like_noise(noise in "[{}\\[\\]\",:0-9a-z\\\\ .eE+-]{0,40}") {
+            agrees(&noise)?;
+            agrees(&format!(r#"{{"type":"signal","to":"p","data":{noise}}}"#))?;
+            agrees(&format!(r#"{{"data":"{noise}"}}"#))?;
+        }
     }
 
     #[test]

@@ -196,7 +196,7 @@ proptest! {
         let inbound = decode_client(&text).unwrap();
         let raw_id = inbound.id.map(|r| serde_json::from_str::<MessageId>(r.get()).unwrap());
         prop_assert_eq!(raw_id, id);
-        let as_value = |raw: &serde_json::value::RawValue| serde_json::from_str::<Value>(raw.get()).unwrap();
+        let as_value = |raw: meshwire_protocol::json::Raw<'_>| serde_json::from_str::<Value>(raw.get()).unwrap();
         match (inbound.message, frame.message) {
             (ClientMessage::Signal { to, data }, ClientMessage::Signal { to: t2, data: d2 }) => {
                 prop_assert_eq!(to, t2);

@@ -13,7 +13,7 @@ use crate::outbox::{Outbox, ReadAt};
 use crate::rooms::{self, Admission, PeerId, Room};
 use crate::ws::{self, op, Reader};
 use crate::Shared;
-use meshwire_protocol::json::{decode_client, RawValue};
+use meshwire_protocol::json::{decode_client, Raw};
 use meshwire_protocol::{
     close_code, is_valid_room, ClientMessage, ErrorCode, Join, MessageId, ServerMessage,
 };
@@ -387,7 +387,7 @@ impl Connection {
         }
     }
 
-    fn join(&mut self, join: Join<'_, &RawValue>, id: Option<&RawValue>) -> Result<(), End> {
+    fn join(&mut self, join: Join<'_, Raw<'_>>, id: Option<Raw<'_>>) -> Result<(), End> {
         let shared = Arc::clone(&self.shared);
         if let Some(m) = &self.membership {
             let msg = format!(
@@ -462,7 +462,7 @@ impl Connection {
         Ok(())
     }
 
-    fn not_joined(&mut self, id: Option<&RawValue>) -> Result<(), End> {
+    fn not_joined(&mut self, id: Option<Raw<'_>>) -> Result<(), End> {
         self.reply_error(ErrorCode::NotJoined, "join a room first".into(), id)
     }
 
@@ -470,7 +470,7 @@ impl Connection {
         &mut self,
         code: ErrorCode,
         message: Cow<'_, str>,
-        id: Option<&RawValue>,
+        id: Option<Raw<'_>>,
     ) -> Result<(), End> {
         self.shared.metrics.error(code);
         self.send(Kind::Control, error_frame(code, &message, id).as_bytes());
@@ -552,7 +552,7 @@ impl Connection {
     }
 }
 
-fn error_frame(code: ErrorCode, message: &str, id: Option<&RawValue>) -> String {
+fn error_frame(code: ErrorCode, message: &str, id: Option<Raw<'_>>) -> String {
     let error: ServerMessage<'_, ()> = ServerMessage::Error {
         code,
         message: Cow::Borrowed(message),

@@ -15,7 +15,7 @@
 
 use crate::metrics::{Kind, Metrics};
 use crate::outbox::{Outbox, ReadAt, Refused};
-use meshwire_protocol::json::RawValue;
+use meshwire_protocol::json::{Raw, RawValue};
 use meshwire_protocol::{
     ErrorCode, IceServer, LeaveReason, Limits, PeerInfo, ServerMessage, Welcome,
 };
@@ -53,7 +53,7 @@ pub(crate) fn encode<D: Serialize>(message: &ServerMessage<'_, D>) -> String {
 /// from, equal when joined to what [`encode`] writes for it: the client's `data` is
 /// spliced in as its raw bytes, and the frame is never built on its own, only written
 /// straight into each recipient's outbox.
-fn relayed_frame<'a>(tag: &'a str, from: &'a str, data: &'a RawValue) -> [&'a str; 7] {
+fn relayed_frame<'a>(tag: &'a str, from: &'a str, data: Raw<'a>) -> [&'a str; 7] {
     // Peer ids are made by the relay (URL-safe base64): nothing in them needs escaping.
     debug_assert!(from
         .bytes()
@@ -191,7 +191,7 @@ pub struct Admission<'a> {
     /// Display name.
     pub name: Option<&'a str>,
     /// App data (already checked to be a small JSON object).
-    pub meta: Option<&'a RawValue>,
+    pub meta: Option<Raw<'a>>,
     /// Verified user id.
     pub user_id: Option<&'a str>,
     /// The joining connection.
@@ -306,7 +306,7 @@ impl Rooms {
                 }
                 let member = Member {
                     name: a.name.map(Into::into),
-                    meta: a.meta.map(ToOwned::to_owned),
+                    meta: a.meta.and_then(Raw::to_boxed),
                     user_id: a.user_id.map(Into::into),
                     link: Link::Live {
                         conn: a.conn,
@@ -366,7 +366,7 @@ impl Rooms {
         room: &Arc<Room>,
         from: &str,
         to: &str,
-        data: &RawValue,
+        data: Raw<'_>,
         read_at: ReadAt,
     ) -> Result<(), ErrorCode> {
         let frame = relayed_frame("signal", from, data);
@@ -391,7 +391,7 @@ impl Rooms {
     }
 
     /// Delivers a `broadcast` to every other member of `room`.
-    pub fn broadcast(&self, room: &Arc<Room>, from: &str, data: &RawValue, read_at: ReadAt) {
+    pub fn broadcast(&self, room: &Arc<Room>, from: &str, data: Raw<'_>, read_at: ReadAt) {
         let frame = relayed_frame("broadcast", from, data);
         let mut members = room.lock();
         let mut evicted = Vec::new();
@@ -610,11 +610,11 @@ mod tests {
             data: &*data,
         };
         assert_eq!(
-            relayed_frame("signal", from, &data).concat(),
+            relayed_frame("signal", from, Raw::from(&*data)).concat(),
             encode(&signal)
         );
         assert_eq!(
-            relayed_frame("broadcast", from, &data).concat(),
+            relayed_frame("broadcast", from, Raw::from(&*data)).concat(),
             encode(&broadcast)
         );
     }
