@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the relay benchmark. Each server runs pinned to CPU 0, the load generator
 # to CPU 1 (see ../shared/ANCHORS.md for the harness the anchors were measured in):
-#   - throughput and one-hop latency at 50 and 500 pairs (rooms of 2), 3 runs each;
+#   - throughput and one-hop latency at 50 and 500 pairs (rooms of 2), 3 rounds, the
+#     targets taking turns within each round;
 #   - RSS per idle joined connection at 10k and 50k connections;
 # for meshwire, the null forwarder (the lower bound on the limit), and, when installed,
 # matchbox_server and peerjs-server. Results are printed and written into
@@ -84,13 +85,24 @@ ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -n)
 [ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1000000000
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+# Installed targets only; the anchors are optional.
+RUN_TARGETS=()
 for target in $TARGETS; do
+  if start_server "$target"; then
+    stop_server
+    RUN_TARGETS+=("$target")
+  else
+    NOTES+=("$target: not installed, skipped (see bench/install-anchors.sh)")
+  fi
+done
+
+# Throughput: the targets take turns within each round (meshwire, forwarder, …, then
+# again), so a drift in the machine's speed during the benchmark (a neighbour on the
+# host, clock changes) touches every target alike instead of whichever ran last.
+for run in $(seq 1 "$RUNS"); do
   for pairs in $PAIRS; do
-    for run in $(seq 1 "$RUNS"); do
-      if ! start_server "$target"; then
-        NOTES+=("$target: not installed, skipped (see bench/install-anchors.sh)")
-        continue 3
-      fi
+    for target in "${RUN_TARGETS[@]+"${RUN_TARGETS[@]}"}"; do
+      start_server "$target"
       say "$target, $pairs pairs, run $run/$RUNS"
       taskset -c "$LOAD_CPU" "$BIN/meshwire-bench" load --target "$target" \
         --url "ws://127.0.0.1:$PORT" --pairs "$pairs" --duration "$SECONDS_PER_RUN" \
@@ -99,6 +111,9 @@ for target in $TARGETS; do
       stop_server
     done
   done
+done
+
+for target in "${RUN_TARGETS[@]+"${RUN_TARGETS[@]}"}"; do
   for conns in $IDLE; do
     # The server needs one descriptor per connection, and so does the load generator:
     # under a lower open-file limit, measure the most connections it allows instead.

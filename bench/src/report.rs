@@ -179,7 +179,8 @@ fn render(
              toward its partner and answers every message it receives with a new one, so msgs/s \
              is the server's forwarding rate (messages received by all clients per second). \
              Latency is one hop, sender to receiver through the server. {} s warm-up, {} s \
-             measured, median of {runs} run(s), a fresh server for each run. When the load \
+             measured, median of {runs} run(s), a fresh server for each run, the targets taking \
+             turns within each round. When the load \
              generator's core is near 100 % busy, the rate is a lower bound of that server's \
              limit, not the limit; then \"msgs per server core-s\" (msgs/s divided by the \
              server core's busy share over the same window, kernel network work included) is \
