@@ -2,7 +2,8 @@
 # Installs what `make test` needs and is missing. Idempotent: each step checks first,
 # so a machine that has everything spends about a second here.
 #   - rustfmt, clippy and the wasm32 target (rustup);
-#   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests;
+#   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests, and
+#     coturn for the tests that go through TURN;
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (its
 #     test runner drives the browser; a different version refuses the module).
 # See ../shared/TOOLCHAIN.md for why each is done this way.
@@ -41,8 +42,14 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  apt_install chromium chromium-driver
+# Debian packages: the browser and its driver for the SDK's tests, and coturn (a real
+# TURN server) for the tests that relay media through TURN and break it.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
 
 # The wasm-bindgen CLI must match the crate version in Cargo.lock exactly.
@@ -54,4 +61,4 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
   cargo install --quiet --force wasm-bindgen-cli --version "$want"
 fi
 
-say "toolchain ready ($(cargo --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1))"
+say "toolchain ready ($(cargo --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1))"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The SDK's browser tests: starts a relay (and the fault-injecting proxy in front of a
-# second listener path) on free ports, then runs `cargo test -p meshwire` for wasm32 in
+# second listener path) on free ports, plus coturn behind its own fault proxy and a
+# second relay that hands out credentials for it, then runs `cargo test -p meshwire` for wasm32 in
 # headless Chromium through wasm-bindgen-test-runner. URLs reach the tests at compile
-# time (MESHWIRE_RELAY_URL, MESHWIRE_PROXY_URL, MESHWIRE_PROXY_CONTROL).
+# time (MESHWIRE_RELAY_URL, MESHWIRE_PROXY_URL, MESHWIRE_PROXY_CONTROL,
+# MESHWIRE_TURN_RELAY_URL, MESHWIRE_TURN_CONTROL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RELAY_PORT=$(free_port); PROXY_PORT=$(free_port); CONTROL_PORT=$(free_port)
+TURN_PORT=$(free_port); TURN_PROXY_PORT=$(free_port); TURN_CONTROL_PORT=$(free_port)
+TURN_RELAY_PORT=$(free_port)
+TURN_SECRET="meshwire-test-$RANDOM$RANDOM"
 
 cargo build --locked -p meshwire-relay -p meshwire-e2e
 PIDS=()
@@ -21,14 +26,34 @@ PIDS+=($!)
 target/debug/fault-proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$RELAY_PORT" \
   --control "127.0.0.1:$CONTROL_PORT" &
 PIDS+=($!)
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null && break
-  sleep 0.1
+
+# The TURN path: coturn behind a second fault proxy (TURN over TCP, so cutting the
+# proxy breaks every relayed candidate at once), and a relay that hands out coturn
+# REST credentials for it. The ICE-restart tests force media through it.
+turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$TURN_PORT" \
+  --use-auth-secret --static-auth-secret="$TURN_SECRET" --realm=meshwire.test \
+  --allow-loopback-peers --no-tls --no-dtls --min-port=49400 --max-port=49600 --no-cli \
+  --fingerprint --log-file=stdout --simple-log >/dev/null &
+PIDS+=($!)
+target/debug/fault-proxy --listen "127.0.0.1:$TURN_PROXY_PORT" --upstream "127.0.0.1:$TURN_PORT" \
+  --control "127.0.0.1:$TURN_CONTROL_PORT" &
+PIDS+=($!)
+RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$TURN_RELAY_PORT" \
+  --turn "turn:127.0.0.1:$TURN_PROXY_PORT?transport=tcp" --turn-secret "$TURN_SECRET" &
+PIDS+=($!)
+
+for port in "$RELAY_PORT" "$TURN_RELAY_PORT" "$TURN_PORT"; do
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
 done
 
 export MESHWIRE_RELAY_URL="ws://127.0.0.1:$RELAY_PORT"
 export MESHWIRE_PROXY_URL="ws://127.0.0.1:$PROXY_PORT"
 export MESHWIRE_PROXY_CONTROL="http://127.0.0.1:$CONTROL_PORT"
+export MESHWIRE_TURN_RELAY_URL="ws://127.0.0.1:$TURN_RELAY_PORT"
+export MESHWIRE_TURN_CONTROL="http://127.0.0.1:$TURN_CONTROL_PORT"
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/sdk-wasm/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 export CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)}

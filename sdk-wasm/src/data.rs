@@ -109,8 +109,14 @@ pub struct Channel {
 
 impl Channel {
     /// Wraps `dc` (ours or adopted from the remote side); its messages are emitted as
-    /// `message` events from `peer`.
-    pub fn new(dc: RtcDataChannel, ours: bool, peer: &str, room: Weak<Inner>) -> Channel {
+    /// `message` events from `peer`, and `on_open` runs when it opens.
+    pub fn new(
+        dc: RtcDataChannel,
+        ours: bool,
+        peer: &str,
+        room: Weak<Inner>,
+        on_open: impl Fn() + 'static,
+    ) -> Channel {
         js::set(&dc, "binaryType", &"arraybuffer".into());
         js::set(&dc, "bufferedAmountLowThreshold", &LOW_WATER.into());
         let state = Rc::new(State {
@@ -125,10 +131,14 @@ impl Channel {
             &state.dc,
             &["message", "open", "bufferedamountlow"],
             move |e| {
-                if js::event_type(&e) != "message" {
+                let kind = js::event_type(&e);
+                if kind != "message" {
                     // Open, or the buffer drained: send what waits.
                     if let Some(s) = weak.upgrade() {
                         s.drain();
+                    }
+                    if kind == "open" {
+                        on_open();
                     }
                     return;
                 }
@@ -149,6 +159,11 @@ impl Channel {
             state,
             _listener: listener,
         }
+    }
+
+    /// Whether the channel is open.
+    pub fn is_open(&self) -> bool {
+        js::get_string(&self.state.dc, "readyState").as_deref() == Some("open")
     }
 
     /// Whether the channel is closing or closed (it will never carry a message again).

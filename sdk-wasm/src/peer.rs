@@ -78,10 +78,21 @@ pub struct Shared {
     /// (`draining` says whether it runs).
     inbox: RefCell<VecDeque<Signal>>,
     draining: Cell<bool>,
-    /// After an ICE failure: reports `peer-connection-failed` unless connected again in
-    /// time. A new restart replaces (and so cancels) the previous round's timer.
+    /// While an ICE restart is under way: reports `peer-connection-failed` unless
+    /// connected again in time. Cleared when the connection comes back.
     restart_timer: RefCell<Option<Timer>>,
+    /// A restart is under way (one round at a time; the next failure after the
+    /// timeout starts another).
+    restarting: Cell<bool>,
+    /// ICE is `disconnected`: restart unless it recovers on its own within
+    /// [`DISCONNECTED_GRACE_MS`].
+    disconnect_timer: RefCell<Option<Timer>>,
 }
+
+/// How long ICE may stay `disconnected` (a lost path that may come back by itself, a
+/// Wi-Fi blip) before the SDK restarts it rather than waiting for `failed`, which
+/// Chrome reports only on the connection state, and only after ~15 s.
+const DISCONNECTED_GRACE_MS: u32 = 2_500;
 
 /// A remote peer, owned by the room.
 pub struct Peer {
@@ -121,6 +132,8 @@ impl Peer {
             inbox: RefCell::default(),
             draining: Cell::new(false),
             restart_timer: RefCell::default(),
+            restarting: Cell::new(false),
+            disconnect_timer: RefCell::default(),
         });
         let weak = Rc::downgrade(&shared);
         let listener = Listener::new(&shared.pc, EVENTS, move |e| {
@@ -157,6 +170,7 @@ impl Peer {
             channel.close();
         }
         self.shared.restart_timer.borrow_mut().take();
+        self.shared.disconnect_timer.borrow_mut().take();
         js::close(&self.shared.pc, None);
     }
 }
@@ -491,7 +505,7 @@ impl Shared {
     }
 
     /// Opens a channel we create (the remote side adopts it through `datachannel`).
-    pub fn open_channel(&self, label: &str, options: &crate::data::ChannelOptions) {
+    pub fn open_channel(self: &Rc<Self>, label: &str, options: &crate::data::ChannelOptions) {
         if self
             .channels
             .borrow()
@@ -507,9 +521,36 @@ impl Shared {
     }
 
     /// Takes ownership of a channel (ours, or the remote's) and listens to it.
-    fn adopt_channel(&self, dc: RtcDataChannel, ours: bool) {
-        let channel = Channel::new(dc, ours, &self.id, self.room.clone());
+    fn adopt_channel(self: &Rc<Self>, dc: RtcDataChannel, ours: bool) {
+        let weak = Rc::downgrade(self);
+        let channel = Channel::new(dc, ours, &self.id, self.room.clone(), move || {
+            if let Some(peer) = weak.upgrade() {
+                peer.check_connected();
+            }
+        });
         self.channels.borrow_mut().push(channel);
+        // A channel the remote side opened arrives already open.
+        self.check_connected();
+    }
+
+    /// Reports `peer-connected` once the connection is up **and** the default channel
+    /// is open, so `send` works from that event on. (The connection comes up before
+    /// the channel: on the side that did not open it, the channel arrives a round
+    /// trip later, and a message sent in between had nowhere to go.)
+    fn check_connected(&self) {
+        if self.connected.get() || self.state("connectionState") != "connected" {
+            return;
+        }
+        if self.with_channel(DEFAULT_CHANNEL, Channel::is_open) != Some(true) {
+            return;
+        }
+        self.connected.set(true);
+        self.restarting.set(false);
+        self.restart_timer.borrow_mut().take();
+        if let Some(room) = self.room() {
+            let who = js::object(&[("peerId", JsValue::from_str(&self.id))]);
+            room.emit("peer-connected", &who);
+        }
     }
 
     /// Runs `f` on the channel `send` should use for `label`: ours if we opened one,
@@ -525,17 +566,46 @@ impl Shared {
         chosen.map(f)
     }
 
+    /// ICE restart, on `failed` or a `disconnected` that lasts. Chrome can leave
+    /// `iceConnectionState` at `disconnected` while `connectionState` turns `failed`
+    /// (seen with a cut TURN connection), so both states are watched.
     fn on_ice_state(self: &Rc<Self>) {
-        if self.state("iceConnectionState") != "failed" {
+        match self.state("iceConnectionState").as_str() {
+            "failed" => self.restart_ice(),
+            "disconnected" => {
+                let weak = Rc::downgrade(self);
+                let timer = Timer::new(DISCONNECTED_GRACE_MS, move |_| {
+                    let Some(peer) = weak.upgrade() else { return };
+                    if matches!(
+                        peer.state("iceConnectionState").as_str(),
+                        "disconnected" | "failed"
+                    ) {
+                        peer.restart_ice();
+                    }
+                });
+                *self.disconnect_timer.borrow_mut() = Some(timer);
+            }
+            _ => {
+                self.disconnect_timer.borrow_mut().take();
+            }
+        }
+    }
+
+    /// Starts a round of ICE restart unless one is under way: `restartIce()` now (both
+    /// sides may; perfect negotiation sorts out the offers), and `peer-connection-failed`
+    /// if the peer is not connected again within `iceRestartTimeoutMs`.
+    fn restart_ice(self: &Rc<Self>) {
+        if self.restarting.replace(true) || self.state("connectionState") == "closed" {
             return;
         }
-        // Both sides may restart; perfect negotiation sorts out the offers.
         self.ext().restart_ice();
         let Some(room) = self.room() else { return };
         let timeout = room.options.ice_restart_timeout_ms;
         let weak = Rc::downgrade(self);
         let timer = Timer::new(timeout, move |_| {
             let Some(peer) = weak.upgrade() else { return };
+            // The round is over either way; a later failure may start another.
+            peer.restarting.set(false);
             if peer.connected.get() {
                 return;
             }
@@ -556,7 +626,7 @@ impl Shared {
         *self.restart_timer.borrow_mut() = Some(timer);
     }
 
-    fn on_connection_state(&self) {
+    fn on_connection_state(self: &Rc<Self>) {
         let Some(room) = self.room() else { return };
         let state = self.state("connectionState");
         room.emit(
@@ -566,17 +636,17 @@ impl Shared {
                 ("state", JsValue::from_str(&state)),
             ]),
         );
-        let who = js::object(&[("peerId", JsValue::from_str(&self.id))]);
         match state.as_str() {
-            "connected" if !self.connected.get() => {
-                self.connected.set(true);
-                room.emit("peer-connected", &who);
-            }
+            "connected" => self.check_connected(),
             "disconnected" | "failed" | "closed" if self.connected.get() => {
                 self.connected.set(false);
+                let who = js::object(&[("peerId", JsValue::from_str(&self.id))]);
                 room.emit("peer-disconnected", &who);
             }
             _ => {}
+        }
+        if state == "failed" {
+            self.restart_ice();
         }
     }
 }

@@ -28,6 +28,16 @@ const PROXY_CONTROL: &str = match option_env!("MESHWIRE_PROXY_CONTROL") {
     Some(url) => url,
     None => "http://127.0.0.1:18702",
 };
+/// A relay whose `welcome` carries credentials for a real coturn, reached through a
+/// second `fault-proxy` (TURN over TCP) that [`TURN_CONTROL`] can cut.
+const TURN_RELAY: &str = match option_env!("MESHWIRE_TURN_RELAY_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:18703",
+};
+const TURN_CONTROL: &str = match option_env!("MESHWIRE_TURN_CONTROL") {
+    Some(url) => url,
+    None => "http://127.0.0.1:18704",
+};
 
 // ---- helpers ------------------------------------------------------------------------
 
@@ -242,10 +252,15 @@ async fn playing(video: &web_sys::HtmlVideoElement, shape: Shape, ms: u32) {
 }
 
 async fn proxy(command: &str) {
+    control(PROXY_CONTROL, command).await;
+}
+
+/// Sends `command` (cut, block, unblock) to the fault proxy controlled at `base`.
+async fn control(base: &str, command: &str) {
     let window = web_sys::window().unwrap();
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
-    let url = format!("{PROXY_CONTROL}/{command}");
+    let url = format!("{base}/{command}");
     JsFuture::from(window.fetch_with_str_and_init(&url, &init))
         .await
         .unwrap_or_else(|e| panic!("fault-proxy {command} failed: {e:?}"));
@@ -1069,5 +1084,103 @@ mod contract {
         ] {
             assert!(wire::decode_signal(&from_json(&bad)).is_err(), "{bad}");
         }
+    }
+}
+
+// ---- ICE restart ---------------------------------------------------------------------
+
+/// Options that force every path through the relay's TURN server.
+fn relay_only(_: usize) -> JsValue {
+    obj(&[("iceTransportPolicy", JsValue::from_str("relay"))])
+}
+
+/// `connection-state` events `rec` saw for `peer` in `state`.
+fn peer_states(rec: &Recorder, peer: &str, state: &str) -> usize {
+    rec.count("connection-state", |e| {
+        get_str(e, "peerId") == peer && get_str(e, "state") == state
+    })
+}
+
+#[wasm_bindgen_test]
+async fn ice_failure_restarts_ice_and_the_call_recovers() {
+    let room = unique("ice-restart");
+    control(TURN_CONTROL, "unblock").await;
+    // Only relayed candidates: with the TURN connections cut, the old paths are gone for
+    // good and only an ICE restart (new allocations) can bring the call back.
+    let rooms = mesh(TURN_RELAY, &room, 2, relay_only).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    send(a, JsValue::from_str("before"), None, None).unwrap();
+    until("a message through TURN", 5_000, || {
+        messages(rb, "meshwire")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("before"))
+    })
+    .await;
+
+    control(TURN_CONTROL, "cut").await;
+    until("ICE to fail on both sides", 40_000, || {
+        peer_states(ra, &b_id, "failed") > 0 && peer_states(rb, &a_id, "failed") > 0
+    })
+    .await;
+    let failed_at = ra.all("connection-state").len();
+    // Recovered: connected again after the failure, on both sides.
+    until("the call to reconnect after ICE restart", 30_000, || {
+        ra.all("connection-state")[failed_at..]
+            .iter()
+            .any(|e| get_str(e, "peerId") == b_id && get_str(e, "state") == "connected")
+            && peer_states(rb, &a_id, "connected") >= 2
+    })
+    .await;
+    assert!(ra.count("peer-connected", |e| get_str(e, "peerId") == b_id) >= 2);
+    assert!(ra.count("peer-disconnected", |e| get_str(e, "peerId") == b_id) >= 1);
+    // The same data channel carries on over the new path.
+    send(b, JsValue::from_str("after"), None, None).unwrap();
+    until("a message after the restart", 5_000, || {
+        messages(ra, "meshwire")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("after"))
+    })
+    .await;
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+    assert!(rb.errors().is_empty(), "{:?}", rb.errors());
+    assert_eq!(ra.count("peer-left", |_| true), 0, "no one left");
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn ice_restart_that_cannot_recover_is_reported_after_the_timeout() {
+    let room = unique("ice-give-up");
+    let options = |_| {
+        obj(&[
+            ("iceTransportPolicy", JsValue::from_str("relay")),
+            ("iceRestartTimeoutMs", JsValue::from_f64(3_000.0)),
+        ])
+    };
+    control(TURN_CONTROL, "unblock").await;
+    let rooms = mesh(TURN_RELAY, &room, 2, options).await;
+    let ((a, ra), (_b, _rb)) = (&rooms[0], &rooms[1]);
+    let b_id = rooms[1].0.peer_id();
+
+    // TURN stays unreachable: the restart cannot find a path.
+    control(TURN_CONTROL, "block").await;
+    control(TURN_CONTROL, "cut").await;
+    let error = ra
+        .wait("error", 45_000, |e| {
+            get_str(e, "code") == "peer-connection-failed"
+        })
+        .await;
+    let message = get_str(&error, "message");
+    assert!(message.contains(&b_id), "{message}");
+    assert!(message.contains("TURN"), "says what to do: {message}");
+    control(TURN_CONTROL, "unblock").await;
+    // The peer is still in the room (only the media path failed).
+    assert!(Array::from(&a.peers())
+        .iter()
+        .any(|p| get_str(&p, "id") == b_id));
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
     }
 }
