@@ -10,7 +10,11 @@
 //! Frames from other peers count against [`OUTBOX_LIMIT`]; when a client stops reading
 //! and its outbox fills, the room holds the peer as if its connection had dropped and
 //! the connection closes with 4429 (`close_code::SLOW_CONSUMER`) once it has written
-//! what it has. The relay's own replies to the client are never refused.
+//! what it has. The relay's own replies to the client are never refused, and need no
+//! limit of their own: a connection reads nothing while a write of its outbox is
+//! blocked, so a client that sends without reading (a ping flood, say) can add at most
+//! one read's worth of replies before it stalls, and a write stalled for
+//! `--ping-timeout` ends the connection.
 
 use crate::{buffers, ws};
 use std::sync::{Mutex, MutexGuard, OnceLock};
