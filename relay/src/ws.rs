@@ -34,8 +34,10 @@ pub mod op {
 
 /// Below this much free space, the buffer grows before a read.
 const MIN_SPACE: usize = 512;
-/// Most a buffer grows by at once.
-const MAX_GROWTH: usize = 32 * 1024;
+/// A buffer whose reads keep filling it doubles up to this size, no further: larger
+/// reads save little, and a client flooding the socket must not grow it without end.
+/// (A frame larger than this still gets room for the whole frame, up to the cap.)
+pub const MAX_READ: usize = 64 * 1024;
 
 /// A complete message from the client. Borrows the reader's buffer until the next call
 /// to [`Reader::message`].
@@ -126,10 +128,17 @@ impl Reader {
         if self.buf.capacity() == 0 {
             self.buf = buffers::take(0);
         }
-        let spare = self.buf.capacity() - self.buf.len();
-        if self.was_full || spare < MIN_SPACE {
-            self.buf.reserve(self.buf.capacity().min(MAX_GROWTH));
-        }
+        let capacity = self.buf.capacity();
+        let spare = capacity - self.buf.len();
+        let grow = if self.was_full && capacity < MAX_READ {
+            capacity.max(MIN_SPACE)
+        } else if spare < MIN_SPACE {
+            MIN_SPACE
+        } else {
+            0
+        };
+        // Exact, or Vec's own doubling would outgrow MAX_READ.
+        self.buf.reserve_exact(grow);
         let n = io.read_buf(&mut self.buf).await?;
         self.was_full = self.buf.len() == self.buf.capacity();
         Ok(n)
@@ -159,8 +168,15 @@ impl Reader {
             let start = self.pos + header.len;
             let end = start + header.payload_len;
             if end > self.buf.len() {
-                // Make sure the rest of a large frame fits without regrowing per read.
-                self.buf.reserve(end - self.buf.len());
+                // Move the partial frame to the front, and make sure the whole of a large
+                // frame fits, so the rest arrives without regrowing per read. Exact:
+                // Vec's doubling would let a flood grow the buffer without end.
+                self.buf.drain(..self.pos);
+                let frame_len = end - self.pos;
+                self.pos = 0;
+                if frame_len > self.buf.capacity() {
+                    self.buf.reserve_exact(frame_len - self.buf.len());
+                }
                 return Ok(None);
             }
             self.pos = end;
@@ -547,6 +563,33 @@ mod tests {
         let mut frags = masked(false, op::TEXT, &[b'a'; 60], [0; 4]);
         frags.extend(masked(true, op::CONTINUATION, &[b'a'; 60], [0; 4]));
         assert_eq!(Reader::new(frags, 100).message(), Err(ReadError::TooBig));
+    }
+
+    #[tokio::test]
+    async fn a_flood_grows_the_read_buffer_only_so_far() {
+        // Back-to-back frames that never line up with the reads' ends, from a source
+        // that always fills whatever room the reader offers.
+        let frame = text(&"f".repeat(997));
+        let stream: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(50 * 1024 * 1024)
+            .collect();
+        let mut source: &[u8] = &stream;
+        let mut r = reader(Vec::new());
+        let mut largest = 0;
+        let mut messages = 0;
+        while r.fill(&mut source).await.expect("in-memory read") > 0 {
+            largest = largest.max(r.buf.capacity());
+            while let Some(m) = r.message().expect("valid frames") {
+                assert!(matches!(m, Message::Text(t) if t.len() == 997));
+                messages += 1;
+            }
+        }
+        assert!(messages > 40_000, "{messages}");
+        assert!(largest <= MAX_READ + 2 * MIN_SPACE, "grew to {largest}");
+        assert!(largest >= MAX_READ / 2, "never grew: {largest}");
     }
 
     #[test]
