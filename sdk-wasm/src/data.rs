@@ -6,13 +6,14 @@
 //! (<https://developer.mozilla.org/en-US/docs/Web/API/RTCDataChannel/bufferedamountlow_event>).
 //! Messages sent before the channel opens wait here too.
 
+use crate::error::{Code, Error};
 use crate::js::{self, Listener};
 use crate::room::Inner;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{RtcDataChannel, RtcDataChannelInit};
+use wasm_bindgen::JsValue;
+use web_sys::RtcDataChannel;
 
 /// Hand no more to the browser while this much is buffered.
 pub const HIGH_WATER: u32 = 4 * 1024 * 1024;
@@ -33,8 +34,8 @@ pub struct ChannelOptions {
 }
 
 impl ChannelOptions {
-    /// The `RTCDataChannelInit` for these options.
-    pub fn to_init(&self) -> RtcDataChannelInit {
+    /// The `RTCDataChannelInit` for these options (a plain object).
+    pub fn to_init(&self) -> JsValue {
         let init = js::object(&[]);
         if let Some(o) = self.ordered {
             js::set(&init, "ordered", &o.into());
@@ -45,7 +46,7 @@ impl ChannelOptions {
         if let Some(ms) = self.max_packet_life_time {
             js::set(&init, "maxPacketLifeTime", &ms.into());
         }
-        init.unchecked_into()
+        init
     }
 }
 
@@ -197,12 +198,53 @@ fn label(dc: &RtcDataChannel) -> String {
     js::get_string(dc, "label").unwrap_or_default()
 }
 
-/// Parses `createChannel` options from JavaScript.
-pub fn parse_options(options: &JsValue) -> ChannelOptions {
-    let u16_of = |key| js::get_f64(options, key).map(|n| n.clamp(0.0, 65535.0) as u16);
-    ChannelOptions {
-        ordered: js::get_bool(options, "ordered"),
-        max_retransmits: u16_of("maxRetransmits"),
-        max_packet_life_time: u16_of("maxPacketLifeTime"),
+/// Parses `createChannel` options from JavaScript, refusing what `createDataChannel`
+/// would throw on (a `TypeError` by
+/// <https://w3c.github.io/webrtc-pc/#dom-peerconnection-createdatachannel>): the
+/// options are stored and used for every future peer, so a bad value must be caught
+/// here, once, with a message, rather than by the browser on each peer.
+pub fn parse_options(options: &JsValue) -> Result<ChannelOptions, Error> {
+    if !options.is_undefined() && !options.is_null() && !options.is_object() {
+        return Err(invalid(
+            "the options must be an object (ChannelOptions) or left out",
+        ));
     }
+    let ordered = js::get(options, "ordered");
+    if !ordered.is_undefined() && ordered.as_bool().is_none() {
+        return Err(invalid("ordered must be true or false"));
+    }
+    let max_retransmits = whole_u16(options, "maxRetransmits")?;
+    let max_packet_life_time = whole_u16(options, "maxPacketLifeTime")?;
+    if max_retransmits.is_some() && max_packet_life_time.is_some() {
+        return Err(invalid(
+            "maxRetransmits and maxPacketLifeTime cannot both be set (a channel gives up on a \
+             message either after a number of retransmissions or after a time); pass only one",
+        ));
+    }
+    Ok(ChannelOptions {
+        ordered: ordered.as_bool(),
+        max_retransmits,
+        max_packet_life_time,
+    })
+}
+
+/// `options[key]` as WebIDL's `[EnforceRange] unsigned short`: absent, or a whole
+/// number from 0 to 65535.
+fn whole_u16(options: &JsValue, key: &'static str) -> Result<Option<u16>, Error> {
+    let v = js::get(options, key);
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && (0.0..=65535.0).contains(&n) => Ok(Some(n as u16)),
+        _ => Err(invalid(js::cat(&[
+            key,
+            " must be a whole number from 0 to 65535, or left out; got ",
+            &js::stringify(&v).unwrap_or_else(|| String::from("a value of another type")),
+        ]))),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(Code::InvalidArgument, message)
 }

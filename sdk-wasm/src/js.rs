@@ -28,6 +28,18 @@ extern "C" {
     #[wasm_bindgen(method, js_name = restartIce)]
     pub fn restart_ice(this: &PeerConnectionExt);
 
+    /// `createDataChannel(label, init)`, with `catch`: it throws on bad options, a
+    /// closed connection or no free channel ids
+    /// (<https://w3c.github.io/webrtc-pc/#dom-peerconnection-createdatachannel>), and an
+    /// exception that unwinds through wasm skips every destructor, leaving `RefCell`
+    /// borrows held for good (web-sys binds it without `catch`).
+    #[wasm_bindgen(method, catch, js_name = createDataChannel)]
+    pub fn create_data_channel(
+        this: &PeerConnectionExt,
+        label: &str,
+        init: &JsValue,
+    ) -> Result<web_sys::RtcDataChannel, JsValue>;
+
     /// Any browser object. These few methods are bound once for every object that has
     /// them (WebSocket, RTCPeerConnection, RTCDataChannel, tracks), where web-sys binds
     /// one import per class and overload. `addEventListener` with a function argument

@@ -243,7 +243,7 @@ impl Room {
     /// Opens a data channel `label` to every current and future peer.
     #[wasm_bindgen(js_name = createChannel)]
     pub fn create_channel(&self, label: String, options: JsChannelOptions) -> Result<(), JsValue> {
-        let options = room::channel_options(&options.into());
+        let options = room::channel_options(&options.into())?;
         Ok(self.inner.create_channel(label, options)?)
     }
 

@@ -106,6 +106,7 @@ impl Local {
         }
         if let Some(s) = self.screen.take() {
             s.track.stop();
+            stop_tracks(&s.stream);
         }
         self.stream = None;
     }
@@ -172,6 +173,13 @@ pub async fn get_display_media(audio: bool) -> Result<MediaStream, Error> {
         )
     })?;
     Ok(stream.unchecked_into())
+}
+
+/// Stops every track of `stream` (a screen share's audio too).
+pub fn stop_tracks(stream: &MediaStream) {
+    for t in stream.get_tracks().iter() {
+        t.unchecked_into::<MediaStreamTrack>().stop();
+    }
 }
 
 /// The first track of `kind` in `stream`.

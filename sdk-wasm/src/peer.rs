@@ -142,10 +142,10 @@ impl Peer {
             }
         });
         if initiate {
-            shared.open_channel(DEFAULT_CHANNEL, &crate::data::ChannelOptions::default());
-            for (label, options) in room.user_channels() {
-                shared.open_channel(&label, &options);
-            }
+            // Without the default channel the peer is of no use: fail it. A user
+            // channel the browser refuses is reported; the peer works without it.
+            shared.open_channel(DEFAULT_CHANNEL, &crate::data::ChannelOptions::default())?;
+            shared.open_user_channels(room);
             shared.attach_local(&room.local.borrow());
         }
         Ok(Peer {
@@ -350,9 +350,7 @@ impl Shared {
             if !self.attached.get() {
                 if let Some(room) = self.room() {
                     self.attach_local(&room.local.borrow());
-                    for (label, options) in room.user_channels() {
-                        self.open_channel(&label, &options);
-                    }
+                    self.open_user_channels(&room);
                 }
             }
             JsFuture::from(self.ext().set_local_description_auto())
@@ -505,19 +503,53 @@ impl Shared {
     }
 
     /// Opens a channel we create (the remote side adopts it through `datachannel`).
-    pub fn open_channel(self: &Rc<Self>, label: &str, options: &crate::data::ChannelOptions) {
+    /// Fails if the browser refuses (`createChannel` validated the options, so this
+    /// is unexpected: a closed connection, or no channel ids left).
+    pub fn open_channel(
+        self: &Rc<Self>,
+        label: &str,
+        options: &crate::data::ChannelOptions,
+    ) -> Result<(), Error> {
         if self
             .channels
             .borrow()
             .iter()
             .any(|c| c.ours && c.label == label)
         {
-            return;
+            return Ok(());
         }
         let dc = self
-            .pc
-            .create_data_channel_with_data_channel_dict(label, &options.to_init());
+            .ext()
+            .create_data_channel(label, &options.to_init())
+            .map_err(|e| {
+                let code = if e.is_instance_of::<js_sys::TypeError>() {
+                    Code::InvalidArgument
+                } else {
+                    Code::Internal
+                };
+                Error::js(
+                    code,
+                    &cat(&[
+                        "the browser refused data channel ",
+                        &js::quote(label),
+                        " to peer ",
+                        &self.id,
+                    ]),
+                    &e,
+                )
+            })?;
         self.adopt_channel(dc, true);
+        Ok(())
+    }
+
+    /// Opens the room's `createChannel` channels; one the browser refuses is reported
+    /// as an `error` event (there is no caller to throw to).
+    fn open_user_channels(self: &Rc<Self>, room: &Inner) {
+        for (label, options) in room.user_channels() {
+            if let Err(e) = self.open_channel(&label, &options) {
+                room.emit("error", &e.to_event());
+            }
+        }
     }
 
     /// Takes ownership of a channel (ours, or the remote's) and listens to it.

@@ -9,7 +9,7 @@ use crate::error::{Code, Error, Result};
 use crate::events::Emitter;
 use crate::js::{self, cat, num, quote, Listener, Timer};
 use crate::media::{self, Local, Screen, Slot};
-use crate::peer::{Peer, DEFAULT_CHANNEL};
+use crate::peer::{Peer, Shared, DEFAULT_CHANNEL};
 use crate::signaling::{Socket, SocketEvent};
 use crate::wire::{self, Frame};
 use js_sys::Function;
@@ -748,15 +748,40 @@ impl Inner {
                 ]),
             ));
         }
+        // The browser's own limit (a TypeError from createDataChannel): checked here
+        // because the label is kept and opened to every future peer.
+        if label.len() > 65_535 {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                cat(&[
+                    "a channel label is at most 65535 bytes; this one has ",
+                    &num(label.len() as f64),
+                    ": choose a shorter one",
+                ]),
+            ));
+        }
         if self.channels.borrow().iter().any(|(l, _)| *l == label) {
             return Ok(());
         }
-        self.channels
-            .borrow_mut()
-            .push((label.clone(), options.clone()));
-        for p in self.peers.borrow().iter() {
-            p.shared.open_channel(&label, &options);
+        // Open to the current peers first, with no borrow of `peers` held by a caller
+        // of JavaScript that may fail; keep the channel for future peers only if every
+        // current peer took it, so a refusal is reported once, here, not per peer.
+        let peers: Vec<Rc<Shared>> = self
+            .peers
+            .borrow()
+            .iter()
+            .map(|p| p.shared.clone())
+            .collect();
+        let mut refused = None;
+        for p in &peers {
+            if let Err(e) = p.open_channel(&label, &options) {
+                refused.get_or_insert(e);
+            }
         }
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        self.channels.borrow_mut().push((label, options));
         Ok(())
     }
 
@@ -771,12 +796,16 @@ impl Inner {
     }
 
     async fn enable_media_now(self: &Rc<Self>, constraints: &JsValue) -> Result<MediaStream> {
+        self.ensure_joined()?;
         let constraints = if constraints.is_object() {
             constraints.clone()
         } else {
             js::object(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)])
         };
         let stream = media::get_user_media(&constraints).await?;
+        // `leave` may have run while the browser opened the devices: its `stop_all`
+        // cannot know these tracks, so stop them here or the camera stays on.
+        self.ensure_joined_or_stop(&stream)?;
         {
             let mut local = self.local.borrow_mut();
             for t in [local.mic.take(), local.camera.take()]
@@ -792,6 +821,9 @@ impl Inner {
             local.stream = Some(Clone::clone(&stream));
         }
         self.sync_senders().await;
+        // A `leave` during the sync stopped the tracks (they were in `local`), but the
+        // stream is dead: say so rather than hand it out.
+        self.ensure_joined()?;
         Ok(stream)
     }
 
@@ -874,6 +906,7 @@ impl Inner {
 
     pub async fn set_camera_enabled(self: &Rc<Self>, on: bool) -> Result<()> {
         if on {
+            self.ensure_joined()?;
             if self.local.borrow().camera.is_some() {
                 return Ok(());
             }
@@ -887,13 +920,20 @@ impl Inner {
                 js::object(&[("video", video)])
             };
             let stream = media::get_user_media(&constraints).await?;
+            self.ensure_joined_or_stop(&stream)?;
             let Some(track) = media::first_track(&stream, "video") else {
+                media::stop_tracks(&stream);
                 return Err(Error::new(
                     Code::MediaFailed,
                     "the camera gave no video track",
                 ));
             };
             let mut local = self.local.borrow_mut();
+            if local.camera.is_some() {
+                // Another `setCameraEnabled(true)` won the race: keep its track.
+                media::stop_tracks(&stream);
+                return Ok(());
+            }
             let local_stream = local
                 .stream
                 .get_or_insert_with(|| MediaStream::new().unwrap_or(Clone::clone(&stream)));
@@ -921,9 +961,19 @@ impl Inner {
         self.ensure_joined()?;
         if self.local.borrow().screen.is_some() {
             self.stop_screen_share().await;
+            self.ensure_joined()?;
         }
         let stream = media::get_display_media(audio).await?;
+        // The picker may stay open for long: the room may have been left meanwhile.
+        self.ensure_joined_or_stop(&stream)?;
+        if self.local.borrow().screen.is_some() {
+            // Another `startScreenShare` finished while this picker was open: this
+            // share replaces it, as a second call after the first one would.
+            self.stop_screen_share().await;
+            self.ensure_joined_or_stop(&stream)?;
+        }
         let Some(track) = media::first_track(&stream, "video") else {
+            media::stop_tracks(&stream);
             return Err(Error::new(
                 Code::MediaFailed,
                 "the screen share gave no video track",
@@ -945,6 +995,8 @@ impl Inner {
             replaces_camera: replaces,
         });
         self.sync_senders().await;
+        // A `leave` during the sync stopped the share (it was in `local`).
+        self.ensure_joined()?;
         self.emit(
             "track",
             &js::object(&[
@@ -968,9 +1020,7 @@ impl Inner {
             return;
         };
         screen.track.stop();
-        for t in screen.stream.get_tracks().iter() {
-            t.unchecked_into::<web_sys::MediaStreamTrack>().stop();
-        }
+        media::stop_tracks(&screen.stream);
         self.sync_senders().await;
         self.emit(
             "track-removed",
@@ -994,6 +1044,16 @@ impl Inner {
             ));
         }
         Ok(())
+    }
+
+    /// [`Self::ensure_joined`] after an await that produced `stream`: a room left
+    /// meanwhile stops the stream's tracks (nothing else would) and fails.
+    fn ensure_joined_or_stop(&self, stream: &MediaStream) -> Result<()> {
+        let joined = self.ensure_joined();
+        if joined.is_err() {
+            media::stop_tracks(stream);
+        }
+        joined
     }
 
     /// Leaves: tells the relay, closes every connection, stops local media.
@@ -1072,6 +1132,6 @@ fn ws_url(url: &str) -> Result<String> {
 }
 
 /// Parses the `createChannel` options (kept here so `lib.rs` stays a thin face).
-pub fn channel_options(options: &JsValue) -> ChannelOptions {
+pub fn channel_options(options: &JsValue) -> Result<ChannelOptions> {
     data::parse_options(options)
 }

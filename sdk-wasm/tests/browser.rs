@@ -1184,3 +1184,245 @@ async fn ice_restart_that_cannot_recover_is_reported_after_the_timeout() {
         done(r.leave()).await.unwrap();
     }
 }
+
+// ---- refusals and races -------------------------------------------------------------
+
+/// Replaces `target[method]` (a prototype's method) for one test; put back on drop, so
+/// a failing assertion does not leave the page patched for the next test.
+struct Patch {
+    target: JsValue,
+    method: &'static str,
+    original: JsValue,
+}
+
+impl Patch {
+    /// `globalThis[class].prototype[method] = make(original)`, where `make` is the body
+    /// of a JavaScript function of `orig` and `log` (an array the test can read).
+    fn new(class: &str, method: &'static str, make: &str, log: &Array) -> Patch {
+        let global: JsValue = js_sys::global().into();
+        let target = get(&get(&global, class), "prototype");
+        let original = get(&target, method);
+        let factory = js_sys::Function::new_with_args("orig, log", make);
+        let patched = factory.call2(&JsValue::UNDEFINED, &original, log).unwrap();
+        Reflect::set(&target, &JsValue::from_str(method), &patched).unwrap();
+        Patch {
+            target,
+            method,
+            original,
+        }
+    }
+}
+
+impl Drop for Patch {
+    fn drop(&mut self) {
+        let _ = Reflect::set(
+            &self.target,
+            &JsValue::from_str(self.method),
+            &self.original,
+        );
+    }
+}
+
+/// Records every stream `method` of `MediaDevices` resolves with into `log`.
+fn record_streams(method: &'static str, log: &Array) -> Patch {
+    Patch::new(
+        "MediaDevices",
+        method,
+        "return function (...a) { return orig.apply(this, a).then(s => { log.push(s); return s; }); }",
+        log,
+    )
+}
+
+/// The tracks of the streams in `log` that still capture.
+fn live_tracks(log: &Array) -> Vec<String> {
+    log.iter()
+        .flat_map(|s| {
+            web_sys::MediaStream::from(s)
+                .get_tracks()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .map(web_sys::MediaStreamTrack::from)
+        .filter(|t| t.ready_state() == web_sys::MediaStreamTrackState::Live)
+        .map(|t| t.kind())
+        .collect()
+}
+
+fn channel_options(pairs: &[(&str, JsValue)]) -> meshwire::JsChannelOptions {
+    obj(pairs).unchecked_into()
+}
+
+#[wasm_bindgen_test]
+async fn bad_channel_options_are_refused_and_the_room_keeps_working() {
+    let room = unique("chanopts");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let n = |v: f64| JsValue::from_f64(v);
+    // Both limits at once is what createDataChannel throws a TypeError for; the rest
+    // are values its WebIDL conversion refuses.
+    let both = [("maxRetransmits", n(3.0)), ("maxPacketLifeTime", n(500.0))];
+    let err = a
+        .create_channel("lossy".into(), channel_options(&both))
+        .unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert_eq!(get_str(&err, "code"), "invalid-argument");
+    assert!(
+        get_str(&err, "message").contains("pass only one"),
+        "{}",
+        get_str(&err, "message")
+    );
+    for bad in [
+        vec![("maxRetransmits", n(70_000.0))],
+        vec![("maxPacketLifeTime", n(-1.0))],
+        vec![("maxRetransmits", n(1.5))],
+        vec![("maxRetransmits", n(f64::NAN))],
+        vec![("maxRetransmits", JsValue::from_str("3"))],
+        vec![("ordered", JsValue::from_str("yes"))],
+    ] {
+        let err = a
+            .create_channel("lossy".into(), channel_options(&bad))
+            .unwrap_err();
+        assert_eq!(get_str(&err, "code"), "invalid-argument", "{bad:?}");
+    }
+    let long = "x".repeat(65_536);
+    let err = a
+        .create_channel(long, JsValue::UNDEFINED.unchecked_into())
+        .unwrap_err();
+    assert_eq!(get_str(&err, "code"), "invalid-argument");
+
+    // Nothing bad was kept and nothing is stuck: a valid unreliable channel opens to
+    // the current peer and to a newcomer, and the default channel still carries data.
+    let lossy = [("maxRetransmits", n(0.0)), ("ordered", JsValue::FALSE)];
+    a.create_channel("lossy".into(), channel_options(&lossy))
+        .unwrap();
+    let c = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let rc = Recorder::new(&c);
+    rc.wait("peer-connected", 15_000, |e| {
+        get_str(e, "peerId") == a.peer_id()
+    })
+    .await;
+    for (to, rec) in [(b, rb), (&c, &rc)] {
+        until("a message on the lossy channel", 10_000, || {
+            if messages(rec, "lossy").is_empty() {
+                let _ = send(a, "lossy hello".into(), Some(&to.peer_id()), Some("lossy"));
+            }
+            !messages(rec, "lossy").is_empty()
+        })
+        .await;
+    }
+    send(b, "still here".into(), Some(&a.peer_id()), None).unwrap();
+    until("a default-channel message", 5_000, || {
+        !messages(ra, "meshwire").is_empty()
+    })
+    .await;
+    for r in [a, b, &c] {
+        assert!(r
+            .create_channel("later".into(), JsValue::UNDEFINED.unchecked_into())
+            .is_ok());
+    }
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+    assert!(rc.errors().is_empty(), "{:?}", rc.errors());
+    for r in [a, b, &c] {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_channel_the_browser_refuses_is_a_typed_error_not_an_exception() {
+    let room = unique("refused");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (_b, rb)) = (&rooms[0], &rooms[1]);
+    {
+        // Stands for any refusal the SDK cannot foresee (no free channel ids, …).
+        let _patch = Patch::new(
+            "RTCPeerConnection",
+            "createDataChannel",
+            "return function () { throw new DOMException('no ids left', 'OperationError'); }",
+            &Array::new(),
+        );
+        let err = a
+            .create_channel("extra".into(), JsValue::UNDEFINED.unchecked_into())
+            .unwrap_err();
+        assert_eq!(get_str(&err, "code"), "internal");
+        assert!(
+            get_str(&err, "message").contains("no ids left"),
+            "{}",
+            get_str(&err, "message")
+        );
+    }
+    // Not kept, not stuck: the same label works once the browser agrees.
+    a.create_channel("extra".into(), JsValue::UNDEFINED.unchecked_into())
+        .unwrap();
+    until("a message on the extra channel", 10_000, || {
+        if messages(rb, "extra").is_empty() {
+            let _ = send(a, "extra hello".into(), None, Some("extra"));
+        }
+        !messages(rb, "extra").is_empty()
+    })
+    .await;
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn leaving_while_camera_or_screen_opens_stops_them() {
+    let av = || obj(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)]).unchecked_into();
+    let gum = Array::new();
+    let gdm = Array::new();
+    let _user = record_streams("getUserMedia", &gum);
+    let _display = record_streams("getDisplayMedia", &gdm);
+
+    // enableMedia: leave while getUserMedia is pending.
+    let r = join(RELAY, &unique("leave-gum"), JsValue::UNDEFINED).await;
+    let pending = r.enable_media(av());
+    let left = r.leave();
+    let err = done(pending).await.unwrap_err();
+    done(left).await.unwrap();
+    assert_eq!(
+        get_str(&err, "code"),
+        "not-joined",
+        "{}",
+        get_str(&err, "message")
+    );
+    assert!(r.local_stream().is_none());
+    until("the camera and microphone to stop", 2_000, || {
+        live_tracks(&gum).is_empty()
+    })
+    .await;
+    // ... and enableMedia after leave opens nothing.
+    let err = done(r.enable_media(av())).await.unwrap_err();
+    assert_eq!(get_str(&err, "code"), "not-joined");
+    assert!(live_tracks(&gum).is_empty(), "{:?}", live_tracks(&gum));
+
+    // setCameraEnabled(true): leave while the camera reopens.
+    let media = obj(&[("audio", JsValue::FALSE), ("video", JsValue::TRUE)]);
+    let r = join(RELAY, &unique("leave-cam"), media).await;
+    done(r.set_camera_enabled(false)).await.unwrap();
+    let pending = r.set_camera_enabled(true);
+    let left = r.leave();
+    let err = done(pending).await.unwrap_err();
+    done(left).await.unwrap();
+    assert_eq!(get_str(&err, "code"), "not-joined");
+    until("the camera to stop", 2_000, || live_tracks(&gum).is_empty()).await;
+
+    // startScreenShare: leave while the picker is open.
+    let r = join(RELAY, &unique("leave-gdm"), JsValue::UNDEFINED).await;
+    let opts = obj(&[("audio", JsValue::TRUE)]).unchecked_into();
+    let pending = r.start_screen_share(opts);
+    let left = r.leave();
+    let err = done(pending).await.unwrap_err();
+    done(left).await.unwrap();
+    assert_eq!(get_str(&err, "code"), "not-joined");
+    assert_eq!(gdm.length(), 1, "the picker opened before leave");
+    until("the screen capture to stop", 2_000, || {
+        live_tracks(&gdm).is_empty()
+    })
+    .await;
+    let err = done(r.start_screen_share(JsValue::UNDEFINED.unchecked_into()))
+        .await
+        .unwrap_err();
+    assert_eq!(get_str(&err, "code"), "not-joined");
+    assert_eq!(gdm.length(), 1, "no picker after leave");
+}
