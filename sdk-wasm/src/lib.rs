@@ -82,6 +82,9 @@ export interface JoinOptions {
   reconnect?: boolean | { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
   /** After an ICE failure, how long ICE restart may take before an error (default 20000). */
   iceRestartTimeoutMs?: number;
+  /** How long the relay may take to admit this peer (default 15000): `join` then fails
+   * with `signaling-failed`; while reconnecting, the attempt counts as failed. */
+  joinTimeoutMs?: number;
 }
 
 /** A peer of the room. */

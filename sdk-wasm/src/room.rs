@@ -45,6 +45,10 @@ pub struct Options {
     /// After an ICE failure and restart, report `peer-connection-failed` if the peer is
     /// not connected again within this time.
     pub ice_restart_timeout_ms: u32,
+    /// How long a relay socket may go without a usable `welcome` (a server that
+    /// accepts but never answers, or answers with something else): `Room.join` fails
+    /// after it; a reconnect counts it as a failed attempt.
+    pub join_timeout_ms: u32,
 }
 
 impl Options {
@@ -66,6 +70,7 @@ impl Options {
             reconnect_base_delay_ms: num(&reconnect, "baseDelayMs", 250),
             reconnect_max_delay_ms: num(&reconnect, "maxDelayMs", 10_000),
             ice_restart_timeout_ms: num(o, "iceRestartTimeoutMs", 20_000),
+            join_timeout_ms: num(o, "joinTimeoutMs", 15_000),
         }
     }
 
@@ -116,6 +121,9 @@ struct Conn {
     attempts: u32,
     /// A pending reconnect.
     retry: Option<Timer>,
+    /// Gives up on the current socket if it is not welcomed in time
+    /// (`joinTimeoutMs`); dropped on welcome, close and shutdown.
+    welcome_timer: Option<Timer>,
     /// The relay asked us to wait this long before reconnecting (`shutdown`).
     reconnect_hint_ms: Option<u32>,
 }
@@ -179,6 +187,7 @@ impl Inner {
                 joined: None,
                 attempts: 0,
                 retry: None,
+                welcome_timer: None,
                 reconnect_hint_ms: None,
             }),
             relay_ice: RefCell::new(JsValue::UNDEFINED),
@@ -250,8 +259,52 @@ impl Inner {
                 room.on_socket(generation, event);
             }
         })?;
-        self.conn.borrow_mut().socket = Some(socket);
+        // Bad frames are only logged (a newer relay may send what we do not know), so
+        // without a deadline a server that never sends a usable `welcome` would keep
+        // `Room.join` pending forever.
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(self.options.join_timeout_ms, move |_| {
+            if let Some(room) = weak.upgrade() {
+                room.on_welcome_timeout(generation);
+            }
+        });
+        let mut c = self.conn.borrow_mut();
+        c.socket = Some(socket);
+        c.welcome_timer = Some(timer);
         Ok(())
+    }
+
+    /// The socket of `generation` was not welcomed in time: fail the join, or treat it
+    /// as a dropped connection while reconnecting (which retries or gives up).
+    fn on_welcome_timeout(self: &Rc<Self>, generation: u32) {
+        let (joining, socket) = {
+            let mut c = self.conn.borrow_mut();
+            if self.left.get() || c.generation != generation || c.welcomed {
+                return;
+            }
+            c.welcome_timer = None;
+            // Dropping the socket removes its listener: no late `close` arrives.
+            (c.joined.is_some(), c.socket.take())
+        };
+        drop(socket);
+        let ms = num(f64::from(self.options.join_timeout_ms));
+        if joining {
+            self.settle_join(Err(Error::new(
+                Code::SignalingFailed,
+                cat(&[
+                    "the relay at ",
+                    &self.url,
+                    " did not admit this peer within ",
+                    &ms,
+                    " ms (no usable welcome); check that the URL is a meshwire relay of a \
+                     compatible version, or raise joinTimeoutMs on a slow network",
+                ]),
+            )));
+            return;
+        }
+        // 1006, "abnormal closure": what a browser reports for a connection that
+        // dropped without a close frame, which is what this amounts to.
+        self.on_closed(1006, "no welcome in time");
     }
 
     fn on_socket(self: &Rc<Self>, generation: u32, event: SocketEvent) {
@@ -397,6 +450,7 @@ impl Inner {
             let mut c = self.conn.borrow_mut();
             c.resume_token = Some(token.to_owned());
             c.welcomed = true;
+            c.welcome_timer = None;
             c.attempts = 0;
             std::mem::take(&mut c.outbox)
         };
@@ -465,6 +519,7 @@ impl Inner {
         let (joining, attempts) = {
             let mut c = self.conn.borrow_mut();
             c.socket = None;
+            c.welcome_timer = None;
             c.welcomed = false;
             (c.joined.is_some(), c.attempts)
         };
@@ -1075,6 +1130,7 @@ impl Inner {
         {
             let mut c = self.conn.borrow_mut();
             c.retry = None;
+            c.welcome_timer = None;
             c.state = Signaling::Closed;
             if let Some(s) = c.socket.take() {
                 s.close();

@@ -38,6 +38,11 @@ const TURN_CONTROL: &str = match option_env!("MESHWIRE_TURN_CONTROL") {
     Some(url) => url,
     None => "http://127.0.0.1:18704",
 };
+/// A WebSocket server that accepts, sends one malformed `welcome`, then stays silent.
+const SILENT: &str = match option_env!("MESHWIRE_SILENT_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:18705",
+};
 
 // ---- helpers ------------------------------------------------------------------------
 
@@ -1425,4 +1430,32 @@ async fn leaving_while_camera_or_screen_opens_stops_them() {
         .unwrap_err();
     assert_eq!(get_str(&err, "code"), "not-joined");
     assert_eq!(gdm.length(), 1, "no picker after leave");
+}
+
+#[wasm_bindgen_test]
+async fn join_fails_when_the_relay_never_welcomes() {
+    use futures_util::future::{select, Either};
+    let started = js_sys::Date::now();
+    let options = obj(&[("joinTimeoutMs", JsValue::from_f64(1_500.0))]);
+    let join = Box::pin(Room::join(
+        SILENT.into(),
+        unique("silent"),
+        options.unchecked_into(),
+    ));
+    let err = match select(join, Box::pin(sleep(10_000))).await {
+        Either::Left((Ok(_), _)) => panic!("joined a server that never welcomed"),
+        Either::Left((Err(e), _)) => e,
+        Either::Right(_) => panic!("Room.join still pending after 10 s"),
+    };
+    let elapsed = js_sys::Date::now() - started;
+    assert_eq!(get_str(&err, "code"), "signaling-failed");
+    let message = get_str(&err, "message");
+    assert!(
+        message.contains("joinTimeoutMs") && message.contains(SILENT),
+        "{message}"
+    );
+    assert!(
+        (1_400.0..5_000.0).contains(&elapsed),
+        "failed after {elapsed} ms"
+    );
 }
