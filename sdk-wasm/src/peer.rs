@@ -183,16 +183,144 @@ impl Drop for Peer {
 
 /// Handles a peer's queued signals one after the other; ends when the queue is empty
 /// (the next `deliver` starts it again) or the peer is gone.
+///
+/// Only a `Weak` is held across awaits: a connection closed mid-operation may never
+/// settle its promises (<https://w3c.github.io/webrtc-pc/#dom-rtcpeerconnection-close>),
+/// and a strong reference parked in such an await would keep the peer's connection,
+/// channels and tracks alive for good.
 async fn drain(weak: Weak<Shared>) {
     loop {
+        let next = {
+            let Some(peer) = weak.upgrade() else { return };
+            let next = peer.inbox.borrow_mut().pop_front();
+            if next.is_none() {
+                peer.draining.set(false);
+            }
+            next
+        };
+        let Some(signal) = next else { return };
+        handle(&weak, signal).await;
+    }
+}
+
+/// `negotiationneeded`: make an offer (perfect negotiation's `makingOffer` guards the
+/// window in which a remote offer would collide with ours). Holds only a `Weak` across
+/// the await, as [`drain`] does.
+async fn negotiate(weak: Weak<Shared>) {
+    let offered = {
         let Some(peer) = weak.upgrade() else { return };
-        let next = peer.inbox.borrow_mut().pop_front();
-        let Some(signal) = next else {
-            peer.draining.set(false);
+        peer.making_offer.set(true);
+        peer.ext().set_local_description_auto()
+    };
+    let Some((peer, result)) = settle(&weak, offered).await else {
+        return;
+    };
+    if result.is_ok() {
+        peer.send_description();
+    }
+    peer.making_offer.set(false);
+    if let Err(e) = result {
+        js::warn(&cat(&[
+            "offer to ",
+            &peer.id,
+            " failed: ",
+            &crate::error::describe(&e),
+        ]));
+    }
+}
+
+/// Awaits `promise` without keeping the peer alive, and hands back the peer if it still
+/// exists when the promise settles (see [`drain`]).
+async fn settle(
+    weak: &Weak<Shared>,
+    promise: js_sys::Promise,
+) -> Option<(Rc<Shared>, Result<JsValue, JsValue>)> {
+    let result = JsFuture::from(promise).await;
+    weak.upgrade().map(|peer| (peer, result))
+}
+
+/// Handles one signal from this peer, in arrival order.
+async fn handle(weak: &Weak<Shared>, signal: Signal) {
+    if let Some(media) = signal.media {
+        let Some(peer) = weak.upgrade() else { return };
+        peer.on_media(media);
+    }
+    if let Some((kind, init)) = signal.description {
+        if let Err(e) = on_description(weak, kind, init.unchecked_into()).await {
+            let Some(peer) = weak.upgrade() else { return };
+            js::warn(&cat(&[
+                "negotiation with ",
+                &peer.id,
+                " failed: ",
+                &e.message,
+            ]));
+        }
+    }
+    if let Some(init) = signal.candidate {
+        let added = {
+            let Some(peer) = weak.upgrade() else { return };
+            peer.pc
+                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(init.unchecked_ref()))
+        };
+        let Some((peer, added)) = settle(weak, added).await else {
             return;
         };
-        peer.handle(signal).await;
+        // Candidates of an offer we ignored are expected to fail.
+        if let (Err(e), false) = (added, peer.ignore_offer.get()) {
+            js::warn(&cat(&[
+                "ICE candidate from ",
+                &peer.id,
+                " rejected: ",
+                &crate::error::describe(&e),
+            ]));
+        }
     }
+}
+
+/// Perfect negotiation's description handling (a peer gone meanwhile ends it quietly).
+async fn on_description(
+    weak: &Weak<Shared>,
+    kind: SdpKind,
+    init: RtcSessionDescriptionInit,
+) -> Result<(), Error> {
+    let is_offer = kind == SdpKind::Offer;
+    let applied = {
+        let Some(peer) = weak.upgrade() else {
+            return Ok(());
+        };
+        let ready_for_offer = !peer.making_offer.get()
+            && (peer.state("signalingState") == "stable" || peer.setting_answer.get());
+        let collision = is_offer && !ready_for_offer;
+        peer.ignore_offer.set(!peer.polite && collision);
+        if peer.ignore_offer.get() {
+            return Ok(());
+        }
+        peer.setting_answer.set(kind == SdpKind::Answer);
+        // A polite peer's colliding offer is rolled back implicitly here.
+        peer.pc.set_remote_description(&init)
+    };
+    let Some((peer, applied)) = settle(weak, applied).await else {
+        return Ok(());
+    };
+    peer.setting_answer.set(false);
+    applied.map_err(|e| Error::js(Code::Internal, "setRemoteDescription", &e))?;
+    if !is_offer {
+        return Ok(());
+    }
+    if !peer.attached.get() {
+        if let Some(room) = peer.room() {
+            peer.attach_local(&room.local.borrow());
+            peer.open_user_channels(&room);
+        }
+    }
+    let answered = peer.ext().set_local_description_auto();
+    drop(peer);
+    let Some((peer, answered)) = settle(weak, answered).await else {
+        return Ok(());
+    };
+    answered.map_err(|e| Error::js(Code::Internal, "setLocalDescription (answer)", &e))?;
+    peer.send_description();
+    Ok(())
 }
 
 impl Shared {
@@ -212,7 +340,7 @@ impl Shared {
     /// Every event of the connection.
     fn on_event(self: &Rc<Self>, e: &JsValue) {
         match js::event_type(e).as_str() {
-            "negotiationneeded" => crate::spawn(self.clone().negotiate()),
+            "negotiationneeded" => crate::spawn(negotiate(Rc::downgrade(self))),
             "icecandidate" => {
                 // Trickle ICE: every candidate goes out as soon as it is gathered; the
                 // end-of-candidates event (null) is not sent.
@@ -232,25 +360,6 @@ impl Shared {
     pub fn send(&self, signal: &JsValue) {
         if let Some(room) = self.room() {
             room.signal(&self.id, signal);
-        }
-    }
-
-    /// `negotiationneeded`: make an offer (perfect negotiation's `makingOffer` guards
-    /// the window in which a remote offer would collide with ours).
-    async fn negotiate(self: Rc<Self>) {
-        self.making_offer.set(true);
-        let result = JsFuture::from(self.ext().set_local_description_auto()).await;
-        if result.is_ok() {
-            self.send_description();
-        }
-        self.making_offer.set(false);
-        if let Err(e) = result {
-            js::warn(&cat(&[
-                "offer to ",
-                &self.id,
-                " failed: ",
-                &crate::error::describe(&e),
-            ]));
         }
     }
 
@@ -292,73 +401,6 @@ impl Shared {
             }
         }
         info
-    }
-
-    /// Handles one signal from this peer, in arrival order.
-    async fn handle(self: &Rc<Self>, signal: Signal) {
-        if let Some(media) = signal.media {
-            self.on_media(media);
-        }
-        if let Some((kind, init)) = signal.description {
-            if let Err(e) = self.on_description(kind, init.unchecked_into()).await {
-                js::warn(&cat(&[
-                    "negotiation with ",
-                    &self.id,
-                    " failed: ",
-                    &e.message,
-                ]));
-            }
-        }
-        if let Some(init) = signal.candidate {
-            let added = JsFuture::from(
-                self.pc
-                    .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(init.unchecked_ref())),
-            )
-            .await;
-            // Candidates of an offer we ignored are expected to fail.
-            if let (Err(e), false) = (added, self.ignore_offer.get()) {
-                js::warn(&cat(&[
-                    "ICE candidate from ",
-                    &self.id,
-                    " rejected: ",
-                    &crate::error::describe(&e),
-                ]));
-            }
-        }
-    }
-
-    /// Perfect negotiation's description handling.
-    async fn on_description(
-        self: &Rc<Self>,
-        kind: SdpKind,
-        init: RtcSessionDescriptionInit,
-    ) -> Result<(), Error> {
-        let is_offer = kind == SdpKind::Offer;
-        let ready_for_offer = !self.making_offer.get()
-            && (self.state("signalingState") == "stable" || self.setting_answer.get());
-        let collision = is_offer && !ready_for_offer;
-        self.ignore_offer.set(!self.polite && collision);
-        if self.ignore_offer.get() {
-            return Ok(());
-        }
-        self.setting_answer.set(kind == SdpKind::Answer);
-        // A polite peer's colliding offer is rolled back implicitly here.
-        let applied = JsFuture::from(self.pc.set_remote_description(&init)).await;
-        self.setting_answer.set(false);
-        applied.map_err(|e| Error::js(Code::Internal, "setRemoteDescription", &e))?;
-        if is_offer {
-            if !self.attached.get() {
-                if let Some(room) = self.room() {
-                    self.attach_local(&room.local.borrow());
-                    self.open_user_channels(&room);
-                }
-            }
-            JsFuture::from(self.ext().set_local_description_auto())
-                .await
-                .map_err(|e| Error::js(Code::Internal, "setLocalDescription (answer)", &e))?;
-            self.send_description();
-        }
-        Ok(())
     }
 
     /// Adds our current local tracks (once; later changes go through `media.rs`).

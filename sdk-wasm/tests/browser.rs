@@ -1459,3 +1459,50 @@ async fn join_fails_when_the_relay_never_welcomes() {
         "failed after {elapsed} ms"
     );
 }
+
+/// Runs the garbage collector (`--js-flags=--expose-gc` in webdriver.json).
+fn gc() {
+    let gc = get(&js_sys::global().into(), "gc");
+    let gc: js_sys::Function = gc
+        .dyn_into()
+        .expect("gc() is missing: webdriver.json must pass --js-flags=--expose-gc");
+    gc.call0(&JsValue::UNDEFINED).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_peer_closed_mid_negotiation_is_freed() {
+    let room = unique("freed");
+    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+    // Every connection that makes an offer is registered for finalization, and its
+    // offer never settles: what a connection closed mid-negotiation may do.
+    let log = Array::new();
+    let patch = Patch::new(
+        "RTCPeerConnection",
+        "setLocalDescription",
+        "log.freed = 0;
+         log.registry = new FinalizationRegistry(() => { log.freed += 1; });
+         return function (...a) {
+           if (a.length) return orig.apply(this, a);
+           log.registry.register(this, 0);
+           log.push(0);
+           return new Promise(() => {});
+         };",
+        &log,
+    );
+    // The newcomer offers at once (it opens the default channel).
+    let b = join(RELAY, &room, JsValue::UNDEFINED).await;
+    until("the newcomer's offer", 5_000, || log.length() >= 1).await;
+    done(b.leave()).await.unwrap();
+    done(a.leave()).await.unwrap();
+    drop(patch);
+    let freed = || get(&log, "freed").as_f64().unwrap_or(0.0) as u32;
+    until(
+        "the left peer's connection to be garbage-collected",
+        10_000,
+        || {
+            gc();
+            freed() >= log.length()
+        },
+    )
+    .await;
+}
