@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-examples/demo/pkg}
 
-cargo build --locked --profile wasm-release -p meshwire --target wasm32-unknown-unknown
+# The talc allocator is a feature (a library must not force its allocator on Rust users
+# of the crate); the bundle has it.
+cargo build --locked --profile wasm-release -p meshwire --target wasm32-unknown-unknown \
+  --features global-allocator
 mkdir -p "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" --out-name meshwire \
   target/wasm32-unknown-unknown/wasm-release/meshwire.wasm

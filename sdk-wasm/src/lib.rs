@@ -29,8 +29,14 @@ pub mod wire;
 
 /// Talc instead of Rust's default wasm allocator (dlmalloc): 7 KB less wasm, 2.8 KB
 /// gzipped (docs/benchmarks.md, "Reading the bundle number"), and faster. Its
-/// `disable-realloc-in-place` feature would save only another 0.1 KB gz.
-#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+/// `disable-realloc-in-place` feature would save only another 0.1 KB gz. Behind the
+/// `global-allocator` feature, which the bundle build turns on: a library must not
+/// choose the allocator of every program that links it.
+#[cfg(all(
+    feature = "global-allocator",
+    not(target_feature = "atomics"),
+    target_family = "wasm"
+))]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
