@@ -17,9 +17,14 @@ wasm-bindgen --target web --out-dir "$OUT" --out-name meshwire \
   target/wasm32-unknown-unknown/wasm-release/meshwire.wasm
 
 BIN=.tools/node_modules/.bin
-if { [ ! -x $BIN/wasm-opt ] || [ ! -x $BIN/terser ]; } && command -v npm >/dev/null 2>&1; then
+# Exact versions: a new terser or binaryen release must not change the shipped bundle
+# behind our back.
+TERSER=terser@5.51.2 BINARYEN=binaryen@132
+installed() { node -p "require('./.tools/node_modules/$1/package.json').version" 2>/dev/null; }
+if { [ ! -x $BIN/wasm-opt ] || [ ! -x $BIN/terser ] || [ "terser@$(installed terser)" != "$TERSER" ]; } &&
+  command -v npm >/dev/null 2>&1; then
   mkdir -p .tools
-  (cd .tools && npm install --silent --no-audit --no-fund --prefix . binaryen@132 terser@5 >/dev/null 2>&1) ||
+  (cd .tools && npm install --silent --no-audit --no-fund --save-exact --prefix . "$BINARYEN" "$TERSER" >/dev/null 2>&1) ||
     echo "build-sdk: could not install binaryen/terser; the bundle stays unoptimised" >&2
 fi
 if [ -x $BIN/wasm-opt ]; then
@@ -31,12 +36,19 @@ fi
 # Import names: wasm-bindgen names each import `__wbg_<name>_<16 hex digits>` and the
 # module "./meshwire_bg.js"; both are spelled out in the wasm (once per import) and in
 # the glue, and hex does not compress. Short names save ~3 KB gz. Only imports are
-# renamed: export names are the InitOutput typings. Any surprise leaves both as they are.
+# renamed: export names are the InitOutput typings. Both files are written to temporary
+# names and renamed into place only once both are complete, so any surprise or failure
+# (or no python3) leaves both as they are: a bigger bundle, never a mismatched one. The
+# Node check below loads what ships either way.
+rename_imports() {
 python3 - "$OUT/meshwire_bg.wasm" "$OUT/meshwire.js" <<'PY'
-import re, string, sys
+import os, re, string, sys
 wasm_path, glue_path = sys.argv[1], sys.argv[2]
 wasm, glue = open(wasm_path, "rb").read(), open(glue_path).read()
 MODULE = "./meshwire_bg.js"
+
+class Surprise(Exception):
+    pass
 
 def leb(b, i):
     n = shift = 0
@@ -67,9 +79,13 @@ def short(k):
             return s
 
 def rename():
+    if wasm[:8] != b"\0asm\1\0\0\0":
+        raise Surprise("not a version-1 wasm module")
     i, out, renames = 8, bytearray(wasm[:8]), {}
     while i < len(wasm):
         sid = wasm[i]; size, body = leb(wasm, i + 1); end = body + size
+        if end > len(wasm):
+            raise Surprise("section %d runs past the end of the module" % sid)
         if sid != 2:
             out += wasm[i:end]; i = end; continue
         count, j = leb(wasm, body)
@@ -83,35 +99,82 @@ def rename():
                 flags = wasm[k]; _, k = leb(wasm, k + 1)
                 if flags & 1: _, k = leb(wasm, k)
             elif kind == 3: k += 2                                 # global: type, mutability
-            else: return None                                      # (tags etc.: not expected)
+            else: raise Surprise("import kind %d" % kind)          # (tags etc.: not expected)
             if module == MODULE:
                 renames[field] = renames.get(field) or short(len(renames))
                 module, field = "a", renames[field]
             for part in (module, field):
                 section += enc(len(part.encode())) + part.encode()
             section += wasm[j:k]; j = k
+        # Every byte of the section must have been read as an import: anything left
+        # over (or overrun) means the parse above went wrong.
+        if j != end:
+            raise Surprise("import section parsed to byte %d of %d" % (j - body, size))
         out += bytes([2]) + enc(len(section)) + section; i = end
     return bytes(out), renames
 
-result = rename()
-start, stop = glue.find("const import0 = {"), glue.find('"./meshwire_bg.js": import0')
-if result and 0 <= start < stop:
-    new_wasm, renames = result
+def renamed_glue(renames):
+    start, stop = glue.find("const import0 = {"), glue.find('"./meshwire_bg.js": import0')
+    if not 0 <= start < stop:
+        raise Surprise("no import object in the glue")
     head, block, tail = glue[:start], glue[start:stop], glue[stop:]
-    ok = True
     for old, new in renames.items():
         block, n = re.subn(r"^(\s+)" + re.escape(old) + ":", r"\g<1>" + new + ":", block, flags=re.M)
-        ok = ok and n == 1 and old not in head + block + tail
-    if ok:
-        open(wasm_path, "wb").write(new_wasm)
-        open(glue_path, "w").write(head + block + tail.replace('"./meshwire_bg.js": import0', '"a": import0', 1))
-        sys.exit(0)
-print("build-sdk: import names left as they are", file=sys.stderr)
+        if n != 1 or old in head + block + tail:
+            raise Surprise("import %s is not exactly once in the glue's import object" % old)
+    return head + block + tail.replace('"./meshwire_bg.js": import0', '"a": import0', 1)
+
+temps = [wasm_path + ".renamed", glue_path + ".renamed"]
+try:
+    new_wasm, renames = rename()
+    new_glue = renamed_glue(renames)
+    with open(temps[0], "wb") as f:
+        f.write(new_wasm)
+    with open(temps[1], "w") as f:
+        f.write(new_glue)
+    os.replace(temps[0], wasm_path)
+    os.replace(temps[1], glue_path)
+except (Surprise, IndexError, UnicodeDecodeError) as e:
+    print("build-sdk: import names left as they are: %s" % e, file=sys.stderr)
+finally:
+    for t in temps:
+        if os.path.exists(t):
+            os.remove(t)
 PY
+}
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "build-sdk: warning: no python3, import names left as they are (bundle ~3 KB gz bigger)" >&2
+elif ! rename_imports; then
+  echo "build-sdk: warning: renaming the imports failed, names left as they are (bundle ~3 KB gz bigger)" >&2
+fi
 if [ -x $BIN/terser ]; then
   # Minified like every JS SDK ships; exports (Room, init, initSync) keep their names.
   for js in "$OUT"/meshwire.js "$OUT"/snippets/*/*.js; do
     [ -f "$js" ] && $BIN/terser "$js" --module --compress --mangle -o "$js"
   done
+fi
+# What ships must load: instantiate the wasm with the built glue (initSync checks
+# every import the wasm names against the glue's import object) and find `Room`. A
+# rename, minifier or toolchain mismatch fails the build here, not in a user's page.
+if command -v node >/dev/null 2>&1; then
+  node --input-type=module - "$OUT/meshwire.js" "$OUT/meshwire_bg.wasm" <<'JS' ||
+import fs from "node:fs";
+import { pathToFileURL } from "node:url";
+const [, , glue, wasm] = process.argv;
+try {
+  const pkg = await import(pathToFileURL(glue).href);
+  pkg.initSync({ module: fs.readFileSync(wasm) });
+  if (typeof pkg.Room !== "function" || typeof pkg.Room.join !== "function") {
+    throw new Error("the built package exports no Room.join");
+  }
+} catch (e) {
+  // The message only: Node would print the whole minified line of the glue.
+  console.error(`build-sdk: ${e}`);
+  process.exit(1);
+}
+JS
+  { echo "build-sdk: the built package in $OUT does not load (above); not shipping it" >&2; exit 1; }
+else
+  echo "build-sdk: warning: no node, the built package was not loaded to check it" >&2
 fi
 ls -l "$OUT" >&2
