@@ -119,7 +119,8 @@ impl Outbox {
     }
 
     /// Appends a frame of the relay's own (a reply, `welcome`, a ping), whatever the
-    /// limit. Ignored once the connection has ended.
+    /// limit (the connection is the only one that writes these, and it stops reading
+    /// while its writes are blocked, so they stay bounded: see the module doc).
     pub fn reply(&self, opcode: u8, payload: &[u8]) {
         let mut state = self.lock();
         let wake = state.bytes.is_empty();

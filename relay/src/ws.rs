@@ -145,7 +145,8 @@ impl Reader {
     }
 
     /// Bytes buffered but not yet consumed (a partial frame).
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
         self.buf.len() - self.pos
     }
 
