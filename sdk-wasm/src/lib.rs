@@ -106,6 +106,9 @@ export interface PeerInfo {
 }
 
 export type TrackSource = "camera" | "microphone" | "screen" | "screen-audio";
+
+/** A track of the room: a remote peer's, or our own screen share (`peerId` = ours). */
+export interface TrackInfo { peerId: string; track: MediaStreamTrack; stream: MediaStream; source: TrackSource; muted: boolean; }
 export type SignalingState = "connected" | "reconnecting" | "resumed" | "closed";
 
 /** An error: `code` is stable (docs/sdk.md lists them), `message` says what to do. */
@@ -118,8 +121,8 @@ export interface RoomEvents {
   "peer-connected": { peerId: string };
   "peer-disconnected": { peerId: string };
   "connection-state": { peerId: string; state: RTCPeerConnectionState };
-  "track": { peerId: string; track: MediaStreamTrack; stream: MediaStream; source: TrackSource; muted: boolean };
-  "track-removed": { peerId: string; track: MediaStreamTrack; stream: MediaStream; source: TrackSource; muted: boolean };
+  "track": TrackInfo;
+  "track-removed": TrackInfo;
   "mute": { peerId: string; source: TrackSource; muted: boolean };
   "message": { from: string; channel: string; data: string | ArrayBuffer };
   "broadcast": { from: string; data: unknown };
@@ -207,6 +210,13 @@ impl Room {
     #[wasm_bindgen(getter)]
     pub fn peers(&self) -> JsPeers {
         self.inner.peer_views().unchecked_into()
+    }
+
+    /// Every current track: the other peers' (as `track` announced them, with their
+    /// latest `source` and `muted`), then our own screen share.
+    #[wasm_bindgen(getter, unchecked_return_type = "TrackInfo[]")]
+    pub fn tracks(&self) -> js_sys::Array {
+        self.inner.track_views()
     }
 
     /// The microphone/camera stream once `enableMedia` (or `audio`/`video` on join)

@@ -517,6 +517,15 @@ impl Shared {
         room.emit("track", &payload);
     }
 
+    /// The remote tracks as `track` events describe them (`room.tracks`).
+    pub fn track_events(&self) -> Vec<JsValue> {
+        self.tracks
+            .borrow()
+            .iter()
+            .map(|t| self.track_event(t))
+            .collect()
+    }
+
     fn track_event(&self, t: &RemoteTrack) -> JsValue {
         js::object(&[
             ("peerId", JsValue::from_str(&self.id)),

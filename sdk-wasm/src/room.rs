@@ -692,6 +692,22 @@ impl Inner {
             .collect()
     }
 
+    /// Every track `track` announced and `track-removed` has not taken back: the other
+    /// peers' tracks, then our own screen share. A view mounted late (a React tile)
+    /// reads this instead of having to have seen the events.
+    pub fn track_views(&self) -> js_sys::Array {
+        let out = js_sys::Array::new();
+        for p in self.peers.borrow().iter() {
+            for t in p.shared.track_events() {
+                out.push(&t);
+            }
+        }
+        if let Some(screen) = &self.local.borrow().screen {
+            out.push(&screen_event(&self.my_id(), screen));
+        }
+        out
+    }
+
     // ---- data ------------------------------------------------------------------------
 
     pub fn send(&self, data: &JsValue, to: Option<String>, channel: Option<String>) -> Result<()> {
@@ -1044,24 +1060,17 @@ impl Inner {
             }
         });
         *self.screen_ended.borrow_mut() = Some(ended);
-        self.local.borrow_mut().screen = Some(Screen {
+        let screen = Screen {
             stream: Clone::clone(&stream),
-            track: Clone::clone(&track),
+            track,
             replaces_camera: replaces,
-        });
+        };
+        let event = screen_event(&self.my_id(), &screen);
+        self.local.borrow_mut().screen = Some(screen);
         self.sync_senders().await;
         // A `leave` during the sync stopped the share (it was in `local`).
         self.ensure_joined()?;
-        self.emit(
-            "track",
-            &js::object(&[
-                ("peerId", JsValue::from_str(&self.my_id())),
-                ("track", track.into()),
-                ("stream", Clone::clone(&stream).into()),
-                ("source", JsValue::from_str("screen")),
-                ("muted", JsValue::FALSE),
-            ]),
-        );
+        self.emit("track", &event);
         Ok(stream)
     }
 
@@ -1077,16 +1086,7 @@ impl Inner {
         screen.track.stop();
         media::stop_tracks(&screen.stream);
         self.sync_senders().await;
-        self.emit(
-            "track-removed",
-            &js::object(&[
-                ("peerId", JsValue::from_str(&self.my_id())),
-                ("track", screen.track.into()),
-                ("stream", screen.stream.into()),
-                ("source", JsValue::from_str("screen")),
-                ("muted", JsValue::FALSE),
-            ]),
-        );
+        self.emit("track-removed", &screen_event(&self.my_id(), &screen));
     }
 
     // ---- leaving ---------------------------------------------------------------------
@@ -1145,6 +1145,17 @@ impl Inner {
     pub fn signaling_state(&self) -> &'static str {
         self.conn.borrow().state.as_str()
     }
+}
+
+/// Our screen share as a `track` / `track-removed` event (and in `room.tracks`) shows it.
+fn screen_event(my_id: &str, screen: &Screen) -> JsValue {
+    js::object(&[
+        ("peerId", JsValue::from_str(my_id)),
+        ("track", Clone::clone(&screen.track).into()),
+        ("stream", Clone::clone(&screen.stream).into()),
+        ("source", JsValue::from_str("screen")),
+        ("muted", JsValue::FALSE),
+    ])
 }
 
 fn peer_id_of(info: &JsValue) -> String {

@@ -1,0 +1,148 @@
+// meshwire — the core entry point (`import { Room } from "meshwire"`).
+//
+// The WebAssembly SDK (sdk-wasm/, built into ./wasm/) does the work; this file only
+// loads it on first use and gives `Room` precise typings. Importing it touches no
+// browser API, so it is safe in Node and during server rendering: the module is fetched
+// and instantiated when `Room.join` (or `init`) is first called, in the browser.
+import initWasm, { Room as WasmRoom } from "./wasm/meshwire.js";
+import type {
+  ChannelOptions,
+  JoinOptions,
+  MediaOptions,
+  RoomEvents,
+  ScreenShareOptions,
+  SendOptions,
+} from "./wasm/meshwire.js";
+
+export type {
+  ChannelOptions,
+  JoinOptions,
+  MediaOptions,
+  MeshwireError,
+  PeerInfo,
+  RoomEvents,
+  ScreenShareOptions,
+  SendOptions,
+  SignalingState,
+  TrackInfo,
+  TrackSource,
+} from "./wasm/meshwire.js";
+
+/** Every event name a room emits. */
+export type RoomEventName = keyof RoomEvents;
+
+/** A handler for event `K`. */
+export type RoomEventHandler<K extends RoomEventName> = (event: RoomEvents[K]) => void;
+
+/**
+ * A joined room (docs/sdk.md). The SDK's own class with `on`/`off` typed per event:
+ * `room.on("peer-left", ({ peerId, reason }) => …)`.
+ */
+export interface Room
+  extends Omit<
+    WasmRoom,
+    "on" | "off" | "free" | "send" | "createChannel" | "enableMedia" | "startScreenShare"
+  > {
+  /** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
+  on<K extends RoomEventName>(event: K, handler: RoomEventHandler<K>): () => void;
+  /** Unsubscribes `handler` from `event`. */
+  off<K extends RoomEventName>(event: K, handler: RoomEventHandler<K>): void;
+  /** Sends over a data channel, to everyone or to `options.to` (docs/sdk.md). */
+  send(data: string | ArrayBuffer | Uint8Array, options?: SendOptions): void;
+  /** Opens a data channel `label` to every current and future peer. */
+  createChannel(label: string, options?: ChannelOptions): void;
+  /** Starts the microphone and/or camera (default both). */
+  enableMedia(options?: MediaOptions): Promise<MediaStream>;
+  /** Shares a screen, in place of the camera unless `replaceCamera: false`. */
+  startScreenShare(options?: ScreenShareOptions): Promise<MediaStream>;
+}
+
+/** The stable error codes of docs/sdk.md ("Error codes"); relay codes may be added. */
+export type ErrorCode =
+  | "invalid-argument"
+  | "not-joined"
+  | "unknown-peer"
+  | "channel-not-open"
+  | "message-too-large"
+  | "media-failed"
+  | "signaling-failed"
+  | "peer-connection-failed"
+  | "unsupported"
+  | "invalid-room"
+  | "room-full"
+  | "unauthorized"
+  | "rate-limited"
+  | "too-large"
+  | (string & {});
+
+/** What every meshwire call throws: an `Error` with a stable `code`. */
+export interface MeshwireErrorObject extends Error {
+  code: ErrorCode;
+}
+
+/** True for errors thrown by meshwire (they carry a `code`). */
+export function isMeshwireError(error: unknown): error is MeshwireErrorObject {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === "string";
+}
+
+/** Options of `init`. */
+export interface InitOptions {
+  /**
+   * Where `meshwire_bg.wasm` is served from, when not next to the module (a CDN, a
+   * custom public path). By default the bundler finds it: the SDK refers to it with
+   * `new URL("meshwire_bg.wasm", import.meta.url)`, which Vite, webpack, Next.js and
+   * esbuild all follow.
+   */
+  wasmUrl?: string | URL;
+  /** An already compiled module (or its bytes), e.g. from your own loader. */
+  module?: WebAssembly.Module | BufferSource;
+}
+
+let loading: Promise<void> | undefined;
+
+function error(code: ErrorCode, message: string): MeshwireErrorObject {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * Loads the WebAssembly module. Optional: `Room.join` calls it. Call it yourself to
+ * load early, or to say where the wasm file is. Later calls return the first load's
+ * promise (a failed load may be retried).
+ */
+export function init(options: InitOptions = {}): Promise<void> {
+  if (typeof window === "undefined" || typeof WebAssembly === "undefined") {
+    return Promise.reject(
+      error(
+        "unsupported",
+        "meshwire runs in the browser: call Room.join/init from an effect or an event handler, not during server rendering",
+      ),
+    );
+  }
+  const source = options.module ?? options.wasmUrl;
+  loading ??= initWasm(source === undefined ? undefined : { module_or_path: source }).then(
+    () => undefined,
+    (cause: unknown) => {
+      loading = undefined;
+      throw Object.assign(
+        error(
+          "unsupported",
+          `meshwire could not load its WebAssembly module (${String(cause)}); check that meshwire_bg.wasm is served, or pass init({ wasmUrl })`,
+        ),
+        { cause },
+      );
+    },
+  );
+  return loading;
+}
+
+/** Joins rooms: `const room = await Room.join(url, "standup", { name: "Ada" })`. */
+export const Room = {
+  /**
+   * Connects to the relay at `url` (`ws(s)://host[:port]`) and joins `room`; loads the
+   * WebAssembly module first if needed. Rejects with a coded error (docs/sdk.md).
+   */
+  async join(url: string, room: string, options?: JoinOptions): Promise<Room> {
+    await init();
+    return (await WasmRoom.join(url, room, options)) as unknown as Room;
+  },
+};

@@ -1,0 +1,58 @@
+'use client';
+import { useEffect, useState, type AudioHTMLAttributes, type VideoHTMLAttributes } from "react";
+
+type Source = { stream?: MediaStream | null; track?: MediaStreamTrack | null };
+
+/** Puts `stream` (or a stream of just `track`) into the element's `srcObject`. */
+function useSrcObject(el: HTMLMediaElement | null, { stream, track }: Source): void {
+  useEffect(() => {
+    if (!el) return;
+    const src = stream ?? (track ? new MediaStream([track]) : null);
+    if (el.srcObject !== src) el.srcObject = src;
+    // Autoplay can be refused (audio before any user gesture); the element then
+    // plays once the page has been interacted with.
+    if (src) el.play().catch(() => undefined);
+    return () => {
+      if (el.srcObject === src) el.srcObject = null;
+    };
+  }, [el, stream, track]);
+}
+
+export interface VideoTrackProps extends Omit<VideoHTMLAttributes<HTMLVideoElement>, "src"> {
+  /** The stream to show (a `TrackInfo`'s `stream`, `room.localStream`, …). */
+  stream?: MediaStream | null;
+  /** Or a single video track. */
+  track?: MediaStreamTrack | null;
+  /** Our own camera: always muted (no echo), and mirrored unless `mirror={false}`. */
+  local?: boolean;
+  mirror?: boolean;
+}
+
+/** A `<video>` that plays `stream` (or `track`): autoplay, inline on iOS, local muted. */
+export function VideoTrack({ stream, track, local = false, mirror, style, muted, ...rest }: VideoTrackProps) {
+  const [el, setEl] = useState<HTMLVideoElement | null>(null);
+  useSrcObject(el, { stream, track });
+  const flip = mirror ?? local;
+  return (
+    <video
+      ref={setEl}
+      autoPlay
+      playsInline
+      muted={local || muted}
+      style={flip ? { transform: "scaleX(-1)", ...style } : style}
+      {...rest}
+    />
+  );
+}
+
+export interface AudioTrackProps extends Omit<AudioHTMLAttributes<HTMLAudioElement>, "src"> {
+  stream?: MediaStream | null;
+  track?: MediaStreamTrack | null;
+}
+
+/** An `<audio>` without controls that plays a remote peer's audio. */
+export function AudioTrack({ stream, track, ...rest }: AudioTrackProps) {
+  const [el, setEl] = useState<HTMLAudioElement | null>(null);
+  useSrcObject(el, { stream, track });
+  return <audio ref={setEl} autoPlay {...rest} />;
+}

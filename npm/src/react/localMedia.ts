@@ -1,0 +1,143 @@
+'use client';
+// The local side's media state (microphone, camera, screen share), kept once per room so
+// every hook and component that shows it agrees. React reads it through
+// useSyncExternalStore; the SDK remains the source of truth for the tracks themselves.
+import { isMeshwireError, type MediaOptions, type MeshwireErrorObject, type Room, type ScreenShareOptions } from "../index.js";
+
+export interface LocalMediaState {
+  /** The microphone/camera stream (`room.localStream`). */
+  stream: MediaStream | null;
+  microphone: boolean;
+  camera: boolean;
+  /** Our screen share's stream while sharing. */
+  screen: MediaStream | null;
+  microphonePending: boolean;
+  cameraPending: boolean;
+  screenPending: boolean;
+  /** The last media call's failure (`media-failed` when a device was denied, …). */
+  error: MeshwireErrorObject | null;
+}
+
+export const NO_LOCAL_MEDIA: LocalMediaState = Object.freeze({
+  stream: null,
+  microphone: false,
+  camera: false,
+  screen: null,
+  microphonePending: false,
+  cameraPending: false,
+  screenPending: false,
+  error: null,
+});
+
+function asError(e: unknown): MeshwireErrorObject {
+  if (isMeshwireError(e)) return e;
+  return Object.assign(new Error(String(e)), { code: "media-failed" });
+}
+
+function live(stream: MediaStream | null, kind: "audio" | "video"): boolean {
+  return !!stream?.getTracks().some((t) => t.kind === kind && t.readyState === "live" && t.enabled);
+}
+
+/** One room's local media state and the calls that change it. */
+export class LocalMedia {
+  private state: LocalMediaState;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly room: Room) {
+    const stream = room.localStream ?? null;
+    const screen = room.tracks.find((t) => t.peerId === room.peerId && t.source === "screen");
+    this.state = {
+      ...NO_LOCAL_MEDIA,
+      stream,
+      microphone: live(stream, "audio"),
+      camera: live(stream, "video"),
+      screen: screen?.stream ?? null,
+    };
+    // Our own share also ends from the browser's "Stop sharing" button.
+    room.on("track", (e) => {
+      if (e.peerId === room.peerId && e.source === "screen") this.set({ screen: e.stream });
+    });
+    room.on("track-removed", (e) => {
+      if (e.peerId === room.peerId && e.source === "screen") this.set({ screen: null });
+    });
+  }
+
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  readonly getSnapshot = (): LocalMediaState => this.state;
+
+  private set(patch: Partial<LocalMediaState>): void {
+    this.state = { ...this.state, ...patch };
+    this.listeners.forEach((l) => l());
+  }
+
+  /** Runs one media call with its `pending` flag; a failure goes to `error`. */
+  private async run(pending: "microphonePending" | "cameraPending" | "screenPending", call: () => Promise<Partial<LocalMediaState>>): Promise<void> {
+    this.set({ [pending]: true, error: null });
+    try {
+      this.set({ ...(await call()), [pending]: false });
+    } catch (e) {
+      this.set({ [pending]: false, error: asError(e) });
+    }
+  }
+
+  /** Starts the microphone and/or camera (`room.enableMedia`). */
+  enable(options?: MediaOptions): Promise<void> {
+    const video = options?.video ?? true;
+    return this.run(video ? "cameraPending" : "microphonePending", async () => {
+      const stream = await this.room.enableMedia(options);
+      return { stream, microphone: live(stream, "audio"), camera: live(stream, "video") };
+    });
+  }
+
+  setMicrophone(on: boolean): Promise<void> {
+    return this.run("microphonePending", async () => {
+      if (on && !this.room.localStream?.getAudioTracks().length) {
+        // No microphone yet: open it, keeping the camera as it is (enableMedia
+        // replaces both).
+        const stream = await this.room.enableMedia({ audio: true, video: this.state.camera });
+        return { stream, microphone: live(stream, "audio"), camera: live(stream, "video") };
+      }
+      this.room.setMicrophoneEnabled(on);
+      return { microphone: on };
+    });
+  }
+
+  setCamera(on: boolean): Promise<void> {
+    return this.run("cameraPending", async () => {
+      await this.room.setCameraEnabled(on);
+      const stream = this.room.localStream ?? null;
+      return { stream, camera: live(stream, "video") };
+    });
+  }
+
+  startScreenShare(options?: ScreenShareOptions): Promise<void> {
+    return this.run("screenPending", async () => ({ screen: await this.room.startScreenShare(options) }));
+  }
+
+  stopScreenShare(): Promise<void> {
+    return this.run("screenPending", async () => {
+      await this.room.stopScreenShare();
+      return { screen: null };
+    });
+  }
+
+  clearError(): void {
+    this.set({ error: null });
+  }
+}
+
+const stores = new WeakMap<Room, LocalMedia>();
+
+/** The room's `LocalMedia`, made on first use. */
+export function localMedia(room: Room): LocalMedia {
+  let store = stores.get(room);
+  if (!store) {
+    store = new LocalMedia(room);
+    stores.set(room, store);
+  }
+  return store;
+}

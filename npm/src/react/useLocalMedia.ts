@@ -1,0 +1,44 @@
+'use client';
+import { useCallback, useSyncExternalStore } from "react";
+import type { MediaOptions, MeshwireErrorObject, Room } from "../index.js";
+import { useResolvedRoom, type Toggle } from "./internal.js";
+import { localMedia, NO_LOCAL_MEDIA, type LocalMediaState } from "./localMedia.js";
+
+export interface UseLocalMediaResult {
+  /** Our microphone/camera stream, once started. */
+  stream: MediaStream | null;
+  microphone: Toggle;
+  camera: Toggle;
+  /** Starts the microphone and/or camera (both by default). */
+  enable: (options?: MediaOptions) => Promise<void>;
+  error: MeshwireErrorObject | null;
+  clearError: () => void;
+}
+
+const noSubscribe = () => () => undefined;
+const none = () => NO_LOCAL_MEDIA;
+
+/** The room's local media state, shared by every hook of that room. */
+export function useLocalMediaState(room: Room | null): LocalMediaState {
+  const store = room ? localMedia(room) : null;
+  return useSyncExternalStore(store?.subscribe ?? noSubscribe, store?.getSnapshot ?? none, none);
+}
+
+/** Our microphone and camera: `{ microphone: { enabled, pending, toggle }, camera, … }`. */
+export function useLocalMedia(room?: Room | null): UseLocalMediaResult {
+  const r = useResolvedRoom(room);
+  const s = useLocalMediaState(r);
+  const store = r ? localMedia(r) : null;
+  const toggleMic = useCallback(async () => store?.setMicrophone(!store.getSnapshot().microphone), [store]);
+  const toggleCam = useCallback(async () => store?.setCamera(!store.getSnapshot().camera), [store]);
+  const enable = useCallback(async (o?: MediaOptions) => store?.enable(o), [store]);
+  const clearError = useCallback(() => store?.clearError(), [store]);
+  return {
+    stream: s.stream,
+    microphone: { enabled: s.microphone, pending: s.microphonePending, toggle: toggleMic },
+    camera: { enabled: s.camera, pending: s.cameraPending, toggle: toggleCam },
+    enable,
+    error: s.error,
+    clearError,
+  };
+}

@@ -1,0 +1,104 @@
+'use client';
+import { useEffect, useRef, useState } from "react";
+import { Room, type JoinOptions, type MeshwireErrorObject, type PeerInfo, isMeshwireError } from "../index.js";
+import { useRoomEvents } from "./internal.js";
+import { usePeers } from "./usePeers.js";
+
+/**
+ * Where a room is: `idle` (no url or room name yet), `connecting` (joining),
+ * `connected`, `reconnecting` (the relay dropped; calls carry on), `closed` (left, or
+ * reconnecting gave up) or `error` (the join failed: see `error`).
+ */
+export type RoomState = "idle" | "connecting" | "connected" | "reconnecting" | "closed" | "error";
+
+export interface UseRoomResult {
+  /** The joined room, or null until joined (and after leaving). */
+  room: Room | null;
+  state: RoomState;
+  /** Why joining failed, or the last `error` event of the room. */
+  error: MeshwireErrorObject | null;
+  /** The other peers. */
+  peers: PeerInfo[];
+  /** Our relay-assigned id once joined. */
+  localPeerId: string | null;
+}
+
+/** One join, kept across React StrictMode's unmount/remount of the same component. */
+interface Lease {
+  key: string;
+  joined: Promise<Room>;
+  /** Set while an unmount's leave waits a tick, in case the component comes back. */
+  leaving?: ReturnType<typeof setTimeout>;
+}
+
+function asError(e: unknown): MeshwireErrorObject {
+  return isMeshwireError(e) ? e : Object.assign(new Error(String(e)), { code: "signaling-failed" });
+}
+
+/**
+ * Joins `room` on the relay at `url` while the component is mounted, and leaves on
+ * unmount. Changing `url`, `room` or `options` (compared by value) joins anew. Passing
+ * an empty `url` or `room` waits. Safe under StrictMode: the simulated remount reuses
+ * the first join instead of joining twice.
+ */
+export function useRoom(url: string | null | undefined, room: string | null | undefined, options?: JoinOptions): UseRoomResult {
+  const [joined, setJoined] = useState<Room | null>(null);
+  const [state, setState] = useState<RoomState>("idle");
+  const [error, setError] = useState<MeshwireErrorObject | null>(null);
+  const lease = useRef<Lease | null>(null);
+  const optionsRef = useRef(options);
+  optionsRef.current = options;
+  const key = url && room ? JSON.stringify([url, room, options ?? null]) : "";
+
+  useEffect(() => {
+    if (!key || !url || !room) {
+      setState("idle");
+      return;
+    }
+    let current = lease.current;
+    if (current && current.key === key && current.leaving !== undefined) {
+      clearTimeout(current.leaving);
+      current.leaving = undefined;
+    } else {
+      current = { key, joined: Room.join(url, room, optionsRef.current) };
+      lease.current = current;
+    }
+    const mine = current;
+    let active = true;
+    setState("connecting");
+    setError(null);
+    mine.joined.then(
+      (r) => {
+        if (!active) return;
+        setJoined(r);
+        setState(r.signalingState === "reconnecting" ? "reconnecting" : r.signalingState === "closed" ? "closed" : "connected");
+      },
+      (e: unknown) => {
+        if (!active) return;
+        setError(asError(e));
+        setState("error");
+      },
+    );
+    return () => {
+      active = false;
+      setJoined(null);
+      // A StrictMode remount comes back before this fires and cancels it.
+      mine.leaving = setTimeout(() => {
+        if (lease.current === mine) lease.current = null;
+        mine.joined.then((r) => r.leave(), () => undefined);
+      }, 0);
+    };
+  }, [key, url, room]);
+
+  useRoomEvents(joined, ["signaling", "error"], (event, name) => {
+    if (name === "error") {
+      const e = event as { code: string; message: string };
+      setError(Object.assign(new Error(e.message), { code: e.code }));
+    } else if (event === "reconnecting") setState("reconnecting");
+    else if (event === "closed") setState("closed");
+    else setState("connected");
+  });
+
+  const peers = usePeers(joined);
+  return { room: joined, state, error, peers, localPeerId: joined?.peerId ?? null };
+}
