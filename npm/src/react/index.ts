@@ -12,3 +12,4 @@ export { CHAT_CHANNEL, MAX_CHAT_TEXT, type ChatMessage } from "./chatStore.js";
 export { useSignalingState, type SignalingConnectionState } from "./useSignalingState.js";
 export { VideoTrack, AudioTrack, type VideoTrackProps, type AudioTrackProps } from "./components.js";
 export type { Toggle } from "./internal.js";
+export { useWebRTC, type UseWebRTCOptions, type UseWebRTCResult, type PeerWithStreams } from "./useWebRTC.js";

@@ -1,0 +1,96 @@
+'use client';
+import { useCallback, useMemo, useState } from "react";
+import type { JoinOptions, MeshwireErrorObject, PeerInfo, TrackInfo } from "../index.js";
+import { useChat } from "./useChat.js";
+import { useLocalMedia } from "./useLocalMedia.js";
+import { useRemoteTracks } from "./useRemoteTracks.js";
+import { useRoom, type RoomState } from "./useRoom.js";
+import { useScreenShare } from "./useScreenShare.js";
+import type { ChatMessage } from "./chatStore.js";
+
+export interface UseWebRTCOptions extends JoinOptions {
+  /** The relay, e.g. `wss://relay.example.com` (nothing is joined while empty). */
+  url: string | null | undefined;
+  /** The room to join (nothing is joined while empty). */
+  room: string | null | undefined;
+}
+
+/** A peer with what it sends us. */
+export interface PeerWithStreams extends PeerInfo {
+  /** Its camera (or the screen it shares in the camera's place) and microphone. */
+  stream: MediaStream | null;
+  /** An extra screen-share stream (`startScreenShare({ replaceCamera: false })`). */
+  screenStream: MediaStream | null;
+  tracks: TrackInfo[];
+}
+
+export interface UseWebRTCResult {
+  state: RoomState;
+  localPeerId: string | null;
+  localStream: MediaStream | null;
+  peers: PeerWithStreams[];
+  isAudioEnabled: boolean;
+  isVideoEnabled: boolean;
+  isScreenSharing: boolean;
+  toggleAudio: () => Promise<void>;
+  toggleVideo: () => Promise<void>;
+  startScreenShare: () => Promise<void>;
+  stopScreenShare: () => Promise<void>;
+  /** Sends a chat message to everyone. */
+  sendMessage: (text: string) => void;
+  messages: readonly ChatMessage[];
+  /** The join's failure, a media call's, or the room's last `error` event. */
+  error: MeshwireErrorObject | null;
+  clearError: () => void;
+}
+
+/**
+ * A whole call in one hook: joins `room` on `url` with camera and microphone (unless
+ * `audio`/`video` say otherwise), and returns everything a call screen shows.
+ */
+export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
+  const { url, room: roomName, ...join } = options;
+  const joinOptions = { audio: true, video: true, ...join };
+  const { room, state, error: roomError, peers, localPeerId } = useRoom(url, roomName, joinOptions);
+  const media = useLocalMedia(room);
+  const screen = useScreenShare({ room });
+  const chat = useChat(room);
+  const tracks = useRemoteTracks(undefined, room);
+
+  const withStreams = useMemo(
+    () =>
+      peers.map((p): PeerWithStreams => {
+        const mine = tracks.filter((t) => t.peerId === p.id);
+        // A screen shared in the camera's place arrives on the camera's stream.
+        const main =
+          mine.find((t) => t.source === "camera" || t.source === "microphone") ?? mine.find((t) => t.source === "screen");
+        const extra = mine.find((t) => t.source === "screen" && t.stream !== main?.stream);
+        return { ...p, stream: main?.stream ?? null, screenStream: extra?.stream ?? null, tracks: mine };
+      }),
+    [peers, tracks],
+  );
+
+  // The room's error stays in useRoom; "clearing" it hides that one until another comes.
+  const [dismissed, setDismissed] = useState<MeshwireErrorObject | null>(null);
+  const clearError = useCallback(() => {
+    media.clearError();
+    setDismissed(roomError);
+  }, [media.clearError, roomError]);
+  return {
+    state,
+    localPeerId,
+    localStream: media.stream,
+    peers: withStreams,
+    isAudioEnabled: media.microphone.enabled,
+    isVideoEnabled: media.camera.enabled,
+    isScreenSharing: screen.enabled,
+    toggleAudio: media.microphone.toggle,
+    toggleVideo: media.camera.toggle,
+    startScreenShare: screen.start,
+    stopScreenShare: screen.stop,
+    sendMessage: chat.send,
+    messages: chat.messages,
+    error: media.error ?? (roomError === dismissed ? null : roomError),
+    clearError,
+  };
+}
