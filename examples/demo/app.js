@@ -169,7 +169,7 @@ function enterCall(room, name, mediaError) {
 
   if (mediaError) {
     const got = localTrack("audio") ? "your microphone only" : localTrack("video") ? "your camera only" : "no camera or microphone";
-    toast(`Camera or microphone unavailable: ${mediaError.message}. You joined with ${got} — you can still see, hear and chat. Use the buttons below to try again.`,
+    toast(`You joined with ${got}: ${mediaError.message}. You can still see and hear the others and chat; the buttons below try the devices again.`,
       { kind: "warn", code: mediaError.code, timeout: 12000 });
   }
 }

@@ -11,6 +11,8 @@ export class Tiles {
     this.grid = grid;
     /** peerId → tile state */
     this.tiles = new Map();
+    /** Text for the stats overlay while this SDK build has no getStats (new tiles get it too). */
+    this.statsNote = "";
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(grid);
   }
@@ -37,6 +39,7 @@ export class Tiles {
       el("dl", { class: "stats", "aria-label": "Connection stats" }),
       el("div", { class: "label" }, icon("i-mic-off"), el("span", { class: "name" })),
     );
+    if (this.statsNote) node.querySelector(".stats").append(el("dt", { class: "note", text: this.statsNote }));
     t = { peerId, local, node, video, tracks: new Map(), streamKey: "", videoMuted: false, audioMuted: false, name: "" };
     this.tiles.set(peerId, t);
     this.setName(peerId, name || (local ? "You" : "Guest"));
@@ -169,9 +172,10 @@ export class Tiles {
 
   /** Shown in the overlay when this SDK build has no getStats yet. */
   setStatsUnavailable(text) {
+    this.statsNote = text;
     for (const t of this.tiles.values()) {
       const dl = t.node.querySelector(".stats");
-      if (!dl.childElementCount) dl.replaceChildren(el("dt", { text }));
+      if (!dl.childElementCount) dl.replaceChildren(el("dt", { class: "note", text }));
     }
   }
 
@@ -204,6 +208,13 @@ export class Tiles {
       best = { cols, w, h: w / aspect };
     }
     this.grid.style.setProperty("--cols", String(best.cols));
+    // Centre a short last row (3 people → two above, one centred below): the grid has
+    // two half-columns per tile, so a row can start half a tile in.
+    const tiles = [...this.grid.children];
+    const lastRow = n % best.cols;
+    tiles.forEach((node, i) => {
+      node.style.gridColumnStart = lastRow && i === n - lastRow ? String(best.cols - lastRow + 1) : "";
+    });
     this.grid.style.setProperty("--tile-w", `${Math.floor(best.w)}px`);
     this.grid.style.setProperty("--tile-h", `${Math.floor(best.h)}px`);
   }
