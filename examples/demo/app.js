@@ -187,7 +187,7 @@ function wireEvents(room) {
   on("peer-connected", ({ peerId }) => { if (!call.features.quality) tiles.setQuality(peerId, "connected"); updateCount(); });
   on("connection-state", ({ peerId, state }) => {
     // Without the SDK's quality events, the badge shows the connection state instead.
-    if (!call.features.quality) tiles.setQuality(peerId, state);
+    if (!call.features.quality) tiles.setQuality(peerId, state === "new" ? "connecting" : state);
   });
   on("track", onTrack);
   on("track-removed", (info) => {
@@ -223,7 +223,7 @@ function addPeer(peer) {
   tiles.ensure(peer.id, { name: nameOf(peer.id) });
   if (peer.audioMuted) tiles.setMuted(peer.id, "microphone", true);
   if (peer.videoMuted) tiles.setMuted(peer.id, "camera", true);
-  if (!call.features.quality && peer.connectionState) tiles.setQuality(peer.id, peer.connectionState);
+  if (!call.features.quality && peer.connectionState) tiles.setQuality(peer.id, peer.connectionState === "new" ? "connecting" : peer.connectionState);
 }
 
 function onTrack(info) {

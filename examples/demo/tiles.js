@@ -40,7 +40,11 @@ export class Tiles {
       el("div", { class: "label" }, icon("i-mic-off"), el("span", { class: "name" })),
     );
     if (this.statsNote) node.querySelector(".stats").append(el("dt", { class: "note", text: this.statsNote }));
-    t = { peerId, local, node, video, tracks: new Map(), streamKey: "", videoMuted: false, audioMuted: false, name: "" };
+    t = { peerId, local, node, video, tracks: new Map(), streamKey: "", videoMuted: false, audioMuted: false, name: "", hasFrames: false };
+    // Until the first frame arrives (ICE still connecting) show the avatar, not a black box.
+    const gotFrames = () => { if (!t.hasFrames && video.videoWidth > 0) { t.hasFrames = true; this.render(t); } };
+    video.addEventListener("loadeddata", gotFrames);
+    video.addEventListener("resize", gotFrames);
     this.tiles.set(peerId, t);
     this.setName(peerId, name || (local ? "You" : "Guest"));
     if (local) this.grid.prepend(node); else this.grid.append(node);
@@ -130,11 +134,13 @@ export class Tiles {
     // Only swap srcObject when the set changed: resetting it makes the video flash black.
     if (key !== t.streamKey) {
       t.streamKey = key;
+      if (shown?.track.id !== t.shownId) t.hasFrames = false;
+      t.shownId = shown?.track.id;
       t.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
       t.video.play?.().catch(() => {});
     }
     t.node.dataset.source = shown?.source === "screen" ? "screen" : "camera";
-    const cameraOff = !shown || (shown.source !== "screen" && t.videoMuted);
+    const cameraOff = !shown || !t.hasFrames || (shown.source !== "screen" && t.videoMuted);
     t.node.dataset.video = cameraOff ? "off" : "on";
     const hasAudio = t.local ? !t.audioMuted : audios.length > 0 && !t.audioMuted;
     t.node.dataset.audio = hasAudio ? "on" : "off";
