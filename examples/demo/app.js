@@ -72,7 +72,9 @@ ui.form.addEventListener("submit", async (e) => {
   e.preventDefault();
   const roomName = ui.form.room.value.trim();
   const name = ui.form.name.value.trim() || "Guest";
+  ui.form.room.setAttribute("aria-invalid", String(!ROOM_PATTERN.test(roomName)));
   if (!ROOM_PATTERN.test(roomName)) {
+    ui.form.room.focus();
     return showJoinError("Room names are 1–64 letters, digits or _ . : -", "invalid-room");
   }
   localStorage.setItem("meshwire.name", ui.form.name.value.trim());
@@ -236,7 +238,8 @@ function onTrack(info) {
   }
   tiles.ensure(info.peerId, { name: nameOf(info.peerId) });
   tiles.addTrack(info.peerId, info);
-  if (!call.features.speaking && info.track.kind === "audio") meter.watch(info.peerId, info.track);
+  // The microphone, not a shared tab's sound, says who is talking.
+  if (!call.features.speaking && info.track.kind === "audio" && info.source !== "screen-audio") meter.watch(info.peerId, info.track);
 }
 
 /** Stats for the overlay and, when the SDK has them, the quality badges' first value. */

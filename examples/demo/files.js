@@ -32,15 +32,16 @@ export class Files {
     this.room = null;
   }
 
-  /** Sends `file` to every connected peer: one transfer each, so progress is per person. */
+  /** Sends `file` to every peer in the room: one transfer each, so progress is per person. */
   sendToAll(file) {
     if (!this.room) return;
     if (!this.supported) {
       toast("File transfer needs a meshwire SDK with room.sendFile — it is coming in the next release.", { kind: "warn" });
       return;
     }
-    const peers = this.room.peers.filter((p) => p.connectionState === "connected");
-    const targets = peers.length ? peers : this.room.peers;
+    // Everyone, not only the connected: a peer still connecting gets its transfer when
+    // its connection is up (or the transfer fails and its card says so).
+    const targets = this.room.peers;
     if (!targets.length) {
       toast("Nobody to send to yet — share the invite link first.", { kind: "warn" });
       return;
