@@ -5,13 +5,14 @@ CARGO ?= cargo
 DEMO_PORT ?= 8080
 WASM_TARGET = wasm32-unknown-unknown
 
-.PHONY: test demo bench setup lint check-fmt unit sdk-test sdk-web relay-bin
+.PHONY: test demo bench setup lint check-fmt unit sdk-test package npm-test e2e relay-bin
 
 ## make test — install what is missing, then run every check and test.
-test: setup check-fmt lint unit sdk-test
+test: setup check-fmt lint unit sdk-test npm-test e2e
 
 ## make demo — build the relay and the SDK, serve the demo on http://localhost:$(DEMO_PORT).
-demo: relay-bin sdk-web
+demo: relay-bin package
+	bash scripts/demo-package.sh
 	./target/release/meshwire-relay --port $(DEMO_PORT) --static examples/demo
 
 ## make bench — relay throughput/latency/memory and SDK bundle size (writes docs/benchmarks.md).
@@ -36,9 +37,18 @@ unit:
 sdk-test:
 	bash scripts/test-sdk.sh
 
-## The SDK as an ES module for the demo page (examples/demo/pkg).
-sdk-web:
-	bash scripts/build-sdk.sh examples/demo/pkg
+## The npm package: the SDK's wasm plus the TypeScript/React layer, packed (npm/meshwire-*.tgz).
+package:
+	bash scripts/build-npm.sh
+
+## The package's own checks: type tests (tsc, with @ts-expect-error misuse), hook unit
+## tests and the server-rendering test (vitest).
+npm-test: package
+	cd npm && npm test
+
+## The demo, the Vite app and the Next.js app in headless Chromium against a real relay.
+e2e: package
+	SKIP_PACK=1 bash scripts/test-e2e.sh
 
 relay-bin:
 	$(CARGO) build --release --locked -p meshwire-relay

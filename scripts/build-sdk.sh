@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the SDK as an ES module (`--target web`) into OUT (default examples/demo/pkg):
+# Builds the SDK as an ES module (`--target web`) into OUT (default examples/demo/pkg; `make package` builds it into npm/src/wasm):
 # meshwire.js (glue, and snippets/ it imports), meshwire_bg.wasm, meshwire.d.ts.
 # wasm-opt -Oz comes from npm's binaryen, the glue is minified with npm's terser (both
 # installed once into .tools/; Debian's binaryen breaks externref tables, see

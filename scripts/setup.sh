@@ -4,6 +4,7 @@
 #   - rustfmt, clippy and the wasm32 target (rustup);
 #   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests, and
 #     coturn for the tests that go through TURN;
+#   - a check that Node.js is new enough for the npm package and example apps;
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (its
 #     test runner drives the browser; a different version refuses the module).
 # See ../shared/TOOLCHAIN.md for why each is done this way.
@@ -52,6 +53,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
+# Node.js (>= 20.19: Vite 8 and Next.js 16) builds the npm package and its example apps
+# and runs their tests; npm installs their dependencies from each package-lock.json.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: Node.js 20.19 or newer (with npm) is needed for the npm package and its tests; install it (https://nodejs.org) and re-run 'make test'." >&2
+  exit 1
+fi
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "setup: Node.js $(node --version) is too old: Vite 8 and Next.js 16 need 20.19 or newer." >&2
+  exit 1
+fi
+
 # The wasm-bindgen CLI must match the crate version in Cargo.lock exactly.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}' || true)
@@ -61,4 +73,4 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
   cargo install --quiet --force wasm-bindgen-cli --version "$want"
 fi
 
-say "toolchain ready ($(cargo --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1))"
+say "toolchain ready ($(cargo --version); node $(node --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1))"

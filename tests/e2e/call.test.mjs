@@ -1,0 +1,125 @@
+// Two people in one call, for each way users meet meshwire: the demo `make demo` serves,
+// the React + Vite example (`vite build` + `vite preview`) and the Next.js example
+// (`next build` + `next start`, SSR on). Each peer is its own browser context; the
+// relay is the real one. scripts/test-e2e.sh builds everything first.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import {
+  ROOT,
+  freePort,
+  join,
+  launchBrowser,
+  newPeerPage,
+  start,
+  startRelay,
+  videoPlaying,
+  videoWidthChanges,
+} from "./harness.mjs";
+
+const ARTIFACTS = `${ROOT}tests/e2e/artifacts`;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const apps = {
+  demo: async (relay) => ({ url: `${relay.http}/`, stop: async () => {} }),
+  "react-vite": async (relay) => {
+    const port = await freePort();
+    const dir = `${ROOT}examples/react-vite`;
+    const server = await start("vite preview", `${dir}/node_modules/.bin/vite`, ["preview", "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
+      cwd: dir,
+      url: `http://127.0.0.1:${port}/`,
+    });
+    return { url: `http://127.0.0.1:${port}/?relay=${relay.ws}`, stop: server.stop };
+  },
+  nextjs: async (relay) => {
+    const port = await freePort();
+    const dir = `${ROOT}examples/nextjs`;
+    const server = await start("next start", `${dir}/node_modules/.bin/next`, ["start", "-H", "127.0.0.1", "-p", String(port)], {
+      cwd: dir,
+      env: { NEXT_TELEMETRY_DISABLED: "1" },
+      url: `http://127.0.0.1:${port}/`,
+    });
+    return { url: `http://127.0.0.1:${port}/?relay=${relay.ws}`, stop: server.stop };
+  },
+};
+
+for (const [name, serve] of Object.entries(apps)) {
+  describe(name, () => {
+    let relay, app, browser, a, b, idA, idB, aSeenByB;
+    const room = `e2e-${name}-${Date.now()}`;
+
+    before(async () => {
+      relay = await startRelay(name === "demo" ? "examples/demo" : undefined);
+      app = await serve(relay);
+      browser = await launchBrowser();
+      a = await newPeerPage(browser);
+      b = await newPeerPage(browser);
+    });
+
+    after(async () => {
+      await browser?.close();
+      await app?.stop();
+      await relay?.stop();
+    });
+
+    it("renders on the server without errors, then both peers join one room", async () => {
+      // The HTML the server sends already holds the join form (SSR for Next.js).
+      const html = await (await fetch(app.url)).text();
+      if (name === "nextjs") assert.match(html, /data-testid="join"/);
+      await a.page.goto(app.url);
+      await b.page.goto(app.url);
+      idA = await join(a.page, room, "Ada");
+      idB = await join(b.page, room, "Grace");
+      assert.notEqual(idA, idB);
+    });
+
+    it("each sees the other's video playing", async () => {
+      const bSeenByA = await videoPlaying(a.page, idB);
+      aSeenByB = await videoPlaying(b.page, idA);
+      assert.ok(bSeenByA.width > 0 && aSeenByB.width > 0);
+      await a.page.screenshot({ path: `${ARTIFACTS}/${name}-two-peers.png` });
+    });
+
+    it("a chat message round-trips", async () => {
+      const text = `hello from Ada ${Math.random().toString(36).slice(2)}`;
+      await a.page.locator("[data-testid=chat-input]").fill(text);
+      await a.page.locator("[data-testid=chat-send]").click();
+      await b.page.locator("[data-testid=chat-message]", { hasText: text }).waitFor({ timeout: 10_000 });
+      const reply = `hi Ada ${Math.random().toString(36).slice(2)}`;
+      await b.page.locator("[data-testid=chat-input]").fill(reply);
+      await b.page.locator("[data-testid=chat-input]").press("Enter");
+      await a.page.locator("[data-testid=chat-message]", { hasText: reply }).waitFor({ timeout: 10_000 });
+    });
+
+    it("screen share changes what the other side sees, and stopping restores the camera", async () => {
+      const share = a.page.locator("[data-testid=screen-share]");
+      await share.click();
+      await a.page.waitForFunction(() => document.querySelector("[data-testid=screen-share]")?.getAttribute("aria-pressed") === "true");
+      // The fake camera is 4:3, the fake screen the window's shape (about 16:9 here).
+      await videoWidthChanges(b.page, idA, aSeenByB.width);
+      const shared = await b.page.$eval(`[data-peer-id="${idA}"] video`, (v) => v.videoWidth / v.videoHeight);
+      assert.ok(Math.abs(shared - 4 / 3) > 0.2, `screen frames are not the camera's 4:3, got ratio ${shared}`);
+      await b.page.screenshot({ path: `${ARTIFACTS}/${name}-screen-share.png` });
+      await share.click();
+      await a.page.waitForFunction(() => document.querySelector("[data-testid=screen-share]")?.getAttribute("aria-pressed") === "false");
+      await b.page.waitForFunction(
+        (s) => {
+          const v = document.querySelector(s);
+          return v && v.videoHeight > 0 && Math.abs(v.videoWidth / v.videoHeight - 4 / 3) < 0.05;
+        },
+        `[data-peer-id="${idA}"] video`,
+        { timeout: 20_000 },
+      );
+    });
+
+    it("closing a page removes its tile on the other side within 2 s", async () => {
+      await a.page.locator(`[data-peer-id="${idB}"]`).waitFor();
+      const closed = Date.now();
+      await b.context.close();
+      await a.page.locator(`[data-peer-id="${idB}"]`).waitFor({ state: "detached", timeout: 2000 });
+      const ms = Date.now() - closed;
+      assert.ok(ms <= 2000, `tile gone after ${ms} ms`);
+      assert.deepEqual(a.errors, [], "no page errors on Ada's side");
+    });
+  });
+}
