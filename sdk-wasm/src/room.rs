@@ -7,6 +7,7 @@
 use crate::data::{self, ChannelOptions, Payload};
 use crate::error::{Code, Error, Result};
 use crate::events::Emitter;
+use crate::files::{self, JsBlob, Transfer};
 use crate::js::{self, cat, num, quote, Listener, Timer};
 use crate::media::{self, Local, Screen, Slot};
 use crate::peer::{Peer, Shared, DEFAULT_CHANNEL};
@@ -146,6 +147,9 @@ pub struct Inner {
     channels: RefCell<Vec<(String, ChannelOptions)>>,
     /// Reverts a screen share when the user ends it from the browser's UI.
     screen_ended: RefCell<Option<Listener>>,
+    /// File transfers under way, both directions (`files.rs`); each leaves the list
+    /// when it ends.
+    transfers: RefCell<Vec<Rc<Transfer>>>,
     left: Cell<bool>,
 }
 
@@ -193,6 +197,7 @@ impl Inner {
             relay_ice: RefCell::new(JsValue::UNDEFINED),
             channels: RefCell::default(),
             screen_ended: RefCell::default(),
+            transfers: RefCell::default(),
             left: Cell::new(false),
         });
         if inner.options.wants_media() {
@@ -791,6 +796,104 @@ impl Inner {
         Ok(())
     }
 
+    // ---- files -----------------------------------------------------------------------
+
+    /// `sendFile`: a new channel to `to` for this transfer; the offer goes out when it
+    /// opens. `corrupt_at` is a test hook (see `files.rs`).
+    pub fn send_file(
+        self: &Rc<Self>,
+        file: &JsValue,
+        to: Option<String>,
+        name: Option<String>,
+        corrupt_at: Option<f64>,
+    ) -> Result<Rc<Transfer>> {
+        self.ensure_joined()?;
+        if !file.is_instance_of::<JsBlob>() {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "sendFile() takes a Blob or a File",
+            ));
+        }
+        let Some(to) = to else {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "sendFile() needs { to: peerId }: a file goes to one peer",
+            ));
+        };
+        let shared = self
+            .peers
+            .borrow()
+            .iter()
+            .find(|p| p.shared.id == to)
+            .map(|p| p.shared.clone())
+            .ok_or_else(|| {
+                Error::new(
+                    Code::UnknownPeer,
+                    cat(&["no peer ", &quote(&to), " in this room (it may have left)"]),
+                )
+            })?;
+        let id = files::new_id();
+        let label = cat(&[files::LABEL_PREFIX, &id]);
+        let dc = shared.create_raw_channel(&label)?;
+        let file: JsBlob = file.clone().unchecked_into();
+        let meta = files::Meta {
+            name: name
+                .or_else(|| js::get_string(&file, "name"))
+                .unwrap_or_default(),
+            size: js::get_f64(&file, "size").unwrap_or(0.0),
+            mime: js::get_string(&file, "type").unwrap_or_default(),
+        };
+        let t = files::outgoing(self, id, to, dc, file, meta, corrupt_at);
+        self.transfers.borrow_mut().push(t.clone());
+        Ok(t)
+    }
+
+    /// A channel the remote side opened for a file (`peer.rs` routes it here).
+    pub fn incoming_file(self: &Rc<Self>, from: &str, dc: web_sys::RtcDataChannel) {
+        if self.left.get() {
+            js::close(&dc, None);
+            return;
+        }
+        let t = files::incoming(self, from.to_owned(), dc);
+        self.transfers.borrow_mut().push(t);
+    }
+
+    /// Takes transfer `id` out of the list (it ended).
+    pub fn forget_transfer(&self, id: &str) {
+        let gone = {
+            let mut list = self.transfers.borrow_mut();
+            list.iter().position(|t| t.id == id).map(|i| list.remove(i))
+        };
+        drop(gone);
+    }
+
+    /// The connection to `peer` is gone: its transfers fail, on a later task (the
+    /// caller may hold the peer list; handlers may call back into the room).
+    pub fn transfers_peer_gone(&self, peer: &str) {
+        let gone: Vec<Rc<Transfer>> = self
+            .transfers
+            .borrow()
+            .iter()
+            .filter(|t| t.other() == peer)
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        crate::spawn(async move {
+            for t in gone {
+                t.peer_gone();
+            }
+        });
+    }
+
+    /// The connection to `peer`'s `RTCSctpTransport.maxMessageSize`, once negotiated.
+    pub fn sctp_max_message_size(&self, peer: &str) -> Option<f64> {
+        let peers = self.peers.borrow();
+        let p = peers.iter().find(|p| p.shared.id == peer)?;
+        js::get_f64(&js::get(&p.shared.pc, "sctp"), "maxMessageSize")
+    }
+
     pub fn create_channel(&self, label: String, options: ChannelOptions) -> Result<()> {
         self.ensure_joined()?;
         if label.is_empty() || label == DEFAULT_CHANNEL {
@@ -1135,6 +1238,10 @@ impl Inner {
             if let Some(s) = c.socket.take() {
                 s.close();
             }
+        }
+        let transfers = std::mem::take(&mut *self.transfers.borrow_mut());
+        for t in &transfers {
+            t.abandon();
         }
         let peers = std::mem::take(&mut *self.peers.borrow_mut());
         drop(peers);

@@ -1506,3 +1506,433 @@ async fn a_peer_closed_mid_negotiation_is_freed() {
     )
     .await;
 }
+
+// ---- file transfer ------------------------------------------------------------------
+
+/// A `Blob` of `size` bytes of a pattern that differs per `seed` (made in JavaScript:
+/// filling 64 MiB from wasm one index at a time would take long).
+fn pattern_blob(size: u32, seed: u32) -> JsValue {
+    let make = js_sys::Function::new_with_args(
+        "n, s",
+        "const a = new Uint8Array(n);
+         for (let i = 0; i < n; i++) a[i] = (i * 7 + s + (i >>> 13)) & 255;
+         return new File([a], 'pattern-' + s + '.bin', { type: 'application/octet-stream' });",
+    );
+    make.call2(&JsValue::UNDEFINED, &size.into(), &seed.into())
+        .unwrap()
+}
+
+/// SHA-256 of a blob's bytes, in hex (through SubtleCrypto, independent of the SDK).
+async fn sha256_of(blob: &JsValue) -> String {
+    let digest = js_sys::Function::new_with_args(
+        "b",
+        "return b.arrayBuffer().then(a => crypto.subtle.digest('SHA-256', a)).then(d =>
+           [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''));",
+    );
+    let p: js_sys::Promise = digest
+        .call1(&JsValue::UNDEFINED, blob)
+        .unwrap()
+        .unchecked_into();
+    JsFuture::from(p).await.unwrap().as_string().unwrap()
+}
+
+/// Calls `target[method](...args)`.
+fn call(target: &JsValue, method: &str, args: &[JsValue]) -> JsValue {
+    let f: js_sys::Function = get(target, method).unchecked_into();
+    f.apply(target, &args.iter().collect::<Array>()).unwrap()
+}
+
+type Handlers = Rc<Vec<Closure<dyn FnMut(JsValue)>>>;
+
+/// Events of one `FileTransfer`, recorded from the moment it was watched.
+#[derive(Clone)]
+struct Watch {
+    transfer: JsValue,
+    log: Rc<RefCell<Vec<(String, JsValue)>>>,
+    _handlers: Handlers,
+}
+
+impl Watch {
+    fn new(transfer: &JsValue) -> Watch {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut handlers = Vec::new();
+        for name in ["progress", "done", "error"] {
+            let l = log.clone();
+            let h = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                l.borrow_mut().push((name.to_owned(), e));
+            });
+            call(
+                transfer,
+                "on",
+                &[JsValue::from_str(name), h.as_ref().clone()],
+            );
+            handlers.push(h);
+        }
+        Watch {
+            transfer: transfer.clone(),
+            log,
+            _handlers: Rc::new(handlers),
+        }
+    }
+
+    fn all(&self, name: &str) -> Vec<JsValue> {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    fn state(&self) -> String {
+        get_str(&self.transfer, "state")
+    }
+
+    fn bytes(&self) -> f64 {
+        get(&self.transfer, "bytes").as_f64().unwrap()
+    }
+
+    fn id(&self) -> String {
+        get_str(&self.transfer, "id")
+    }
+
+    async fn ended(&self, ms: u32) -> String {
+        until(&format!("transfer {} to end", self.id()), ms, || {
+            matches!(self.state().as_str(), "done" | "failed" | "cancelled")
+        })
+        .await;
+        self.state()
+    }
+
+    fn error_codes(&self) -> Vec<String> {
+        self.all("error")
+            .iter()
+            .map(|e| get_str(e, "code"))
+            .collect()
+    }
+
+    /// `progress` bytes never go down, and end at `total` when done.
+    fn assert_monotonic(&self, total: f64) {
+        let bytes: Vec<f64> = self
+            .all("progress")
+            .iter()
+            .map(|e| get(e, "bytes").as_f64().unwrap())
+            .collect();
+        assert!(!bytes.is_empty(), "no progress events");
+        assert!(
+            bytes.windows(2).all(|w| w[0] <= w[1]),
+            "progress went back: {bytes:?}"
+        );
+        assert_eq!(*bytes.last().unwrap(), total, "last progress is the size");
+        for e in self.all("progress") {
+            assert_eq!(get(&e, "total").as_f64(), Some(total));
+            assert!(get(&e, "bytesPerSecond").as_f64().unwrap() >= 0.0);
+        }
+    }
+}
+
+/// What a receiving room does with each offered file during the `file` event.
+#[derive(Clone, Copy, PartialEq)]
+enum OnOffer {
+    /// Nothing: the SDK accepts by default.
+    Default,
+    Accept,
+    Reject,
+}
+
+/// The transfers offered to a room, each watched from its `file` event.
+struct Inbox {
+    got: Rc<RefCell<Vec<Watch>>>,
+    _handler: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Inbox {
+    fn new(room: &Room, action: OnOffer) -> Inbox {
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        let handler = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            let t = get(&e, "transfer");
+            assert_eq!(
+                get_str(&t, "state"),
+                "pending",
+                "offered transfers are pending"
+            );
+            let w = Watch::new(&t);
+            match action {
+                OnOffer::Default => {}
+                OnOffer::Accept => {
+                    call(&t, "accept", &[]);
+                }
+                OnOffer::Reject => {
+                    call(&t, "reject", &[]);
+                }
+            }
+            g.borrow_mut().push(w);
+        });
+        room.on(
+            JsValue::from_str("file").unchecked_into(),
+            handler.as_ref().clone().unchecked_into(),
+        )
+        .unwrap();
+        Inbox {
+            got,
+            _handler: handler,
+        }
+    }
+
+    async fn next(&self, id: &str, ms: u32) -> Watch {
+        until(&format!("the offer of transfer {id}"), ms, || {
+            self.got.borrow().iter().any(|w| w.id() == id)
+        })
+        .await;
+        self.got
+            .borrow()
+            .iter()
+            .find(|w| w.id() == id)
+            .cloned()
+            .unwrap()
+    }
+}
+
+fn send_file(from: &Room, file: &JsValue, to: &str, extra: &[(&str, JsValue)]) -> Watch {
+    let mut opts = vec![("to", JsValue::from_str(to))];
+    opts.extend(extra.iter().cloned());
+    let t = from
+        .send_file(file.clone().unchecked_into(), obj(&opts).unchecked_into())
+        .unwrap_or_else(|e| panic!("sendFile failed: {}", get_str(&e, "message")));
+    Watch::new(&JsValue::from(t))
+}
+
+/// Sends `size` bytes from `a` to `b`, checks both sides, returns MB/s.
+async fn transfer_verified(a: &Room, b: &Room, inbox: &Inbox, size: u32, seed: u32) -> f64 {
+    let file = pattern_blob(size, seed);
+    let started = js_sys::Date::now();
+    let out = send_file(a, &file, &b.peer_id(), &[]);
+    assert_eq!(get_str(&out.transfer, "from"), a.peer_id());
+    assert_eq!(get_str(&out.transfer, "to"), b.peer_id());
+    assert_eq!(get(&out.transfer, "size").as_f64(), Some(f64::from(size)));
+    let inc = inbox.next(&out.id(), 10_000).await;
+    assert_eq!(inc.ended(180_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    let secs = (js_sys::Date::now() - started) / 1000.0;
+    assert_eq!(
+        get_str(&inc.transfer, "name"),
+        format!("pattern-{seed}.bin")
+    );
+    assert_eq!(get_str(&inc.transfer, "mime"), "application/octet-stream");
+    assert_eq!(get_str(&inc.transfer, "from"), a.peer_id());
+    assert_eq!(inc.bytes(), f64::from(size));
+    assert_eq!(out.bytes(), f64::from(size));
+    inc.assert_monotonic(f64::from(size));
+    out.assert_monotonic(f64::from(size));
+    let blob = get(&inc.transfer, "blob");
+    let done_blob = get(&inc.all("done")[0], "blob");
+    assert_eq!(
+        blob, done_blob,
+        "the done event and transfer.blob are one Blob"
+    );
+    assert_eq!(get(&blob, "size").as_f64(), Some(f64::from(size)));
+    assert_eq!(get_str(&blob, "type"), "application/octet-stream");
+    assert_eq!(sha256_of(&blob).await, sha256_of(&file).await);
+    assert!(out.all("done")[0].is_object());
+    assert!(
+        get(&out.transfer, "blob").is_undefined(),
+        "the sender has no blob"
+    );
+    f64::from(size) / 1e6 / secs
+}
+
+#[wasm_bindgen_test]
+async fn file_of_8_and_64_mib_arrive_verified_with_monotonic_progress() {
+    let room = unique("files");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let small = transfer_verified(a, b, &inbox, 8 << 20, 1).await;
+    let big = transfer_verified(a, b, &inbox, 64 << 20, 2).await;
+    web_sys::console::log_1(
+        &format!("file transfer: 8 MiB {small:.1} MB/s, 64 MiB {big:.1} MB/s").into(),
+    );
+    // Other direction, accepted explicitly, and an empty file.
+    let back = Inbox::new(a, OnOffer::Accept);
+    transfer_verified(b, a, &back, 300_001, 3).await;
+    transfer_verified(b, a, &back, 0, 4).await;
+    assert!(ra.errors().is_empty() && rb.errors().is_empty());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_transfers_concurrent_to_two_peers_do_not_starve_chat() {
+    let room = unique("files-many");
+    let rooms = mesh(RELAY, &room, 3, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb), (c, _)) = (&rooms[0], &rooms[1], &rooms[2]);
+    let (inbox_a, inbox_b, inbox_c) = (
+        Inbox::new(a, OnOffer::Default),
+        Inbox::new(b, OnOffer::Default),
+        Inbox::new(c, OnOffer::Default),
+    );
+    let size = 24u32 << 20;
+    let files: Vec<JsValue> = (0..4).map(|s| pattern_blob(size, 10 + s)).collect();
+    let sends = [
+        send_file(a, &files[0], &b.peer_id(), &[]),
+        send_file(a, &files[1], &b.peer_id(), &[]),
+        send_file(a, &files[2], &c.peer_id(), &[]),
+        send_file(b, &files[3], &a.peer_id(), &[]),
+    ];
+    let incoming = [
+        inbox_b.next(&sends[0].id(), 10_000).await,
+        inbox_b.next(&sends[1].id(), 10_000).await,
+        inbox_c.next(&sends[2].id(), 10_000).await,
+        inbox_a.next(&sends[3].id(), 10_000).await,
+    ];
+    // Chat while a's two transfers to b are under way: each message must arrive while
+    // they still run (b reads their progress when the message arrives).
+    until("the transfers to b to be under way", 30_000, || {
+        incoming[0].bytes() >= 1e6 && incoming[1].bytes() >= 1e6
+    })
+    .await;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s, w0, w1) = (seen.clone(), incoming[0].clone(), incoming[1].clone());
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        if get_str(&e, "channel") == "meshwire" {
+            s.borrow_mut().push((w0.bytes(), w1.bytes()));
+        }
+    });
+    b.on(
+        JsValue::from_str("message").unchecked_into(),
+        on_message.as_ref().clone().unchecked_into(),
+    )
+    .unwrap();
+    for i in 0..5 {
+        send(
+            a,
+            JsValue::from_str(&format!("chat {i}")),
+            Some(&b.peer_id()),
+            None,
+        )
+        .unwrap();
+    }
+    until("5 chat messages", 20_000, || seen.borrow().len() == 5).await;
+    for (x, y) in seen.borrow().iter() {
+        assert!(
+            *x < f64::from(size) || *y < f64::from(size),
+            "chat waited for the transfers to finish: {:?}",
+            seen.borrow()
+        );
+    }
+    for (i, (o, inc)) in sends.iter().zip(&incoming).enumerate() {
+        assert_eq!(inc.ended(180_000).await, "done", "{:?}", inc.error_codes());
+        assert_eq!(o.ended(20_000).await, "done", "{:?}", o.error_codes());
+        let blob = get(&inc.transfer, "blob");
+        assert_eq!(
+            sha256_of(&blob).await,
+            sha256_of(&files[i]).await,
+            "file {i}"
+        );
+    }
+    assert_eq!(messages(rb, "meshwire").len(), 5);
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_cancel_from_either_side_and_reject() {
+    let room = unique("files-cancel");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let size = 64u32 << 20;
+
+    // The sender cancels mid-way.
+    let out = send_file(a, &pattern_blob(size, 20), &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the first bytes", 30_000, || inc.bytes() > 0.0).await;
+    call(&out.transfer, "cancel", &[]);
+    assert_eq!(out.state(), "cancelled");
+    assert_eq!(inc.ended(20_000).await, "cancelled");
+    assert_eq!(inc.error_codes(), ["transfer-cancelled"]);
+    assert_eq!(out.error_codes(), ["transfer-cancelled"]);
+    assert!(get(&inc.transfer, "blob").is_undefined());
+
+    // The receiver cancels mid-way.
+    let out = send_file(a, &pattern_blob(size, 21), &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the first bytes", 30_000, || inc.bytes() > 0.0).await;
+    call(&inc.transfer, "cancel", &[]);
+    assert_eq!(inc.state(), "cancelled");
+    assert_eq!(out.ended(20_000).await, "cancelled");
+    assert_eq!(out.error_codes(), ["transfer-cancelled"]);
+    assert!(out.bytes() < f64::from(size));
+
+    // The receiver rejects during the offer.
+    let rejecting = Inbox::new(a, OnOffer::Reject);
+    let out = send_file(b, &pattern_blob(1 << 20, 22), &a.peer_id(), &[]);
+    let inc = rejecting.next(&out.id(), 10_000).await;
+    assert_eq!(inc.state(), "cancelled");
+    assert_eq!(out.ended(10_000).await, "cancelled");
+    assert_eq!(out.error_codes(), ["transfer-rejected"]);
+    assert_eq!(out.bytes(), 0.0);
+
+    // Chat still works, and a file after all that too.
+    send(a, JsValue::from_str("still here"), None, None).unwrap();
+    until("chat after cancels", 5_000, || {
+        messages(rb, "meshwire")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("still here"))
+    })
+    .await;
+    transfer_verified(a, b, &inbox, 1 << 20, 23).await;
+
+    // Bad arguments are typed errors.
+    let e = a
+        .send_file(
+            JsValue::from_str("not a file").unchecked_into(),
+            obj(&[("to", b.peer_id().into())]).unchecked_into(),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(get_str(&e, "code"), "invalid-argument");
+    let e = a
+        .send_file(
+            pattern_blob(10, 0).unchecked_into(),
+            obj(&[("to", "nobody".into())]).unchecked_into(),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(get_str(&e, "code"), "unknown-peer");
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_with_a_corrupted_chunk_fails_the_hash_check_on_both_sides() {
+    let room = unique("files-corrupt");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, _)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let out = send_file(
+        a,
+        &pattern_blob(8 << 20, 30),
+        &b.peer_id(),
+        &[("corruptAt", JsValue::from_f64(5_000_001.0))],
+    );
+    let inc = inbox.next(&out.id(), 10_000).await;
+    assert_eq!(inc.ended(60_000).await, "failed");
+    assert_eq!(out.ended(20_000).await, "failed");
+    assert_eq!(inc.error_codes(), ["integrity-failed"]);
+    assert_eq!(out.error_codes(), ["integrity-failed"]);
+    assert!(
+        get(&inc.transfer, "blob").is_undefined(),
+        "no blob for a bad file"
+    );
+    assert!(inc.all("done").is_empty() && out.all("done").is_empty());
+    // An intact file on the same connection still goes through.
+    transfer_verified(a, b, &inbox, 2 << 20, 31).await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
