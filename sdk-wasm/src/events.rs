@@ -6,7 +6,7 @@
 use wasm_bindgen::prelude::*;
 
 /// Every event name a room emits (`RoomEvents` in the typings).
-pub const EVENTS: [&str; 13] = [
+pub const EVENTS: [&str; 16] = [
     "peer-joined",
     "peer-left",
     "peer-connected",
@@ -20,6 +20,9 @@ pub const EVENTS: [&str; 13] = [
     "signaling",
     "error",
     "file",
+    "quality",
+    "speaking",
+    "devices-changed",
 ];
 
 #[wasm_bindgen(inline_js = r#"

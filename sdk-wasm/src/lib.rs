@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod data;
+mod devices;
 pub mod error;
 mod events;
 mod files;
@@ -25,6 +26,8 @@ mod media;
 mod peer;
 mod room;
 mod signaling;
+mod speaking;
+mod stats;
 #[doc(hidden)]
 pub mod wire;
 
@@ -128,6 +131,33 @@ export interface RoomEvents {
   "error": MeshwireError;
   /** A peer offers us a file: `accept()` or `reject()` it during this event, else it is accepted. */
   "file": { transfer: FileTransfer };
+  /** A peer's connection quality changed (polled every 2 s while someone listens). */
+  "quality": { peerId: string; quality: ConnectionQuality };
+  /** A peer (or we: `peerId` is ours) started or stopped speaking. */
+  "speaking": { peerId: string; speaking: boolean };
+  /** A device was plugged in or out (`devicechange`). */
+  "devices-changed": { devices: MediaDeviceInfo[] };
+}
+
+/** `excellent`: RTT < 150 ms, loss < 1 %, jitter < 20 ms; `good`: < 300 ms, < 3 %, < 50 ms;
+ * `poor`: worse; `lost`: not connected. */
+export type ConnectionQuality = "excellent" | "good" | "poor" | "lost";
+
+/** One peer connection's stats (`room.getStats()`); rates and loss are since the previous call. */
+export interface PeerStats {
+  peerId: string;
+  /** Round-trip time of the selected candidate pair, ms. */
+  rttMs: number;
+  /** Bits per second received / sent over the connection (media and data). */
+  bitrateIn: number;
+  bitrateOut: number;
+  /** Fraction 0..1 of inbound RTP packets lost (0 without media). */
+  packetLoss: number;
+  /** Highest inbound RTP jitter, ms (0 without media). */
+  jitterMs: number;
+  /** The selected path: `relay` if either end is a TURN relay; `null` before one is selected. */
+  candidateType: "host" | "srflx" | "prflx" | "relay" | null;
+  quality: ConnectionQuality;
 }
 
 export type FileTransferState = "pending" | "active" | "done" | "cancelled" | "failed";
@@ -191,6 +221,9 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "FileTransferState")]
     /// A file transfer's state.
     pub type JsTransferState;
+    #[wasm_bindgen(typescript_type = "\"audioinput\" | \"videoinput\"")]
+    /// A device kind `switchDevice` takes.
+    pub type JsDeviceKind;
     #[wasm_bindgen(typescript_type = "ScreenShareOptions | undefined")]
     /// `ScreenShareOptions` in the typings.
     pub type JsScreenShareOptions;
@@ -208,6 +241,12 @@ impl Room {
         let options = Options::parse(&options);
         let inner = Inner::join(url, room, options).await?;
         Ok(Room { inner })
+    }
+
+    /// Whether the room has an `AudioContext` now (tests: none until audio exists).
+    #[doc(hidden)]
+    pub fn has_audio_context(&self) -> bool {
+        self.inner.has_audio_context()
     }
 }
 
@@ -254,7 +293,9 @@ impl Room {
     /// Subscribes `handler` to `event`; returns a function that unsubscribes it.
     pub fn on(&self, event: JsEventName, handler: JsHandler) -> Result<JsUnsubscribe, JsValue> {
         let (event, handler) = event_args(event, handler)?;
-        Ok(self.inner.emitter.on(&event, &handler).unchecked_into())
+        let unsubscribe = self.inner.emitter.on(&event, &handler);
+        self.inner.subscribed(&event);
+        Ok(unsubscribe.unchecked_into())
     }
 
     /// Unsubscribes `handler` from `event`.
@@ -348,6 +389,36 @@ impl Room {
         let inner = self.inner.clone();
         promise(async move {
             inner.stop_screen_share().await;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stats of every peer connection (`PeerStats`); rates and loss are since the
+    /// previous call (0 on the first).
+    #[wasm_bindgen(js_name = getStats, unchecked_return_type = "Promise<PeerStats[]>")]
+    pub fn get_stats(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move { Ok(inner.get_stats().await?.into()) })
+    }
+
+    /// The media devices (`enumerateDevices`).
+    #[wasm_bindgen(
+        js_name = listDevices,
+        unchecked_return_type = "Promise<MediaDeviceInfo[]>"
+    )]
+    pub fn list_devices(&self) -> Promise {
+        promise(async move { Ok(devices::list().await?.into()) })
+    }
+
+    /// Uses another microphone (`audioinput`) or camera (`videoinput`): the new track
+    /// replaces the old one on every connection, without renegotiation.
+    #[wasm_bindgen(js_name = switchDevice, unchecked_return_type = "Promise<void>")]
+    pub fn switch_device(&self, kind: JsDeviceKind, device_id: String) -> Promise {
+        let inner = self.inner.clone();
+        let kind: JsValue = kind.into();
+        let kind = kind.as_string().unwrap_or_default();
+        promise(async move {
+            inner.switch_device(&kind, &device_id).await?;
             Ok(JsValue::UNDEFINED)
         })
     }

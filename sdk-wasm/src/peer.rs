@@ -549,6 +549,16 @@ impl Shared {
         ])
     }
 
+    /// The remote audio tracks (for `speaking`).
+    pub fn audio_tracks(&self) -> Vec<MediaStreamTrack> {
+        self.tracks
+            .borrow()
+            .iter()
+            .filter(|t| js::get_string(&t.track, "kind").as_deref() == Some("audio"))
+            .map(|t| Clone::clone(&t.track))
+            .collect()
+    }
+
     /// Whether the remote peer's `source` is muted or absent.
     pub fn remote_muted(&self, source: Source) -> bool {
         !self

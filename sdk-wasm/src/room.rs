@@ -12,7 +12,9 @@ use crate::js::{self, cat, num, quote, Listener, Timer};
 use crate::media::{self, Local, Screen, Slot};
 use crate::peer::{Peer, Shared, DEFAULT_CHANNEL};
 use crate::signaling::{Socket, SocketEvent};
+use crate::speaking::{self, Speaking};
 use crate::wire::{self, Frame};
+use crate::{devices, stats};
 use js_sys::Function;
 use meshwire_protocol::peer::Source;
 use meshwire_protocol::{close_code, ErrorCode};
@@ -150,6 +152,19 @@ pub struct Inner {
     /// File transfers under way, both directions (`files.rs`); each leaves the list
     /// when it ends.
     transfers: RefCell<Vec<Rc<Transfer>>>,
+    /// Analysers for `speaking` (`speaking.rs`) and the timer that samples them, which
+    /// runs only while someone listens to `speaking`.
+    speaking: RefCell<Speaking>,
+    speaking_timer: RefCell<Option<Timer>>,
+    /// `quality` polling runs (only while someone listens to `quality`); its next tick.
+    quality_polling: Cell<bool>,
+    quality_timer: RefCell<Option<Timer>>,
+    /// The last quality reported per peer.
+    qualities: RefCell<Vec<(String, &'static str)>>,
+    /// Each peer's counters at the previous `getStats` (rates are deltas).
+    stats_prev: RefCell<Vec<(String, stats::Counters)>>,
+    /// `devicechange`, listened to once someone subscribes to `devices-changed`.
+    devices_listener: RefCell<Option<Listener>>,
     left: Cell<bool>,
 }
 
@@ -198,6 +213,13 @@ impl Inner {
             channels: RefCell::default(),
             screen_ended: RefCell::default(),
             transfers: RefCell::default(),
+            speaking: RefCell::default(),
+            speaking_timer: RefCell::default(),
+            quality_polling: Cell::new(false),
+            quality_timer: RefCell::default(),
+            qualities: RefCell::default(),
+            stats_prev: RefCell::default(),
+            devices_listener: RefCell::default(),
             left: Cell::new(false),
         });
         if inner.options.wants_media() {
@@ -1192,6 +1214,255 @@ impl Inner {
         );
     }
 
+    // ---- watched events ---------------------------------------------------------------
+
+    /// Someone subscribed to `event`: start what produces it, if it is produced only
+    /// while listened to (`speaking`, `quality`, `devices-changed`).
+    pub fn subscribed(self: &Rc<Self>, event: &str) {
+        if self.left.get() {
+            return;
+        }
+        match event {
+            "speaking" if self.speaking_timer.borrow().is_none() => self.schedule_speaking(),
+            "quality" if !self.quality_polling.replace(true) => self.schedule_quality(0),
+            "devices-changed" => self.watch_devices(),
+            _ => {}
+        }
+    }
+
+    fn schedule_speaking(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(speaking::TICK_MS, move |_| {
+            if let Some(room) = weak.upgrade() {
+                room.speaking_tick();
+            }
+        });
+        *self.speaking_timer.borrow_mut() = Some(timer);
+    }
+
+    /// Samples every audio track; stops (closing the `AudioContext`) once nobody
+    /// listens to `speaking`.
+    fn speaking_tick(self: &Rc<Self>) {
+        if self.left.get() {
+            return;
+        }
+        if !self.emitter.has("speaking") {
+            self.speaking_timer.borrow_mut().take();
+            self.speaking.borrow_mut().stop();
+            return;
+        }
+        let mut audio = Vec::new();
+        if let Some(mic) = &self.local.borrow().mic {
+            audio.push((self.my_id(), Clone::clone(mic)));
+        }
+        for p in self.peers.borrow().iter() {
+            for t in p.shared.audio_tracks() {
+                audio.push((p.shared.id.clone(), t));
+            }
+        }
+        let changes = self.speaking.borrow_mut().tick(&self.my_id(), &audio);
+        self.schedule_speaking();
+        for (peer, on) in changes {
+            self.emit(
+                "speaking",
+                &js::object(&[
+                    ("peerId", JsValue::from_str(&peer)),
+                    ("speaking", JsValue::from_bool(on)),
+                ]),
+            );
+        }
+    }
+
+    /// Whether an `AudioContext` exists now (for the tests).
+    pub fn has_audio_context(&self) -> bool {
+        self.speaking.borrow().has_context()
+    }
+
+    fn schedule_quality(self: &Rc<Self>, ms: u32) {
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(ms, move |_| {
+            let weak = weak.clone();
+            crate::spawn(async move { Inner::quality_tick(weak).await });
+        });
+        *self.quality_timer.borrow_mut() = Some(timer);
+    }
+
+    /// Polls the stats and emits `quality` for each peer whose quality changed; stops
+    /// once nobody listens to `quality`.
+    async fn quality_tick(weak: std::rc::Weak<Inner>) {
+        let samples = Inner::collect_stats(weak.clone()).await;
+        let Some(room) = weak.upgrade() else { return };
+        if room.left.get() || !room.quality_polling.get() {
+            return;
+        }
+        if !room.emitter.has("quality") {
+            room.quality_polling.set(false);
+            room.quality_timer.borrow_mut().take();
+            room.qualities.borrow_mut().clear();
+            return;
+        }
+        let mut changed = Vec::new();
+        {
+            let mut known = room.qualities.borrow_mut();
+            known.retain(|(id, _)| samples.iter().any(|(p, _)| p == id));
+            for (peer, sample) in &samples {
+                match known.iter_mut().find(|(id, _)| id == peer) {
+                    Some((_, q)) if *q == sample.quality => {}
+                    Some((_, q)) => {
+                        *q = sample.quality;
+                        changed.push((peer.clone(), sample.quality));
+                    }
+                    None => {
+                        known.push((peer.clone(), sample.quality));
+                        changed.push((peer.clone(), sample.quality));
+                    }
+                }
+            }
+        }
+        room.schedule_quality(stats::QUALITY_POLL_MS);
+        for (peer, quality) in changed {
+            room.emit(
+                "quality",
+                &js::object(&[
+                    ("peerId", JsValue::from_str(&peer)),
+                    ("quality", JsValue::from_str(quality)),
+                ]),
+            );
+        }
+    }
+
+    /// `getStats()` of every peer connection, as samples against the previous call.
+    /// Holds only a `Weak` across the awaits.
+    fn collect_stats(
+        weak: std::rc::Weak<Inner>,
+    ) -> crate::Task<'static, Vec<(String, stats::Sample)>> {
+        Box::pin(async move {
+            let pcs: Vec<(String, web_sys::RtcPeerConnection)> = match weak.upgrade() {
+                Some(room) => room
+                    .peers
+                    .borrow()
+                    .iter()
+                    .map(|p| (p.shared.id.clone(), p.shared.pc.clone()))
+                    .collect(),
+                None => return Vec::new(),
+            };
+            let mut out = Vec::new();
+            for (id, pc) in pcs {
+                let report = JsFuture::from(pc.get_stats()).await;
+                let Some(room) = weak.upgrade() else {
+                    return Vec::new();
+                };
+                let Ok(report) = report else { continue };
+                let state = js::get_string(&pc, "connectionState").unwrap_or_default();
+                let mut prev = room.stats_prev.borrow_mut();
+                let i = prev.iter().position(|(p, _)| *p == id);
+                let (sample, now) =
+                    stats::read(&report, &state, i.and_then(|i| prev.get(i)).map(|(_, c)| c));
+                match i.and_then(|i| prev.get_mut(i)) {
+                    Some(slot) => slot.1 = now,
+                    None => prev.push((id.clone(), now)),
+                }
+                out.push((id, sample));
+            }
+            if let Some(room) = weak.upgrade() {
+                room.stats_prev
+                    .borrow_mut()
+                    .retain(|(p, _)| out.iter().any(|(id, _)| id == p));
+            }
+            out
+        })
+    }
+
+    /// `room.getStats()`: one `PeerStats` per peer.
+    pub async fn get_stats(self: &Rc<Self>) -> Result<js_sys::Array> {
+        self.ensure_joined()?;
+        let samples = Inner::collect_stats(Rc::downgrade(self)).await;
+        Ok(samples.iter().map(|(id, s)| s.to_js(id)).collect())
+    }
+
+    fn watch_devices(self: &Rc<Self>) {
+        if self.devices_listener.borrow().is_some() {
+            return;
+        }
+        let Ok(md) = media::media_devices() else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let listener = Listener::new(&md, &["devicechange"], move |_| {
+            let weak = weak.clone();
+            crate::spawn(async move {
+                let list = devices::list().await;
+                let Some(room) = weak.upgrade() else { return };
+                if room.left.get() {
+                    return;
+                }
+                match list {
+                    Ok(list) => {
+                        room.emit("devices-changed", &js::object(&[("devices", list.into())]))
+                    }
+                    Err(e) => js::warn(&e.message),
+                }
+            });
+        });
+        *self.devices_listener.borrow_mut() = Some(listener);
+    }
+
+    /// `switchDevice`: opens `device_id` and puts its track in place of the microphone
+    /// or camera on every connection (`replaceTrack`: no renegotiation). With the
+    /// camera off, the device is only remembered for when it is turned on.
+    pub async fn switch_device(self: &Rc<Self>, kind: &str, device_id: &str) -> Result<()> {
+        self.ensure_joined()?;
+        let track_kind = devices::track_kind(kind)?;
+        let video = track_kind == "video";
+        if video && self.local.borrow().camera.is_none() {
+            let mut local = self.local.borrow_mut();
+            local.camera_constraints = devices::with_device(&local.camera_constraints, device_id);
+            return Ok(());
+        }
+        let previous = if video {
+            self.local.borrow().camera_constraints.clone()
+        } else {
+            JsValue::TRUE
+        };
+        let constraints = js::object(&[(track_kind, devices::with_device(&previous, device_id))]);
+        let stream = media::get_user_media(&constraints).await?;
+        self.ensure_joined_or_stop(&stream)?;
+        let Some(track) = media::first_track(&stream, track_kind) else {
+            media::stop_tracks(&stream);
+            return Err(Error::new(
+                Code::MediaFailed,
+                cat(&["the device gave no ", track_kind, " track"]),
+            ));
+        };
+        {
+            let mut local = self.local.borrow_mut();
+            let local = &mut *local;
+            let slot = if video {
+                &mut local.camera
+            } else {
+                &mut local.mic
+            };
+            let old = slot.replace(Clone::clone(&track));
+            if let Some(old) = &old {
+                track.set_enabled(old.enabled());
+                old.stop();
+            }
+            let local_stream = local
+                .stream
+                .get_or_insert_with(|| MediaStream::new().unwrap_or(Clone::clone(&stream)));
+            if let Some(old) = &old {
+                local_stream.remove_track(old);
+            }
+            local_stream.add_track(&track);
+            if video {
+                local.camera_constraints = devices::with_device(&previous, device_id);
+                local.wants_video = true;
+            }
+        }
+        self.sync_senders().await;
+        self.ensure_joined()
+    }
+
     // ---- leaving ---------------------------------------------------------------------
 
     fn ensure_joined(&self) -> Result<()> {
@@ -1239,6 +1510,11 @@ impl Inner {
                 s.close();
             }
         }
+        self.speaking_timer.borrow_mut().take();
+        self.speaking.borrow_mut().stop();
+        self.quality_polling.set(false);
+        self.quality_timer.borrow_mut().take();
+        self.devices_listener.borrow_mut().take();
         let transfers = std::mem::take(&mut *self.transfers.borrow_mut());
         for t in &transfers {
             t.abandon();

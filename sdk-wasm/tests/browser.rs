@@ -1936,3 +1936,238 @@ async fn file_with_a_corrupted_chunk_fails_the_hash_check_on_both_sides() {
         done(r.leave()).await.unwrap();
     }
 }
+
+// ---- speaking, devices, stats ---------------------------------------------------------
+
+fn speaking_events(rec: &Recorder, peer: &str, on: bool) -> usize {
+    rec.count("speaking", |e| {
+        get_str(e, "peerId") == peer && get(e, "speaking") == JsValue::from_bool(on)
+    })
+}
+
+#[wasm_bindgen_test]
+async fn speaking_toggles_with_the_fake_microphone_and_no_audio_context_before_audio() {
+    let room = unique("speaking");
+    // b listens to `speaking` (the Recorder) but nobody has audio yet: no AudioContext.
+    let b = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let rb = Recorder::new(&b);
+    let a = join(RELAY, &room, obj(&[("audio", JsValue::TRUE)])).await;
+    let ra = Recorder::new(&a);
+    let a_id = a.peer_id();
+    rb.wait("track", 15_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    // The fake microphone beeps (a short tone every ~0.5 s): our own and the remote
+    // analyser hear it.
+    ra.wait("speaking", 15_000, |e| {
+        get_str(e, "peerId") == a_id && get(e, "speaking") == JsValue::TRUE
+    })
+    .await;
+    rb.wait("speaking", 15_000, |e| {
+        get_str(e, "peerId") == a_id && get(e, "speaking") == JsValue::TRUE
+    })
+    .await;
+    assert!(a.has_audio_context() && b.has_audio_context());
+    assert_eq!(
+        speaking_events(&ra, &b.peer_id(), true),
+        0,
+        "b has no microphone"
+    );
+    // Muted: silence, and after the hold both sides say a stopped speaking.
+    a.set_microphone_enabled(false);
+    until("a to stop speaking on both sides", 10_000, || {
+        speaking_events(&ra, &a_id, false) >= 1 && speaking_events(&rb, &a_id, false) >= 1
+    })
+    .await;
+    a.set_microphone_enabled(true);
+    until("a to speak again on both sides", 10_000, || {
+        speaking_events(&ra, &a_id, true) >= 2 && speaking_events(&rb, &a_id, true) >= 2
+    })
+    .await;
+    // Alternating on/off per peer (hysteresis: never two "true" in a row).
+    for rec in [&ra, &rb] {
+        let seq: Vec<bool> = rec
+            .all("speaking")
+            .iter()
+            .filter(|e| get_str(e, "peerId") == a_id)
+            .map(|e| get(e, "speaking") == JsValue::TRUE)
+            .collect();
+        assert!(seq.windows(2).all(|w| w[0] != w[1]), "{seq:?}");
+    }
+    done(a.leave()).await.unwrap();
+    done(b.leave()).await.unwrap();
+    assert!(
+        !a.has_audio_context() && !b.has_audio_context(),
+        "closed on leave"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn switch_device_keeps_the_remote_track_flowing_without_renegotiation() {
+    let room = unique("devices");
+    let av = |i| {
+        if i == 0 {
+            obj(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)])
+        } else {
+            JsValue::UNDEFINED
+        }
+    };
+    let rooms = mesh(RELAY, &room, 2, av).await;
+    let ((a, ra), (_b, rb)) = (&rooms[0], &rooms[1]);
+    let cam = rb
+        .wait("track", 10_000, |e| get_str(e, "source") == "camera")
+        .await;
+    rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    let video = video_of(&get(&cam, "stream"));
+    playing(&video, Shape::Any, 10_000).await;
+
+    let devices = Array::from(&done(a.list_devices()).await.unwrap());
+    let of_kind = |kind: &str| -> Vec<String> {
+        devices
+            .iter()
+            .filter(|d| get_str(d, "kind") == kind)
+            .map(|d| get_str(&d, "deviceId"))
+            .collect()
+    };
+    let (mics, cams) = (of_kind("audioinput"), of_kind("videoinput"));
+    assert!(!mics.is_empty() && !cams.is_empty(), "fake devices listed");
+
+    // Every offer or answer from now on goes through setLocalDescription.
+    let log = Array::new();
+    let _patch = Patch::new(
+        "RTCPeerConnection",
+        "setLocalDescription",
+        "return function (...a) { log.push(0); return orig.apply(this, a); };",
+        &log,
+    );
+    let stream = a.local_stream().unwrap();
+    let old_cam = media_track(&stream, "video");
+    let old_mic = media_track(&stream, "audio");
+    done(a.switch_device(
+        JsValue::from_str("videoinput").unchecked_into(),
+        cams.last().unwrap().clone(),
+    ))
+    .await
+    .unwrap();
+    done(a.switch_device(
+        JsValue::from_str("audioinput").unchecked_into(),
+        mics.last().unwrap().clone(),
+    ))
+    .await
+    .unwrap();
+    let new_cam = media_track(&stream, "video");
+    let new_mic = media_track(&stream, "audio");
+    assert_ne!(new_cam.id(), old_cam.id(), "a new camera track");
+    assert_ne!(new_mic.id(), old_mic.id(), "a new microphone track");
+    assert_eq!(old_cam.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert_eq!(old_mic.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert_eq!(stream.get_tracks().length(), 2);
+    // The remote video keeps playing on the same track.
+    let t0 = video.current_time();
+    until(
+        "the remote video to advance after the switch",
+        10_000,
+        || video.current_time() > t0 + 1.0,
+    )
+    .await;
+    assert_eq!(log.length(), 0, "no offer or answer: no renegotiation");
+    assert_eq!(
+        track_events(rb, &a.peer_id(), "camera").len(),
+        1,
+        "no new track event"
+    );
+    let e = done(a.switch_device(JsValue::from_str("speaker").unchecked_into(), String::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(get_str(&e, "code"), "invalid-argument");
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+fn media_track(stream: &web_sys::MediaStream, kind: &str) -> web_sys::MediaStreamTrack {
+    stream
+        .get_tracks()
+        .iter()
+        .map(web_sys::MediaStreamTrack::from)
+        .find(|t| t.kind() == kind)
+        .unwrap()
+}
+
+async fn peer_stats(room: &Room) -> Vec<JsValue> {
+    Array::from(&done(room.get_stats()).await.unwrap())
+        .iter()
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn stats_are_plausible_and_say_relay_through_turn() {
+    let room = unique("stats");
+    control(TURN_CONTROL, "unblock").await;
+    let options = |i| {
+        let o = relay_only(i);
+        Reflect::set(&o, &"audio".into(), &JsValue::TRUE).unwrap();
+        o
+    };
+    let rooms = mesh(TURN_RELAY, &room, 2, options).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    // The Recorder listens to `quality`: the first poll reports each peer.
+    // The first poll may predate the connection (`lost`); then it comes up.
+    let q = rb
+        .wait("quality", 10_000, |e| {
+            get_str(e, "peerId") == a.peer_id() && get_str(e, "quality") != "lost"
+        })
+        .await;
+    assert!(
+        ["excellent", "good", "poor"].contains(&get_str(&q, "quality").as_str()),
+        "{q:?}"
+    );
+    ra.wait("quality", 10_000, |e| get_str(e, "peerId") == b.peer_id())
+        .await;
+    peer_stats(b).await;
+    // Rates are deltas: wait for audio to flow between two reports.
+    sleep(1_500).await;
+    let s = peer_stats(b).await;
+    assert_eq!(s.len(), 1);
+    let s = &s[0];
+    let num = |k: &str| get(s, k).as_f64().unwrap_or(-1.0);
+    assert_eq!(get_str(s, "peerId"), a.peer_id());
+    assert_eq!(
+        get_str(s, "candidateType"),
+        "relay",
+        "{}",
+        js_sys::JSON::stringify(s).unwrap()
+    );
+    assert!(
+        num("rttMs") > 0.0 && num("rttMs") < 1_000.0,
+        "rtt {}",
+        num("rttMs")
+    );
+    assert!(
+        num("bitrateIn") > 5_000.0,
+        "audio arrives: {}",
+        num("bitrateIn")
+    );
+    assert!(
+        num("bitrateOut") > 5_000.0,
+        "audio leaves: {}",
+        num("bitrateOut")
+    );
+    assert!((0.0..=1.0).contains(&num("packetLoss")));
+    assert!(num("jitterMs") >= 0.0 && num("jitterMs") < 500.0);
+    assert!(["excellent", "good", "poor"].contains(&get_str(s, "quality").as_str()));
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+
+    // Without TURN, over loopback: host candidates.
+    let rooms = mesh(RELAY, &unique("stats-host"), 2, |_| JsValue::UNDEFINED).await;
+    let s = peer_stats(&rooms[0].0).await;
+    assert_eq!(get_str(&s[0], "candidateType"), "host");
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
