@@ -2171,3 +2171,97 @@ async fn stats_are_plausible_and_say_relay_through_turn() {
         done(r.leave()).await.unwrap();
     }
 }
+
+#[wasm_bindgen_test]
+async fn file_transfer_survives_a_forced_ice_restart() {
+    let room = unique("files-ice");
+    control(TURN_CONTROL, "unblock").await;
+    // Relayed candidates only: cutting coturn's connections kills every path, and only
+    // an ICE restart (new allocations) brings the connection back.
+    let rooms = mesh(TURN_RELAY, &room, 2, relay_only).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let size = 48u32 << 20;
+    let file = pattern_blob(size, 40);
+    let out = send_file(a, &file, &b_id, &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the transfer to be under way", 30_000, || {
+        inc.bytes() >= 2e6
+    })
+    .await;
+    control(TURN_CONTROL, "cut").await;
+    until("ICE to fail on both sides", 40_000, || {
+        peer_states(ra, &b_id, "failed") > 0 && peer_states(rb, &a_id, "failed") > 0
+    })
+    .await;
+    let at_failure = inc.bytes();
+    assert!(at_failure < f64::from(size), "the transfer was interrupted");
+    assert_eq!(inc.state(), "active");
+    assert_eq!(out.state(), "active");
+    assert_eq!(inc.ended(120_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    inc.assert_monotonic(f64::from(size));
+    assert_eq!(
+        sha256_of(&get(&inc.transfer, "blob")).await,
+        sha256_of(&file).await
+    );
+    web_sys::console::log_1(
+        &format!("ICE restart at {at_failure} of {size} bytes; the transfer carried on").into(),
+    );
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_transfer_carries_on_and_starts_while_the_relay_is_down() {
+    let room = unique("files-outage");
+    let rooms = mesh(PROXIED, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let size = 32u32 << 20;
+    let file = pattern_blob(size, 50);
+    let out = send_file(a, &file, &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the transfer to be under way", 30_000, || inc.bytes() > 0.0).await;
+    proxy("block").await;
+    proxy("cut").await;
+    for rec in [ra, rb] {
+        rec.wait("signaling", 5_000, |s| {
+            s.as_string().as_deref() == Some("reconnecting")
+        })
+        .await;
+    }
+    // A file channel needs no signaling (the SCTP association exists): a new transfer
+    // starts during the outage too.
+    let second = pattern_blob(1 << 20, 51);
+    let out2 = send_file(a, &second, &b.peer_id(), &[]);
+    let inc2 = inbox.next(&out2.id(), 10_000).await;
+    assert_eq!(inc2.ended(60_000).await, "done", "{:?}", inc2.error_codes());
+    assert_eq!(inc.ended(120_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    assert_eq!(
+        a.signaling_state(),
+        "reconnecting",
+        "all of it during the outage"
+    );
+    proxy("unblock").await;
+    assert_eq!(
+        sha256_of(&get(&inc.transfer, "blob")).await,
+        sha256_of(&file).await
+    );
+    assert_eq!(
+        sha256_of(&get(&inc2.transfer, "blob")).await,
+        sha256_of(&second).await
+    );
+    for rec in [ra, rb] {
+        rec.wait("signaling", 15_000, |s| {
+            s.as_string().as_deref() == Some("resumed")
+        })
+        .await;
+    }
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
