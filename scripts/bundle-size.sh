@@ -29,7 +29,7 @@ section=$(cat <<MD
 ## SDK bundle size (\`make bench\`, scripts/bundle-size.sh)
 
 - Date: $(date -u +%Y-%m-%d); build: \`scripts/build-sdk.sh\` (profile \`wasm-release\`: opt-level z, fat LTO, panic=abort, talc allocator; wasm-bindgen --target web; $opt).
-- What is in it: rooms, presence, reconnect/resume, the perfect-negotiation mesh, trickle ICE and ICE restart, data channels with backpressure, media (mute, camera off/on), screen share.
+- What is in it: rooms, presence, reconnect/resume, the perfect-negotiation mesh, trickle ICE and ICE restart, data channels with backpressure, media (mute, camera off/on), screen share, file transfer (SHA-256 verified), stats and connection quality, device listing/switching, active speaker.
 
 | file | raw | gzip -9 |
 |---|---:|---:|

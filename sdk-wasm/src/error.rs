@@ -29,6 +29,15 @@ pub enum Code {
     Unsupported,
     /// A browser API failed unexpectedly.
     Internal,
+    /// A received file's SHA-256 differs from the sender's (the file is not delivered).
+    IntegrityFailed,
+    /// A file transfer was cancelled (by either side: the message says which).
+    TransferCancelled,
+    /// The receiver rejected a file transfer.
+    TransferRejected,
+    /// A file transfer stopped: its channel closed, the peer left, or the file could
+    /// not be read.
+    TransferFailed,
 }
 
 impl Code {
@@ -45,6 +54,10 @@ impl Code {
             Code::PeerConnectionFailed => "peer-connection-failed",
             Code::Unsupported => "unsupported",
             Code::Internal => "internal",
+            Code::IntegrityFailed => "integrity-failed",
+            Code::TransferCancelled => "transfer-cancelled",
+            Code::TransferRejected => "transfer-rejected",
+            Code::TransferFailed => "transfer-failed",
         }
     }
 }

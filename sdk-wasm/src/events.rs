@@ -6,7 +6,7 @@
 use wasm_bindgen::prelude::*;
 
 /// Every event name a room emits (`RoomEvents` in the typings).
-pub const EVENTS: [&str; 12] = [
+pub const EVENTS: [&str; 16] = [
     "peer-joined",
     "peer-left",
     "peer-connected",
@@ -19,6 +19,10 @@ pub const EVENTS: [&str; 12] = [
     "broadcast",
     "signaling",
     "error",
+    "file",
+    "quality",
+    "speaking",
+    "devices-changed",
 ];
 
 #[wasm_bindgen(inline_js = r#"
@@ -68,9 +72,4 @@ extern "C" {
     /// Drops every handler.
     #[wasm_bindgen(method)]
     pub fn clear(this: &Emitter);
-}
-
-/// Whether `event` is one the room emits.
-pub fn is_known(event: &str) -> bool {
-    EVENTS.contains(&event)
 }

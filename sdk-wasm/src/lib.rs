@@ -17,13 +17,17 @@
 #![deny(missing_docs)]
 
 mod data;
+mod devices;
 pub mod error;
 mod events;
+mod files;
 mod js;
 mod media;
 mod peer;
 mod room;
 mod signaling;
+mod speaking;
+mod stats;
 #[doc(hidden)]
 pub mod wire;
 
@@ -128,7 +132,50 @@ export interface RoomEvents {
   "broadcast": { from: string; data: unknown };
   "signaling": SignalingState;
   "error": MeshwireError;
+  /** A peer offers us a file: `accept()` or `reject()` it during this event, else it is accepted. */
+  "file": { transfer: FileTransfer };
+  /** A peer's connection quality changed (polled every 2 s while someone listens). */
+  "quality": { peerId: string; quality: ConnectionQuality };
+  /** A peer (or we: `peerId` is ours) started or stopped speaking. */
+  "speaking": { peerId: string; speaking: boolean };
+  /** A device was plugged in or out (`devicechange`). */
+  "devices-changed": { devices: MediaDeviceInfo[] };
 }
+
+/** `excellent`: RTT < 150 ms, loss < 1 %, jitter < 20 ms; `good`: < 300 ms, < 3 %, < 50 ms;
+ * `poor`: worse; `lost`: not connected. */
+export type ConnectionQuality = "excellent" | "good" | "poor" | "lost";
+
+/** One peer connection's stats (`room.getStats()`); rates and loss are since the previous call. */
+export interface PeerStats {
+  peerId: string;
+  /** Round-trip time of the selected candidate pair, ms. */
+  rttMs: number;
+  /** Bits per second received / sent over the connection (media and data). */
+  bitrateIn: number;
+  bitrateOut: number;
+  /** Fraction 0..1 of inbound RTP packets lost (0 without media). */
+  packetLoss: number;
+  /** Highest inbound RTP jitter, ms (0 without media). */
+  jitterMs: number;
+  /** The selected path: `relay` if either end is a TURN relay; `null` before one is selected. */
+  candidateType: "host" | "srflx" | "prflx" | "relay" | null;
+  quality: ConnectionQuality;
+}
+
+export type FileTransferState = "pending" | "active" | "done" | "cancelled" | "failed";
+
+/** Every event a `FileTransfer` emits, with its payload. */
+export interface FileTransferEvents {
+  /** Bytes so far: acknowledged by the receiver (sender side) or received (receiver side). */
+  "progress": { bytes: number; total: number; bytesPerSecond: number };
+  /** Verified (SHA-256) and complete; the receiver gets the file as `blob`. */
+  "done": { blob?: Blob };
+  /** `integrity-failed`, `transfer-cancelled`, `transfer-rejected` or `transfer-failed`. */
+  "error": MeshwireError;
+}
+
+export interface SendFileOptions { to: string; name?: string; }
 
 export interface SendOptions { to?: string; channel?: string; }
 export interface ChannelOptions { ordered?: boolean; maxRetransmits?: number; maxPacketLifeTime?: number; }
@@ -165,6 +212,21 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "MediaOptions | undefined")]
     /// `MediaOptions` in the typings.
     pub type JsMediaOptions;
+    #[wasm_bindgen(typescript_type = "SendFileOptions")]
+    /// `SendFileOptions` in the typings.
+    pub type JsSendFileOptions;
+    #[wasm_bindgen(typescript_type = "Blob")]
+    /// A `Blob` or `File`.
+    pub type JsFile;
+    #[wasm_bindgen(typescript_type = "keyof FileTransferEvents")]
+    /// A file transfer's event name.
+    pub type JsTransferEventName;
+    #[wasm_bindgen(typescript_type = "FileTransferState")]
+    /// A file transfer's state.
+    pub type JsTransferState;
+    #[wasm_bindgen(typescript_type = "\"audioinput\" | \"videoinput\"")]
+    /// A device kind `switchDevice` takes.
+    pub type JsDeviceKind;
     #[wasm_bindgen(typescript_type = "ScreenShareOptions | undefined")]
     /// `ScreenShareOptions` in the typings.
     pub type JsScreenShareOptions;
@@ -182,6 +244,12 @@ impl Room {
         let options = Options::parse(&options);
         let inner = Inner::join(url, room, options).await?;
         Ok(Room { inner })
+    }
+
+    /// Whether the room has an `AudioContext` now (tests: none until audio exists).
+    #[doc(hidden)]
+    pub fn has_audio_context(&self) -> bool {
+        self.inner.has_audio_context()
     }
 }
 
@@ -235,7 +303,9 @@ impl Room {
     /// Subscribes `handler` to `event`; returns a function that unsubscribes it.
     pub fn on(&self, event: JsEventName, handler: JsHandler) -> Result<JsUnsubscribe, JsValue> {
         let (event, handler) = event_args(event, handler)?;
-        Ok(self.inner.emitter.on(&event, &handler).unchecked_into())
+        let unsubscribe = self.inner.emitter.on(&event, &handler);
+        self.inner.subscribed(&event);
+        Ok(unsubscribe.unchecked_into())
     }
 
     /// Unsubscribes `handler` from `event`.
@@ -257,6 +327,24 @@ impl Room {
     /// Sends JSON to every other peer through the relay (works before P2P is up).
     pub fn broadcast(&self, data: JsValue) -> Result<(), JsValue> {
         Ok(self.inner.broadcast(&data)?)
+    }
+
+    /// Sends a file (a `Blob` or `File`) to one peer over a channel of its own, in chunks
+    /// paced by the channel's buffer, verified by SHA-256 on arrival. The peer sees a
+    /// `file` event with its side of the transfer.
+    #[wasm_bindgen(js_name = sendFile)]
+    pub fn send_file(
+        &self,
+        file: JsFile,
+        options: JsSendFileOptions,
+    ) -> Result<FileTransfer, JsValue> {
+        let options: JsValue = options.into();
+        let to = js::get_string(&options, "to");
+        let name = js::get_string(&options, "name");
+        // Test hook, not in the typings: flip the byte at this offset after hashing.
+        let corrupt_at = js::get_f64(&options, "corruptAt");
+        let t = self.inner.send_file(&file.into(), to, name, corrupt_at)?;
+        Ok(FileTransfer { inner: t })
     }
 
     /// Opens a data channel `label` to every current and future peer.
@@ -315,6 +403,36 @@ impl Room {
         })
     }
 
+    /// Stats of every peer connection (`PeerStats`); rates and loss are since the
+    /// previous call (0 on the first).
+    #[wasm_bindgen(js_name = getStats, unchecked_return_type = "Promise<PeerStats[]>")]
+    pub fn get_stats(&self) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move { Ok(inner.get_stats().await?.into()) })
+    }
+
+    /// The media devices (`enumerateDevices`).
+    #[wasm_bindgen(
+        js_name = listDevices,
+        unchecked_return_type = "Promise<MediaDeviceInfo[]>"
+    )]
+    pub fn list_devices(&self) -> Promise {
+        promise(async move { Ok(devices::list().await?.into()) })
+    }
+
+    /// Uses another microphone (`audioinput`) or camera (`videoinput`): the new track
+    /// replaces the old one on every connection, without renegotiation.
+    #[wasm_bindgen(js_name = switchDevice, unchecked_return_type = "Promise<void>")]
+    pub fn switch_device(&self, kind: JsDeviceKind, device_id: String) -> Promise {
+        let inner = self.inner.clone();
+        let kind: JsValue = kind.into();
+        let kind = kind.as_string().unwrap_or_default();
+        promise(async move {
+            inner.switch_device(&kind, &device_id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Leaves the room: the others see `peer-left` at once; every connection, track
     /// and handler is released.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
@@ -327,21 +445,136 @@ impl Room {
     }
 }
 
+/// One file transfer, on the sending or the receiving side (`sendFile`, or the room's
+/// `file` event).
+#[wasm_bindgen]
+pub struct FileTransfer {
+    inner: Rc<files::Transfer>,
+}
+
+impl FileTransfer {
+    /// The JavaScript object for `transfer`.
+    fn wrap(inner: Rc<files::Transfer>) -> FileTransfer {
+        FileTransfer { inner }
+    }
+}
+
+#[wasm_bindgen]
+impl FileTransfer {
+    /// The transfer's id (the same on both sides).
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id.clone()
+    }
+
+    /// The file's name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.inner.meta.borrow().name.clone()
+    }
+
+    /// The file's size in bytes.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> f64 {
+        self.inner.meta.borrow().size
+    }
+
+    /// The file's MIME type (`""` if unknown).
+    #[wasm_bindgen(getter)]
+    pub fn mime(&self) -> String {
+        self.inner.meta.borrow().mime.clone()
+    }
+
+    /// The sender's peer id.
+    #[wasm_bindgen(getter)]
+    pub fn from(&self) -> String {
+        self.inner.from.clone()
+    }
+
+    /// The receiver's peer id.
+    #[wasm_bindgen(getter)]
+    pub fn to(&self) -> String {
+        self.inner.to.clone()
+    }
+
+    /// `pending`, `active`, `done`, `cancelled` or `failed`.
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> JsTransferState {
+        JsValue::from_str(self.inner.state().as_str()).unchecked_into()
+    }
+
+    /// Bytes transferred so far (acknowledged by the receiver, on the sending side).
+    #[wasm_bindgen(getter)]
+    pub fn bytes(&self) -> f64 {
+        self.inner.bytes()
+    }
+
+    /// The received file, once `done` (receiving side only).
+    #[wasm_bindgen(getter, unchecked_return_type = "Blob | undefined")]
+    pub fn blob(&self) -> JsValue {
+        self.inner
+            .blob
+            .borrow()
+            .clone()
+            .unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Subscribes `handler` to `event`; returns a function that unsubscribes it.
+    pub fn on(
+        &self,
+        event: JsTransferEventName,
+        handler: JsHandler,
+    ) -> Result<JsUnsubscribe, JsValue> {
+        let (event, handler) = handler_args(event.into(), handler, &files::TRANSFER_EVENTS)?;
+        Ok(self.inner.emitter.on(&event, &handler).unchecked_into())
+    }
+
+    /// Unsubscribes `handler` from `event`.
+    pub fn off(&self, event: JsTransferEventName, handler: JsHandler) -> Result<(), JsValue> {
+        let (event, handler) = handler_args(event.into(), handler, &files::TRANSFER_EVENTS)?;
+        self.inner.emitter.off(&event, &handler);
+        Ok(())
+    }
+
+    /// Receiving side, during the room's `file` event: take the file.
+    pub fn accept(&self) {
+        self.inner.accept();
+    }
+
+    /// Receiving side, during the room's `file` event: refuse the file (the sender gets
+    /// `error` `transfer-rejected`).
+    pub fn reject(&self) {
+        self.inner.reject();
+    }
+
+    /// Either side: stops the transfer; both sides get `error` `transfer-cancelled`.
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+}
+
 fn event_args(
     event: JsEventName,
     handler: JsHandler,
 ) -> Result<(String, js_sys::Function), JsValue> {
-    let event: JsValue = event.into();
+    handler_args(event.into(), handler, &events::EVENTS)
+}
+
+fn handler_args(
+    event: JsValue,
+    handler: JsHandler,
+    known: &[&str],
+) -> Result<(String, js_sys::Function), JsValue> {
     let name = event
         .as_string()
-        .filter(|e| events::is_known(e))
+        .filter(|e| known.contains(&e.as_str()))
         .ok_or_else(|| {
             JsValue::from(error::Error::new(
                 error::Code::InvalidArgument,
                 js::cat(&[
                     "unknown event ",
                     &js::stringify(&event).unwrap_or_else(|| String::from("of that type")),
-                    "; see RoomEvents for the names",
+                    "; see the typings (RoomEvents, FileTransferEvents) for the names",
                 ]),
             ))
         })?;

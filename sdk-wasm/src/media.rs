@@ -112,7 +112,7 @@ impl Local {
     }
 }
 
-fn media_devices() -> Result<web_sys::MediaDevices, Error> {
+pub fn media_devices() -> Result<web_sys::MediaDevices, Error> {
     // Through `globalThis` rather than `web_sys::window()`, which brings js-sys's
     // four-way global object lookup into the wasm.
     let navigator = crate::js::global("navigator");

@@ -169,6 +169,10 @@ impl Peer {
         for channel in self.shared.channels.borrow().iter() {
             channel.close();
         }
+        // File channels belong to their transfers, which fail (on a later task).
+        if let Some(room) = self.shared.room() {
+            room.transfers_peer_gone(&self.shared.id);
+        }
         self.shared.restart_timer.borrow_mut().take();
         self.shared.disconnect_timer.borrow_mut().take();
         js::close(&self.shared.pc, None);
@@ -350,7 +354,17 @@ impl Shared {
                 }
             }
             "track" => self.on_track(e),
-            "datachannel" => self.adopt_channel(js::get(e, "channel").unchecked_into(), false),
+            "datachannel" => {
+                let dc: RtcDataChannel = js::get(e, "channel").unchecked_into();
+                let label = js::get_string(&dc, "label").unwrap_or_default();
+                if crate::files::is_file_label(&label) {
+                    if let Some(room) = self.room() {
+                        room.incoming_file(&self.id, dc);
+                    }
+                } else {
+                    self.adopt_channel(dc, false);
+                }
+            }
             "iceconnectionstatechange" => self.on_ice_state(),
             _ => self.on_connection_state(),
         }
@@ -544,6 +558,16 @@ impl Shared {
         ])
     }
 
+    /// The remote audio tracks (for `speaking`).
+    pub fn audio_tracks(&self) -> Vec<MediaStreamTrack> {
+        self.tracks
+            .borrow()
+            .iter()
+            .filter(|t| js::get_string(&t.track, "kind").as_deref() == Some("audio"))
+            .map(|t| Clone::clone(&t.track))
+            .collect()
+    }
+
     /// Whether the remote peer's `source` is muted or absent.
     pub fn remote_muted(&self, source: Source) -> bool {
         !self
@@ -591,6 +615,20 @@ impl Shared {
             })?;
         self.adopt_channel(dc, true);
         Ok(())
+    }
+
+    /// A new ordered, reliable channel that the caller owns (a file transfer's). The
+    /// connection already has its default channel, so this needs no renegotiation.
+    pub fn create_raw_channel(&self, label: &str) -> Result<RtcDataChannel, Error> {
+        self.ext()
+            .create_data_channel(label, &js::object(&[]))
+            .map_err(|e| {
+                Error::js(
+                    Code::Internal,
+                    &cat(&["the browser refused a file channel to peer ", &self.id]),
+                    &e,
+                )
+            })
     }
 
     /// Opens the room's `createChannel` channels; one the browser refuses is reported

@@ -7,11 +7,14 @@
 use crate::data::{self, ChannelOptions, Payload};
 use crate::error::{Code, Error, Result};
 use crate::events::Emitter;
+use crate::files::{self, JsBlob, Transfer};
 use crate::js::{self, cat, num, quote, Listener, Timer};
 use crate::media::{self, Local, Screen, Slot};
 use crate::peer::{Peer, Shared, DEFAULT_CHANNEL};
 use crate::signaling::{Socket, SocketEvent};
+use crate::speaking::{self, Speaking};
 use crate::wire::{self, Frame};
+use crate::{devices, stats};
 use js_sys::Function;
 use meshwire_protocol::peer::Source;
 use meshwire_protocol::{close_code, ErrorCode};
@@ -146,6 +149,22 @@ pub struct Inner {
     channels: RefCell<Vec<(String, ChannelOptions)>>,
     /// Reverts a screen share when the user ends it from the browser's UI.
     screen_ended: RefCell<Option<Listener>>,
+    /// File transfers under way, both directions (`files.rs`); each leaves the list
+    /// when it ends.
+    transfers: RefCell<Vec<Rc<Transfer>>>,
+    /// Analysers for `speaking` (`speaking.rs`) and the timer that samples them, which
+    /// runs only while someone listens to `speaking`.
+    speaking: RefCell<Speaking>,
+    speaking_timer: RefCell<Option<Timer>>,
+    /// `quality` polling runs (only while someone listens to `quality`); its next tick.
+    quality_polling: Cell<bool>,
+    quality_timer: RefCell<Option<Timer>>,
+    /// The last quality reported per peer.
+    qualities: RefCell<Vec<(String, &'static str)>>,
+    /// Each peer's counters at the previous `getStats` (rates are deltas).
+    stats_prev: RefCell<Vec<(String, stats::Counters)>>,
+    /// `devicechange`, listened to once someone subscribes to `devices-changed`.
+    devices_listener: RefCell<Option<Listener>>,
     left: Cell<bool>,
 }
 
@@ -193,6 +212,14 @@ impl Inner {
             relay_ice: RefCell::new(JsValue::UNDEFINED),
             channels: RefCell::default(),
             screen_ended: RefCell::default(),
+            transfers: RefCell::default(),
+            speaking: RefCell::default(),
+            speaking_timer: RefCell::default(),
+            quality_polling: Cell::new(false),
+            quality_timer: RefCell::default(),
+            qualities: RefCell::default(),
+            stats_prev: RefCell::default(),
+            devices_listener: RefCell::default(),
             left: Cell::new(false),
         });
         if inner.options.wants_media() {
@@ -807,6 +834,104 @@ impl Inner {
         Ok(())
     }
 
+    // ---- files -----------------------------------------------------------------------
+
+    /// `sendFile`: a new channel to `to` for this transfer; the offer goes out when it
+    /// opens. `corrupt_at` is a test hook (see `files.rs`).
+    pub fn send_file(
+        self: &Rc<Self>,
+        file: &JsValue,
+        to: Option<String>,
+        name: Option<String>,
+        corrupt_at: Option<f64>,
+    ) -> Result<Rc<Transfer>> {
+        self.ensure_joined()?;
+        if !file.is_instance_of::<JsBlob>() {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "sendFile() takes a Blob or a File",
+            ));
+        }
+        let Some(to) = to else {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "sendFile() needs { to: peerId }: a file goes to one peer",
+            ));
+        };
+        let shared = self
+            .peers
+            .borrow()
+            .iter()
+            .find(|p| p.shared.id == to)
+            .map(|p| p.shared.clone())
+            .ok_or_else(|| {
+                Error::new(
+                    Code::UnknownPeer,
+                    cat(&["no peer ", &quote(&to), " in this room (it may have left)"]),
+                )
+            })?;
+        let id = files::new_id();
+        let label = cat(&[files::LABEL_PREFIX, &id]);
+        let dc = shared.create_raw_channel(&label)?;
+        let file: JsBlob = file.clone().unchecked_into();
+        let meta = files::Meta {
+            name: name
+                .or_else(|| js::get_string(&file, "name"))
+                .unwrap_or_default(),
+            size: js::get_f64(&file, "size").unwrap_or(0.0),
+            mime: js::get_string(&file, "type").unwrap_or_default(),
+        };
+        let t = files::outgoing(self, id, to, dc, file, meta, corrupt_at);
+        self.transfers.borrow_mut().push(t.clone());
+        Ok(t)
+    }
+
+    /// A channel the remote side opened for a file (`peer.rs` routes it here).
+    pub fn incoming_file(self: &Rc<Self>, from: &str, dc: web_sys::RtcDataChannel) {
+        if self.left.get() {
+            js::close(&dc, None);
+            return;
+        }
+        let t = files::incoming(self, from.to_owned(), dc);
+        self.transfers.borrow_mut().push(t);
+    }
+
+    /// Takes transfer `id` out of the list (it ended).
+    pub fn forget_transfer(&self, id: &str) {
+        let gone = {
+            let mut list = self.transfers.borrow_mut();
+            list.iter().position(|t| t.id == id).map(|i| list.remove(i))
+        };
+        drop(gone);
+    }
+
+    /// The connection to `peer` is gone: its transfers fail, on a later task (the
+    /// caller may hold the peer list; handlers may call back into the room).
+    pub fn transfers_peer_gone(&self, peer: &str) {
+        let gone: Vec<Rc<Transfer>> = self
+            .transfers
+            .borrow()
+            .iter()
+            .filter(|t| t.other() == peer)
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        crate::spawn(async move {
+            for t in gone {
+                t.peer_gone();
+            }
+        });
+    }
+
+    /// The connection to `peer`'s `RTCSctpTransport.maxMessageSize`, once negotiated.
+    pub fn sctp_max_message_size(&self, peer: &str) -> Option<f64> {
+        let peers = self.peers.borrow();
+        let p = peers.iter().find(|p| p.shared.id == peer)?;
+        js::get_f64(&js::get(&p.shared.pc, "sctp"), "maxMessageSize")
+    }
+
     pub fn create_channel(&self, label: String, options: ChannelOptions) -> Result<()> {
         self.ensure_joined()?;
         if label.is_empty() || label == DEFAULT_CHANNEL {
@@ -1089,6 +1214,255 @@ impl Inner {
         self.emit("track-removed", &screen_event(&self.my_id(), &screen));
     }
 
+    // ---- watched events ---------------------------------------------------------------
+
+    /// Someone subscribed to `event`: start what produces it, if it is produced only
+    /// while listened to (`speaking`, `quality`, `devices-changed`).
+    pub fn subscribed(self: &Rc<Self>, event: &str) {
+        if self.left.get() {
+            return;
+        }
+        match event {
+            "speaking" if self.speaking_timer.borrow().is_none() => self.schedule_speaking(),
+            "quality" if !self.quality_polling.replace(true) => self.schedule_quality(0),
+            "devices-changed" => self.watch_devices(),
+            _ => {}
+        }
+    }
+
+    fn schedule_speaking(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(speaking::TICK_MS, move |_| {
+            if let Some(room) = weak.upgrade() {
+                room.speaking_tick();
+            }
+        });
+        *self.speaking_timer.borrow_mut() = Some(timer);
+    }
+
+    /// Samples every audio track; stops (closing the `AudioContext`) once nobody
+    /// listens to `speaking`.
+    fn speaking_tick(self: &Rc<Self>) {
+        if self.left.get() {
+            return;
+        }
+        if !self.emitter.has("speaking") {
+            self.speaking_timer.borrow_mut().take();
+            self.speaking.borrow_mut().stop();
+            return;
+        }
+        let mut audio = Vec::new();
+        if let Some(mic) = &self.local.borrow().mic {
+            audio.push((self.my_id(), Clone::clone(mic)));
+        }
+        for p in self.peers.borrow().iter() {
+            for t in p.shared.audio_tracks() {
+                audio.push((p.shared.id.clone(), t));
+            }
+        }
+        let changes = self.speaking.borrow_mut().tick(&self.my_id(), &audio);
+        self.schedule_speaking();
+        for (peer, on) in changes {
+            self.emit(
+                "speaking",
+                &js::object(&[
+                    ("peerId", JsValue::from_str(&peer)),
+                    ("speaking", JsValue::from_bool(on)),
+                ]),
+            );
+        }
+    }
+
+    /// Whether an `AudioContext` exists now (for the tests).
+    pub fn has_audio_context(&self) -> bool {
+        self.speaking.borrow().has_context()
+    }
+
+    fn schedule_quality(self: &Rc<Self>, ms: u32) {
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(ms, move |_| {
+            let weak = weak.clone();
+            crate::spawn(async move { Inner::quality_tick(weak).await });
+        });
+        *self.quality_timer.borrow_mut() = Some(timer);
+    }
+
+    /// Polls the stats and emits `quality` for each peer whose quality changed; stops
+    /// once nobody listens to `quality`.
+    async fn quality_tick(weak: std::rc::Weak<Inner>) {
+        let samples = Inner::collect_stats(weak.clone()).await;
+        let Some(room) = weak.upgrade() else { return };
+        if room.left.get() || !room.quality_polling.get() {
+            return;
+        }
+        if !room.emitter.has("quality") {
+            room.quality_polling.set(false);
+            room.quality_timer.borrow_mut().take();
+            room.qualities.borrow_mut().clear();
+            return;
+        }
+        let mut changed = Vec::new();
+        {
+            let mut known = room.qualities.borrow_mut();
+            known.retain(|(id, _)| samples.iter().any(|(p, _)| p == id));
+            for (peer, sample) in &samples {
+                match known.iter_mut().find(|(id, _)| id == peer) {
+                    Some((_, q)) if *q == sample.quality => {}
+                    Some((_, q)) => {
+                        *q = sample.quality;
+                        changed.push((peer.clone(), sample.quality));
+                    }
+                    None => {
+                        known.push((peer.clone(), sample.quality));
+                        changed.push((peer.clone(), sample.quality));
+                    }
+                }
+            }
+        }
+        room.schedule_quality(stats::QUALITY_POLL_MS);
+        for (peer, quality) in changed {
+            room.emit(
+                "quality",
+                &js::object(&[
+                    ("peerId", JsValue::from_str(&peer)),
+                    ("quality", JsValue::from_str(quality)),
+                ]),
+            );
+        }
+    }
+
+    /// `getStats()` of every peer connection, as samples against the previous call.
+    /// Holds only a `Weak` across the awaits.
+    fn collect_stats(
+        weak: std::rc::Weak<Inner>,
+    ) -> crate::Task<'static, Vec<(String, stats::Sample)>> {
+        Box::pin(async move {
+            let pcs: Vec<(String, web_sys::RtcPeerConnection)> = match weak.upgrade() {
+                Some(room) => room
+                    .peers
+                    .borrow()
+                    .iter()
+                    .map(|p| (p.shared.id.clone(), p.shared.pc.clone()))
+                    .collect(),
+                None => return Vec::new(),
+            };
+            let mut out = Vec::new();
+            for (id, pc) in pcs {
+                let report = JsFuture::from(pc.get_stats()).await;
+                let Some(room) = weak.upgrade() else {
+                    return Vec::new();
+                };
+                let Ok(report) = report else { continue };
+                let state = js::get_string(&pc, "connectionState").unwrap_or_default();
+                let mut prev = room.stats_prev.borrow_mut();
+                let i = prev.iter().position(|(p, _)| *p == id);
+                let (sample, now) =
+                    stats::read(&report, &state, i.and_then(|i| prev.get(i)).map(|(_, c)| c));
+                match i.and_then(|i| prev.get_mut(i)) {
+                    Some(slot) => slot.1 = now,
+                    None => prev.push((id.clone(), now)),
+                }
+                out.push((id, sample));
+            }
+            if let Some(room) = weak.upgrade() {
+                room.stats_prev
+                    .borrow_mut()
+                    .retain(|(p, _)| out.iter().any(|(id, _)| id == p));
+            }
+            out
+        })
+    }
+
+    /// `room.getStats()`: one `PeerStats` per peer.
+    pub async fn get_stats(self: &Rc<Self>) -> Result<js_sys::Array> {
+        self.ensure_joined()?;
+        let samples = Inner::collect_stats(Rc::downgrade(self)).await;
+        Ok(samples.iter().map(|(id, s)| s.to_js(id)).collect())
+    }
+
+    fn watch_devices(self: &Rc<Self>) {
+        if self.devices_listener.borrow().is_some() {
+            return;
+        }
+        let Ok(md) = media::media_devices() else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let listener = Listener::new(&md, &["devicechange"], move |_| {
+            let weak = weak.clone();
+            crate::spawn(async move {
+                let list = devices::list().await;
+                let Some(room) = weak.upgrade() else { return };
+                if room.left.get() {
+                    return;
+                }
+                match list {
+                    Ok(list) => {
+                        room.emit("devices-changed", &js::object(&[("devices", list.into())]))
+                    }
+                    Err(e) => js::warn(&e.message),
+                }
+            });
+        });
+        *self.devices_listener.borrow_mut() = Some(listener);
+    }
+
+    /// `switchDevice`: opens `device_id` and puts its track in place of the microphone
+    /// or camera on every connection (`replaceTrack`: no renegotiation). With the
+    /// camera off, the device is only remembered for when it is turned on.
+    pub async fn switch_device(self: &Rc<Self>, kind: &str, device_id: &str) -> Result<()> {
+        self.ensure_joined()?;
+        let track_kind = devices::track_kind(kind)?;
+        let video = track_kind == "video";
+        if video && self.local.borrow().camera.is_none() {
+            let mut local = self.local.borrow_mut();
+            local.camera_constraints = devices::with_device(&local.camera_constraints, device_id);
+            return Ok(());
+        }
+        let previous = if video {
+            self.local.borrow().camera_constraints.clone()
+        } else {
+            JsValue::TRUE
+        };
+        let constraints = js::object(&[(track_kind, devices::with_device(&previous, device_id))]);
+        let stream = media::get_user_media(&constraints).await?;
+        self.ensure_joined_or_stop(&stream)?;
+        let Some(track) = media::first_track(&stream, track_kind) else {
+            media::stop_tracks(&stream);
+            return Err(Error::new(
+                Code::MediaFailed,
+                cat(&["the device gave no ", track_kind, " track"]),
+            ));
+        };
+        {
+            let mut local = self.local.borrow_mut();
+            let local = &mut *local;
+            let slot = if video {
+                &mut local.camera
+            } else {
+                &mut local.mic
+            };
+            let old = slot.replace(Clone::clone(&track));
+            if let Some(old) = &old {
+                track.set_enabled(old.enabled());
+                old.stop();
+            }
+            let local_stream = local
+                .stream
+                .get_or_insert_with(|| MediaStream::new().unwrap_or(Clone::clone(&stream)));
+            if let Some(old) = &old {
+                local_stream.remove_track(old);
+            }
+            local_stream.add_track(&track);
+            if video {
+                local.camera_constraints = devices::with_device(&previous, device_id);
+                local.wants_video = true;
+            }
+        }
+        self.sync_senders().await;
+        self.ensure_joined()
+    }
+
     // ---- leaving ---------------------------------------------------------------------
 
     fn ensure_joined(&self) -> Result<()> {
@@ -1135,6 +1509,15 @@ impl Inner {
             if let Some(s) = c.socket.take() {
                 s.close();
             }
+        }
+        self.speaking_timer.borrow_mut().take();
+        self.speaking.borrow_mut().stop();
+        self.quality_polling.set(false);
+        self.quality_timer.borrow_mut().take();
+        self.devices_listener.borrow_mut().take();
+        let transfers = std::mem::take(&mut *self.transfers.borrow_mut());
+        for t in &transfers {
+            t.abandon();
         }
         let peers = std::mem::take(&mut *self.peers.borrow_mut());
         drop(peers);

@@ -1506,3 +1506,762 @@ async fn a_peer_closed_mid_negotiation_is_freed() {
     )
     .await;
 }
+
+// ---- file transfer ------------------------------------------------------------------
+
+/// A `Blob` of `size` bytes of a pattern that differs per `seed` (made in JavaScript:
+/// filling 64 MiB from wasm one index at a time would take long).
+fn pattern_blob(size: u32, seed: u32) -> JsValue {
+    let make = js_sys::Function::new_with_args(
+        "n, s",
+        "const a = new Uint8Array(n);
+         for (let i = 0; i < n; i++) a[i] = (i * 7 + s + (i >>> 13)) & 255;
+         return new File([a], 'pattern-' + s + '.bin', { type: 'application/octet-stream' });",
+    );
+    make.call2(&JsValue::UNDEFINED, &size.into(), &seed.into())
+        .unwrap()
+}
+
+/// SHA-256 of a blob's bytes, in hex (through SubtleCrypto, independent of the SDK).
+async fn sha256_of(blob: &JsValue) -> String {
+    let digest = js_sys::Function::new_with_args(
+        "b",
+        "return b.arrayBuffer().then(a => crypto.subtle.digest('SHA-256', a)).then(d =>
+           [...new Uint8Array(d)].map(x => x.toString(16).padStart(2, '0')).join(''));",
+    );
+    let p: js_sys::Promise = digest
+        .call1(&JsValue::UNDEFINED, blob)
+        .unwrap()
+        .unchecked_into();
+    JsFuture::from(p).await.unwrap().as_string().unwrap()
+}
+
+/// Calls `target[method](...args)`.
+fn call(target: &JsValue, method: &str, args: &[JsValue]) -> JsValue {
+    let f: js_sys::Function = get(target, method).unchecked_into();
+    f.apply(target, &args.iter().collect::<Array>()).unwrap()
+}
+
+type Handlers = Rc<Vec<Closure<dyn FnMut(JsValue)>>>;
+
+/// Events of one `FileTransfer`, recorded from the moment it was watched.
+#[derive(Clone)]
+struct Watch {
+    transfer: JsValue,
+    log: Rc<RefCell<Vec<(String, JsValue)>>>,
+    _handlers: Handlers,
+}
+
+impl Watch {
+    fn new(transfer: &JsValue) -> Watch {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut handlers = Vec::new();
+        for name in ["progress", "done", "error"] {
+            let l = log.clone();
+            let h = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                l.borrow_mut().push((name.to_owned(), e));
+            });
+            call(
+                transfer,
+                "on",
+                &[JsValue::from_str(name), h.as_ref().clone()],
+            );
+            handlers.push(h);
+        }
+        Watch {
+            transfer: transfer.clone(),
+            log,
+            _handlers: Rc::new(handlers),
+        }
+    }
+
+    fn all(&self, name: &str) -> Vec<JsValue> {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    fn state(&self) -> String {
+        get_str(&self.transfer, "state")
+    }
+
+    fn bytes(&self) -> f64 {
+        get(&self.transfer, "bytes").as_f64().unwrap()
+    }
+
+    fn id(&self) -> String {
+        get_str(&self.transfer, "id")
+    }
+
+    async fn ended(&self, ms: u32) -> String {
+        until(&format!("transfer {} to end", self.id()), ms, || {
+            matches!(self.state().as_str(), "done" | "failed" | "cancelled")
+        })
+        .await;
+        self.state()
+    }
+
+    fn error_codes(&self) -> Vec<String> {
+        self.all("error")
+            .iter()
+            .map(|e| get_str(e, "code"))
+            .collect()
+    }
+
+    /// `progress` bytes never go down, and end at `total` when done.
+    fn assert_monotonic(&self, total: f64) {
+        let bytes: Vec<f64> = self
+            .all("progress")
+            .iter()
+            .map(|e| get(e, "bytes").as_f64().unwrap())
+            .collect();
+        assert!(!bytes.is_empty(), "no progress events");
+        assert!(
+            bytes.windows(2).all(|w| w[0] <= w[1]),
+            "progress went back: {bytes:?}"
+        );
+        assert_eq!(*bytes.last().unwrap(), total, "last progress is the size");
+        for e in self.all("progress") {
+            assert_eq!(get(&e, "total").as_f64(), Some(total));
+            assert!(get(&e, "bytesPerSecond").as_f64().unwrap() >= 0.0);
+        }
+    }
+}
+
+/// What a receiving room does with each offered file during the `file` event.
+#[derive(Clone, Copy, PartialEq)]
+enum OnOffer {
+    /// Nothing: the SDK accepts by default.
+    Default,
+    Accept,
+    Reject,
+}
+
+/// The transfers offered to a room, each watched from its `file` event.
+struct Inbox {
+    got: Rc<RefCell<Vec<Watch>>>,
+    _handler: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Inbox {
+    fn new(room: &Room, action: OnOffer) -> Inbox {
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        let handler = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            let t = get(&e, "transfer");
+            assert_eq!(
+                get_str(&t, "state"),
+                "pending",
+                "offered transfers are pending"
+            );
+            let w = Watch::new(&t);
+            match action {
+                OnOffer::Default => {}
+                OnOffer::Accept => {
+                    call(&t, "accept", &[]);
+                }
+                OnOffer::Reject => {
+                    call(&t, "reject", &[]);
+                }
+            }
+            g.borrow_mut().push(w);
+        });
+        room.on(
+            JsValue::from_str("file").unchecked_into(),
+            handler.as_ref().clone().unchecked_into(),
+        )
+        .unwrap();
+        Inbox {
+            got,
+            _handler: handler,
+        }
+    }
+
+    async fn next(&self, id: &str, ms: u32) -> Watch {
+        until(&format!("the offer of transfer {id}"), ms, || {
+            self.got.borrow().iter().any(|w| w.id() == id)
+        })
+        .await;
+        self.got
+            .borrow()
+            .iter()
+            .find(|w| w.id() == id)
+            .cloned()
+            .unwrap()
+    }
+}
+
+fn send_file(from: &Room, file: &JsValue, to: &str, extra: &[(&str, JsValue)]) -> Watch {
+    let mut opts = vec![("to", JsValue::from_str(to))];
+    opts.extend(extra.iter().cloned());
+    let t = from
+        .send_file(file.clone().unchecked_into(), obj(&opts).unchecked_into())
+        .unwrap_or_else(|e| panic!("sendFile failed: {}", get_str(&e, "message")));
+    Watch::new(&JsValue::from(t))
+}
+
+/// Sends `size` bytes from `a` to `b`, checks both sides, returns MB/s.
+async fn transfer_verified(a: &Room, b: &Room, inbox: &Inbox, size: u32, seed: u32) -> f64 {
+    let file = pattern_blob(size, seed);
+    let started = js_sys::Date::now();
+    let out = send_file(a, &file, &b.peer_id(), &[]);
+    assert_eq!(get_str(&out.transfer, "from"), a.peer_id());
+    assert_eq!(get_str(&out.transfer, "to"), b.peer_id());
+    assert_eq!(get(&out.transfer, "size").as_f64(), Some(f64::from(size)));
+    let inc = inbox.next(&out.id(), 10_000).await;
+    assert_eq!(inc.ended(180_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    let secs = (js_sys::Date::now() - started) / 1000.0;
+    assert_eq!(
+        get_str(&inc.transfer, "name"),
+        format!("pattern-{seed}.bin")
+    );
+    assert_eq!(get_str(&inc.transfer, "mime"), "application/octet-stream");
+    assert_eq!(get_str(&inc.transfer, "from"), a.peer_id());
+    assert_eq!(inc.bytes(), f64::from(size));
+    assert_eq!(out.bytes(), f64::from(size));
+    inc.assert_monotonic(f64::from(size));
+    out.assert_monotonic(f64::from(size));
+    let blob = get(&inc.transfer, "blob");
+    let done_blob = get(&inc.all("done")[0], "blob");
+    assert_eq!(
+        blob, done_blob,
+        "the done event and transfer.blob are one Blob"
+    );
+    assert_eq!(get(&blob, "size").as_f64(), Some(f64::from(size)));
+    assert_eq!(get_str(&blob, "type"), "application/octet-stream");
+    assert_eq!(sha256_of(&blob).await, sha256_of(&file).await);
+    assert!(out.all("done")[0].is_object());
+    assert!(
+        get(&out.transfer, "blob").is_undefined(),
+        "the sender has no blob"
+    );
+    f64::from(size) / 1e6 / secs
+}
+
+#[wasm_bindgen_test]
+async fn file_of_8_and_64_mib_arrive_verified_with_monotonic_progress() {
+    let room = unique("files");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let small = transfer_verified(a, b, &inbox, 8 << 20, 1).await;
+    let big = transfer_verified(a, b, &inbox, 64 << 20, 2).await;
+    web_sys::console::log_1(
+        &format!("file transfer: 8 MiB {small:.1} MB/s, 64 MiB {big:.1} MB/s").into(),
+    );
+    // Other direction, accepted explicitly, and an empty file.
+    let back = Inbox::new(a, OnOffer::Accept);
+    transfer_verified(b, a, &back, 300_001, 3).await;
+    transfer_verified(b, a, &back, 0, 4).await;
+    assert!(ra.errors().is_empty() && rb.errors().is_empty());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_transfers_concurrent_to_two_peers_do_not_starve_chat() {
+    let room = unique("files-many");
+    let rooms = mesh(RELAY, &room, 3, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb), (c, _)) = (&rooms[0], &rooms[1], &rooms[2]);
+    let (inbox_a, inbox_b, inbox_c) = (
+        Inbox::new(a, OnOffer::Default),
+        Inbox::new(b, OnOffer::Default),
+        Inbox::new(c, OnOffer::Default),
+    );
+    let size = 24u32 << 20;
+    let files: Vec<JsValue> = (0..4).map(|s| pattern_blob(size, 10 + s)).collect();
+    let sends = [
+        send_file(a, &files[0], &b.peer_id(), &[]),
+        send_file(a, &files[1], &b.peer_id(), &[]),
+        send_file(a, &files[2], &c.peer_id(), &[]),
+        send_file(b, &files[3], &a.peer_id(), &[]),
+    ];
+    let incoming = [
+        inbox_b.next(&sends[0].id(), 10_000).await,
+        inbox_b.next(&sends[1].id(), 10_000).await,
+        inbox_c.next(&sends[2].id(), 10_000).await,
+        inbox_a.next(&sends[3].id(), 10_000).await,
+    ];
+    // Chat while a's two transfers to b are under way: each message must arrive while
+    // they still run (b reads their progress when the message arrives).
+    until("the transfers to b to be under way", 30_000, || {
+        incoming[0].bytes() >= 1e6 && incoming[1].bytes() >= 1e6
+    })
+    .await;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s, w0, w1) = (seen.clone(), incoming[0].clone(), incoming[1].clone());
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        if get_str(&e, "channel") == "meshwire" {
+            s.borrow_mut().push((w0.bytes(), w1.bytes()));
+        }
+    });
+    b.on(
+        JsValue::from_str("message").unchecked_into(),
+        on_message.as_ref().clone().unchecked_into(),
+    )
+    .unwrap();
+    for i in 0..5 {
+        send(
+            a,
+            JsValue::from_str(&format!("chat {i}")),
+            Some(&b.peer_id()),
+            None,
+        )
+        .unwrap();
+    }
+    until("5 chat messages", 20_000, || seen.borrow().len() == 5).await;
+    for (x, y) in seen.borrow().iter() {
+        assert!(
+            *x < f64::from(size) || *y < f64::from(size),
+            "chat waited for the transfers to finish: {:?}",
+            seen.borrow()
+        );
+    }
+    for (i, (o, inc)) in sends.iter().zip(&incoming).enumerate() {
+        assert_eq!(inc.ended(180_000).await, "done", "{:?}", inc.error_codes());
+        assert_eq!(o.ended(20_000).await, "done", "{:?}", o.error_codes());
+        let blob = get(&inc.transfer, "blob");
+        assert_eq!(
+            sha256_of(&blob).await,
+            sha256_of(&files[i]).await,
+            "file {i}"
+        );
+    }
+    assert_eq!(messages(rb, "meshwire").len(), 5);
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_cancel_from_either_side_and_reject() {
+    let room = unique("files-cancel");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let size = 64u32 << 20;
+
+    // The sender cancels mid-way.
+    let out = send_file(a, &pattern_blob(size, 20), &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the first bytes", 30_000, || inc.bytes() > 0.0).await;
+    call(&out.transfer, "cancel", &[]);
+    assert_eq!(out.state(), "cancelled");
+    assert_eq!(inc.ended(20_000).await, "cancelled");
+    assert_eq!(inc.error_codes(), ["transfer-cancelled"]);
+    assert_eq!(out.error_codes(), ["transfer-cancelled"]);
+    assert!(get(&inc.transfer, "blob").is_undefined());
+
+    // The receiver cancels mid-way.
+    let out = send_file(a, &pattern_blob(size, 21), &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the first bytes", 30_000, || inc.bytes() > 0.0).await;
+    call(&inc.transfer, "cancel", &[]);
+    assert_eq!(inc.state(), "cancelled");
+    assert_eq!(out.ended(20_000).await, "cancelled");
+    assert_eq!(out.error_codes(), ["transfer-cancelled"]);
+    assert!(out.bytes() < f64::from(size));
+
+    // The receiver rejects during the offer.
+    let rejecting = Inbox::new(a, OnOffer::Reject);
+    let out = send_file(b, &pattern_blob(1 << 20, 22), &a.peer_id(), &[]);
+    let inc = rejecting.next(&out.id(), 10_000).await;
+    assert_eq!(inc.state(), "cancelled");
+    assert_eq!(out.ended(10_000).await, "cancelled");
+    assert_eq!(out.error_codes(), ["transfer-rejected"]);
+    assert_eq!(out.bytes(), 0.0);
+
+    // Chat still works, and a file after all that too.
+    send(a, JsValue::from_str("still here"), None, None).unwrap();
+    until("chat after cancels", 5_000, || {
+        messages(rb, "meshwire")
+            .iter()
+            .any(|d| d.as_string().as_deref() == Some("still here"))
+    })
+    .await;
+    transfer_verified(a, b, &inbox, 1 << 20, 23).await;
+
+    // Bad arguments are typed errors.
+    let e = a
+        .send_file(
+            JsValue::from_str("not a file").unchecked_into(),
+            obj(&[("to", b.peer_id().into())]).unchecked_into(),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(get_str(&e, "code"), "invalid-argument");
+    let e = a
+        .send_file(
+            pattern_blob(10, 0).unchecked_into(),
+            obj(&[("to", "nobody".into())]).unchecked_into(),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(get_str(&e, "code"), "unknown-peer");
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_with_a_corrupted_chunk_fails_the_hash_check_on_both_sides() {
+    let room = unique("files-corrupt");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, _)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let out = send_file(
+        a,
+        &pattern_blob(8 << 20, 30),
+        &b.peer_id(),
+        &[("corruptAt", JsValue::from_f64(5_000_001.0))],
+    );
+    let inc = inbox.next(&out.id(), 10_000).await;
+    assert_eq!(inc.ended(60_000).await, "failed");
+    assert_eq!(out.ended(20_000).await, "failed");
+    assert_eq!(inc.error_codes(), ["integrity-failed"]);
+    assert_eq!(out.error_codes(), ["integrity-failed"]);
+    assert!(
+        get(&inc.transfer, "blob").is_undefined(),
+        "no blob for a bad file"
+    );
+    assert!(inc.all("done").is_empty() && out.all("done").is_empty());
+    // An intact file on the same connection still goes through.
+    transfer_verified(a, b, &inbox, 2 << 20, 31).await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+// ---- speaking, devices, stats ---------------------------------------------------------
+
+fn speaking_events(rec: &Recorder, peer: &str, on: bool) -> usize {
+    rec.count("speaking", |e| {
+        get_str(e, "peerId") == peer && get(e, "speaking") == JsValue::from_bool(on)
+    })
+}
+
+#[wasm_bindgen_test]
+async fn speaking_toggles_with_the_fake_microphone_and_no_audio_context_before_audio() {
+    let room = unique("speaking");
+    // b listens to `speaking` (the Recorder) but nobody has audio yet: no AudioContext.
+    let b = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let rb = Recorder::new(&b);
+    let a = join(RELAY, &room, obj(&[("audio", JsValue::TRUE)])).await;
+    let ra = Recorder::new(&a);
+    let a_id = a.peer_id();
+    rb.wait("track", 15_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    // The fake microphone beeps (a short tone every ~0.5 s): our own and the remote
+    // analyser hear it.
+    ra.wait("speaking", 15_000, |e| {
+        get_str(e, "peerId") == a_id && get(e, "speaking") == JsValue::TRUE
+    })
+    .await;
+    rb.wait("speaking", 15_000, |e| {
+        get_str(e, "peerId") == a_id && get(e, "speaking") == JsValue::TRUE
+    })
+    .await;
+    assert!(a.has_audio_context() && b.has_audio_context());
+    assert_eq!(
+        speaking_events(&ra, &b.peer_id(), true),
+        0,
+        "b has no microphone"
+    );
+    // Muted: silence, and after the hold both sides say a stopped speaking.
+    a.set_microphone_enabled(false);
+    until("a to stop speaking on both sides", 10_000, || {
+        speaking_events(&ra, &a_id, false) >= 1 && speaking_events(&rb, &a_id, false) >= 1
+    })
+    .await;
+    a.set_microphone_enabled(true);
+    until("a to speak again on both sides", 10_000, || {
+        speaking_events(&ra, &a_id, true) >= 2 && speaking_events(&rb, &a_id, true) >= 2
+    })
+    .await;
+    // Alternating on/off per peer (hysteresis: never two "true" in a row).
+    for rec in [&ra, &rb] {
+        let seq: Vec<bool> = rec
+            .all("speaking")
+            .iter()
+            .filter(|e| get_str(e, "peerId") == a_id)
+            .map(|e| get(e, "speaking") == JsValue::TRUE)
+            .collect();
+        assert!(seq.windows(2).all(|w| w[0] != w[1]), "{seq:?}");
+    }
+    done(a.leave()).await.unwrap();
+    done(b.leave()).await.unwrap();
+    assert!(
+        !a.has_audio_context() && !b.has_audio_context(),
+        "closed on leave"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn switch_device_keeps_the_remote_track_flowing_without_renegotiation() {
+    let room = unique("devices");
+    let av = |i| {
+        if i == 0 {
+            obj(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)])
+        } else {
+            JsValue::UNDEFINED
+        }
+    };
+    let rooms = mesh(RELAY, &room, 2, av).await;
+    let ((a, ra), (_b, rb)) = (&rooms[0], &rooms[1]);
+    let cam = rb
+        .wait("track", 10_000, |e| get_str(e, "source") == "camera")
+        .await;
+    rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    let video = video_of(&get(&cam, "stream"));
+    playing(&video, Shape::Any, 10_000).await;
+
+    let devices = Array::from(&done(a.list_devices()).await.unwrap());
+    let of_kind = |kind: &str| -> Vec<String> {
+        devices
+            .iter()
+            .filter(|d| get_str(d, "kind") == kind)
+            .map(|d| get_str(&d, "deviceId"))
+            .collect()
+    };
+    let (mics, cams) = (of_kind("audioinput"), of_kind("videoinput"));
+    assert!(!mics.is_empty() && !cams.is_empty(), "fake devices listed");
+
+    // Every offer or answer from now on goes through setLocalDescription.
+    let log = Array::new();
+    let _patch = Patch::new(
+        "RTCPeerConnection",
+        "setLocalDescription",
+        "return function (...a) { log.push(0); return orig.apply(this, a); };",
+        &log,
+    );
+    let stream = a.local_stream().unwrap();
+    let old_cam = media_track(&stream, "video");
+    let old_mic = media_track(&stream, "audio");
+    done(a.switch_device(
+        JsValue::from_str("videoinput").unchecked_into(),
+        cams.last().unwrap().clone(),
+    ))
+    .await
+    .unwrap();
+    done(a.switch_device(
+        JsValue::from_str("audioinput").unchecked_into(),
+        mics.last().unwrap().clone(),
+    ))
+    .await
+    .unwrap();
+    let new_cam = media_track(&stream, "video");
+    let new_mic = media_track(&stream, "audio");
+    assert_ne!(new_cam.id(), old_cam.id(), "a new camera track");
+    assert_ne!(new_mic.id(), old_mic.id(), "a new microphone track");
+    assert_eq!(old_cam.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert_eq!(old_mic.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert_eq!(stream.get_tracks().length(), 2);
+    // The remote video keeps playing on the same track.
+    let t0 = video.current_time();
+    until(
+        "the remote video to advance after the switch",
+        10_000,
+        || video.current_time() > t0 + 1.0,
+    )
+    .await;
+    assert_eq!(log.length(), 0, "no offer or answer: no renegotiation");
+    assert_eq!(
+        track_events(rb, &a.peer_id(), "camera").len(),
+        1,
+        "no new track event"
+    );
+    let e = done(a.switch_device(JsValue::from_str("speaker").unchecked_into(), String::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(get_str(&e, "code"), "invalid-argument");
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+fn media_track(stream: &web_sys::MediaStream, kind: &str) -> web_sys::MediaStreamTrack {
+    stream
+        .get_tracks()
+        .iter()
+        .map(web_sys::MediaStreamTrack::from)
+        .find(|t| t.kind() == kind)
+        .unwrap()
+}
+
+async fn peer_stats(room: &Room) -> Vec<JsValue> {
+    Array::from(&done(room.get_stats()).await.unwrap())
+        .iter()
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn stats_are_plausible_and_say_relay_through_turn() {
+    let room = unique("stats");
+    control(TURN_CONTROL, "unblock").await;
+    let options = |i| {
+        let o = relay_only(i);
+        Reflect::set(&o, &"audio".into(), &JsValue::TRUE).unwrap();
+        o
+    };
+    let rooms = mesh(TURN_RELAY, &room, 2, options).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    // The Recorder listens to `quality`: the first poll reports each peer.
+    // The first poll may predate the connection (`lost`); then it comes up.
+    let q = rb
+        .wait("quality", 10_000, |e| {
+            get_str(e, "peerId") == a.peer_id() && get_str(e, "quality") != "lost"
+        })
+        .await;
+    assert!(
+        ["excellent", "good", "poor"].contains(&get_str(&q, "quality").as_str()),
+        "{q:?}"
+    );
+    ra.wait("quality", 10_000, |e| get_str(e, "peerId") == b.peer_id())
+        .await;
+    peer_stats(b).await;
+    // Rates are deltas: wait for audio to flow between two reports.
+    sleep(1_500).await;
+    let s = peer_stats(b).await;
+    assert_eq!(s.len(), 1);
+    let s = &s[0];
+    let num = |k: &str| get(s, k).as_f64().unwrap_or(-1.0);
+    assert_eq!(get_str(s, "peerId"), a.peer_id());
+    assert_eq!(
+        get_str(s, "candidateType"),
+        "relay",
+        "{}",
+        js_sys::JSON::stringify(s).unwrap()
+    );
+    assert!(
+        num("rttMs") > 0.0 && num("rttMs") < 1_000.0,
+        "rtt {}",
+        num("rttMs")
+    );
+    assert!(
+        num("bitrateIn") > 5_000.0,
+        "audio arrives: {}",
+        num("bitrateIn")
+    );
+    assert!(
+        num("bitrateOut") > 5_000.0,
+        "audio leaves: {}",
+        num("bitrateOut")
+    );
+    assert!((0.0..=1.0).contains(&num("packetLoss")));
+    assert!(num("jitterMs") >= 0.0 && num("jitterMs") < 500.0);
+    assert!(["excellent", "good", "poor"].contains(&get_str(s, "quality").as_str()));
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+
+    // Without TURN, over loopback: host candidates.
+    let rooms = mesh(RELAY, &unique("stats-host"), 2, |_| JsValue::UNDEFINED).await;
+    let s = peer_stats(&rooms[0].0).await;
+    assert_eq!(get_str(&s[0], "candidateType"), "host");
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_transfer_survives_a_forced_ice_restart() {
+    let room = unique("files-ice");
+    control(TURN_CONTROL, "unblock").await;
+    // Relayed candidates only: cutting coturn's connections kills every path, and only
+    // an ICE restart (new allocations) brings the connection back.
+    let rooms = mesh(TURN_RELAY, &room, 2, relay_only).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let size = 48u32 << 20;
+    let file = pattern_blob(size, 40);
+    let out = send_file(a, &file, &b_id, &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the transfer to be under way", 30_000, || {
+        inc.bytes() >= 2e6
+    })
+    .await;
+    control(TURN_CONTROL, "cut").await;
+    until("ICE to fail on both sides", 40_000, || {
+        peer_states(ra, &b_id, "failed") > 0 && peer_states(rb, &a_id, "failed") > 0
+    })
+    .await;
+    let at_failure = inc.bytes();
+    assert!(at_failure < f64::from(size), "the transfer was interrupted");
+    assert_eq!(inc.state(), "active");
+    assert_eq!(out.state(), "active");
+    assert_eq!(inc.ended(120_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    inc.assert_monotonic(f64::from(size));
+    assert_eq!(
+        sha256_of(&get(&inc.transfer, "blob")).await,
+        sha256_of(&file).await
+    );
+    web_sys::console::log_1(
+        &format!("ICE restart at {at_failure} of {size} bytes; the transfer carried on").into(),
+    );
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn file_transfer_carries_on_and_starts_while_the_relay_is_down() {
+    let room = unique("files-outage");
+    let rooms = mesh(PROXIED, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let size = 32u32 << 20;
+    let file = pattern_blob(size, 50);
+    let out = send_file(a, &file, &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the transfer to be under way", 30_000, || inc.bytes() > 0.0).await;
+    proxy("block").await;
+    proxy("cut").await;
+    for rec in [ra, rb] {
+        rec.wait("signaling", 5_000, |s| {
+            s.as_string().as_deref() == Some("reconnecting")
+        })
+        .await;
+    }
+    // A file channel needs no signaling (the SCTP association exists): a new transfer
+    // starts during the outage too.
+    let second = pattern_blob(1 << 20, 51);
+    let out2 = send_file(a, &second, &b.peer_id(), &[]);
+    let inc2 = inbox.next(&out2.id(), 10_000).await;
+    assert_eq!(inc2.ended(60_000).await, "done", "{:?}", inc2.error_codes());
+    assert_eq!(inc.ended(120_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    assert_eq!(
+        a.signaling_state(),
+        "reconnecting",
+        "all of it during the outage"
+    );
+    proxy("unblock").await;
+    assert_eq!(
+        sha256_of(&get(&inc.transfer, "blob")).await,
+        sha256_of(&file).await
+    );
+    assert_eq!(
+        sha256_of(&get(&inc2.transfer, "blob")).await,
+        sha256_of(&second).await
+    );
+    for rec in [ra, rb] {
+        rec.wait("signaling", 15_000, |s| {
+            s.as_string().as_deref() == Some("resumed")
+        })
+        .await;
+    }
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}

@@ -1,0 +1,736 @@
+//! File transfer (`room.sendFile`): one dedicated, ordered and reliable data channel
+//! per transfer, labelled [`LABEL_PREFIX`] + the transfer id, so a transfer has its own
+//! SCTP stream and send buffer and chat on the default channel is not queued behind it.
+//!
+//! On the transfer's channel (text messages are JSON objects with a `t` field):
+//! 1. sender → `{t:"offer", name, size, mime}` when the channel opens;
+//! 2. receiver → `{t:"accept"}` or `{t:"reject"}` (the app decides during the room's
+//!    `file` event; if it does neither synchronously, the transfer is accepted);
+//! 3. sender → the file as binary chunks of `min(maxMessageSize, 64 KiB)`, handed to the
+//!    browser only while the channel buffers less than [`HIGH_WATER`] and resumed by
+//!    `bufferedamountlow` (never polled); receiver → `{t:"ack", bytes}` every
+//!    [`ACK_EVERY`] bytes and at the end (the sender's `bytes` and `progress`);
+//! 4. sender → `{t:"end", sha256}` (hex of SHA-256 over what it read); the receiver
+//!    compares with its own incremental hash and answers `{t:"verified"}` or
+//!    `{t:"mismatch"}` (both sides then fail with `integrity-failed`);
+//! 5. either side may send `{t:"cancel"}` at any time.
+//!
+//! The channel is an SCTP stream of the peer connection, so it lives through an ICE
+//! restart (the association carries on over the new path) and the transfer continues
+//! where it was. A channel that closes before the end (the peer left, the connection
+//! was replaced) fails the transfer with `transfer-failed`.
+//!
+//! Ownership: the room's list owns each live [`Transfer`]; the transfer owns its channel
+//! and the channel's listener ([`Link`], dropped — and the channel closed — when the
+//! transfer ends). The sending task and the listener hold `Weak`s.
+
+use crate::error::{Code, Error};
+use crate::events::Emitter;
+use crate::js::{self, cat, Listener};
+use crate::room::Inner;
+use js_sys::{Array, Function, Promise, Uint8Array};
+use sha2::{Digest, Sha256};
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::RtcDataChannel;
+
+/// Labels of file channels start with this; the rest is the transfer id.
+pub const LABEL_PREFIX: &str = "meshwire-file/";
+/// The sender hands no more to the browser while this much is buffered on the
+/// transfer's channel: small, so several transfers and chat share the connection
+/// fairly, and far below Chrome's ~16 MiB limit.
+pub const HIGH_WATER: u32 = 1024 * 1024;
+/// `bufferedamountlow` fires when the buffer falls to this.
+pub const LOW_WATER: u32 = 256 * 1024;
+/// Largest chunk, even when the connection allows bigger messages: a big message
+/// holds the association for longer, delaying chat.
+pub const MAX_CHUNK: f64 = 64.0 * 1024.0;
+/// The receiver acknowledges every this many bytes.
+pub const ACK_EVERY: f64 = 1024.0 * 1024.0;
+/// The sender reads the file this much at a time.
+const READ_WINDOW: f64 = 1024.0 * 1024.0;
+/// At most one receiver `progress` event per this many milliseconds (plus the last).
+const PROGRESS_MS: f64 = 100.0;
+
+/// The events a transfer emits.
+pub const TRANSFER_EVENTS: [&str; 3] = ["progress", "done", "error"];
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `Blob` (or `File`): only what the transfer needs.
+    #[wasm_bindgen(js_name = Blob)]
+    pub type JsBlob;
+    #[wasm_bindgen(constructor, js_class = Blob, catch)]
+    fn new_blob(parts: &Array, options: &JsValue) -> Result<JsBlob, JsValue>;
+    #[wasm_bindgen(method, js_class = Blob)]
+    fn slice(this: &JsBlob, start: f64, end: f64) -> JsBlob;
+    #[wasm_bindgen(method, js_class = Blob, js_name = arrayBuffer)]
+    fn array_buffer(this: &JsBlob) -> Promise;
+}
+
+/// A transfer's state, as `transfer.state` spells it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Active,
+    Done,
+    Cancelled,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Active => "active",
+            State::Done => "done",
+            State::Cancelled => "cancelled",
+            State::Failed => "failed",
+        }
+    }
+
+    fn is_final(self) -> bool {
+        matches!(self, State::Done | State::Cancelled | State::Failed)
+    }
+}
+
+/// What a transfer was told about the file (the receiver learns it from the offer).
+#[derive(Clone, Default)]
+pub struct Meta {
+    pub name: String,
+    pub size: f64,
+    pub mime: String,
+}
+
+/// The transfer's channel and its listener; dropping it closes the channel.
+struct Link {
+    dc: RtcDataChannel,
+    _listener: Listener,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Buffered messages (a final `verified` or `cancel`) are still sent before the
+        // stream is reset (<https://w3c.github.io/webrtc-pc/#data-transport-closing-procedure>).
+        js::close(&self.dc, None);
+    }
+}
+
+/// One file transfer, either direction.
+pub struct Transfer {
+    pub id: String,
+    /// Peer ids: ours and the other side's, by direction.
+    pub from: String,
+    pub to: String,
+    /// We send (else we receive).
+    pub outgoing: bool,
+    pub meta: RefCell<Meta>,
+    state: Cell<State>,
+    /// Bytes transferred: acknowledged by the receiver (sender), received (receiver).
+    bytes: Cell<f64>,
+    /// When the transfer became active (`Date.now()`), for `bytesPerSecond`.
+    started_at: Cell<f64>,
+    last_progress: Cell<f64>,
+    /// `bytes` of the last `progress` event (-1 before the first).
+    reported: Cell<f64>,
+    /// The transfer's own `progress` / `done` / `error` handlers.
+    pub emitter: Emitter,
+    room: Weak<Inner>,
+    link: RefCell<Option<Link>>,
+    hasher: RefCell<Sha256>,
+    /// Reused buffer for copying bytes into wasm memory to hash them.
+    scratch: RefCell<Vec<u8>>,
+    /// The sender's file.
+    file: Option<JsBlob>,
+    /// Resolves the promise the sending task waits on (the buffer drained, or the
+    /// transfer ended).
+    wake: RefCell<Option<Function>>,
+    /// Test hook (`sendFile`'s hidden `corruptAt`): flip the byte at this offset after
+    /// hashing it, so the receiver's hash must differ.
+    corrupt_at: Option<f64>,
+    /// The receiver's chunks (`ArrayBuffer`s) until the `Blob` is made.
+    chunks: Array,
+    /// The receiver's bytes at the last `ack`.
+    acked: Cell<f64>,
+    /// The received file (`transfer.blob`), once done.
+    pub blob: RefCell<Option<JsValue>>,
+    /// The room's `file` event was emitted (a receiver transfer is announced on offer).
+    announced: Cell<bool>,
+}
+
+impl Transfer {
+    fn new(
+        id: String,
+        from: String,
+        to: String,
+        outgoing: bool,
+        meta: Meta,
+        room: &Rc<Inner>,
+        file: Option<(JsBlob, Option<f64>)>,
+    ) -> Rc<Transfer> {
+        let (file, corrupt_at) = match file {
+            Some((f, c)) => (Some(f), c),
+            None => (None, None),
+        };
+        Rc::new(Transfer {
+            id,
+            from,
+            to,
+            outgoing,
+            meta: RefCell::new(meta),
+            state: Cell::new(State::Pending),
+            bytes: Cell::new(0.0),
+            started_at: Cell::new(js_sys::Date::now()),
+            last_progress: Cell::new(0.0),
+            reported: Cell::new(-1.0),
+            emitter: Emitter::new(),
+            room: Rc::downgrade(room),
+            link: RefCell::default(),
+            hasher: RefCell::new(Sha256::new()),
+            scratch: RefCell::default(),
+            file,
+            wake: RefCell::default(),
+            corrupt_at,
+            chunks: Array::new(),
+            acked: Cell::new(0.0),
+            blob: RefCell::default(),
+            announced: Cell::new(false),
+        })
+    }
+
+    pub fn state(&self) -> State {
+        self.state.get()
+    }
+
+    pub fn bytes(&self) -> f64 {
+        self.bytes.get()
+    }
+
+    /// Listens to `dc` on behalf of this transfer and takes ownership of it.
+    fn attach(self: &Rc<Self>, dc: RtcDataChannel) {
+        js::set(&dc, "binaryType", &"arraybuffer".into());
+        js::set(&dc, "bufferedAmountLowThreshold", &LOW_WATER.into());
+        let weak = Rc::downgrade(self);
+        let listener = Listener::new(
+            &dc,
+            &["open", "message", "bufferedamountlow", "close"],
+            move |e| {
+                if let Some(t) = weak.upgrade() {
+                    t.on_event(&e);
+                }
+            },
+        );
+        *self.link.borrow_mut() = Some(Link {
+            dc,
+            _listener: listener,
+        });
+    }
+
+    fn dc(&self) -> Option<RtcDataChannel> {
+        self.link.borrow().as_ref().map(|l| l.dc.clone())
+    }
+
+    /// Sends a control message `{t: kind, ...fields}`.
+    fn control(&self, kind: &str, fields: &[(&str, JsValue)]) {
+        let Some(dc) = self.dc() else { return };
+        let msg = js::object(fields);
+        js::set(&msg, "t", &JsValue::from_str(kind));
+        if let Some(text) = js::stringify(&msg) {
+            if let Err(e) = js::send(&dc, &JsValue::from_str(&text)) {
+                js::warn(&cat(&[
+                    "file transfer ",
+                    &self.id,
+                    ": a control message was refused: ",
+                    &crate::error::describe(&e),
+                ]));
+            }
+        }
+    }
+
+    fn on_event(self: &Rc<Self>, e: &JsValue) {
+        match js::event_type(e).as_str() {
+            "open" => {
+                if self.outgoing {
+                    let meta = self.meta.borrow().clone();
+                    self.control(
+                        "offer",
+                        &[
+                            ("name", JsValue::from_str(&meta.name)),
+                            ("size", JsValue::from_f64(meta.size)),
+                            ("mime", JsValue::from_str(&meta.mime)),
+                        ],
+                    );
+                }
+            }
+            "bufferedamountlow" => self.wake(),
+            "close" => {
+                if !self.state.get().is_final() {
+                    self.fail(Error::new(
+                        Code::TransferFailed,
+                        cat(&[
+                            "the channel of file transfer ",
+                            &self.id,
+                            " closed before the end (the peer left or the connection was lost)",
+                        ]),
+                    ));
+                }
+            }
+            _ => {
+                let data = js::get(e, "data");
+                if let Some(text) = data.as_string() {
+                    self.on_control(&text);
+                } else if !self.outgoing {
+                    self.on_chunk(&data);
+                }
+            }
+        }
+    }
+
+    fn on_control(self: &Rc<Self>, text: &str) {
+        let Ok(msg) = js::parse(&JsValue::from_str(text)) else {
+            return;
+        };
+        let kind = js::get_string(&msg, "t").unwrap_or_default();
+        match (self.outgoing, kind.as_str()) {
+            (_, "cancel") => self.end(
+                State::Cancelled,
+                Some(Error::new(
+                    Code::TransferCancelled,
+                    cat(&["file transfer ", &self.id, " was cancelled by the peer"]),
+                )),
+            ),
+            (false, "offer") => self.on_offer(&msg),
+            (true, "accept") if self.state.get() == State::Pending => {
+                self.activate();
+                crate::spawn(pump(Rc::downgrade(self)));
+            }
+            (true, "reject") => self.end(
+                State::Cancelled,
+                Some(Error::new(
+                    Code::TransferRejected,
+                    cat(&["peer ", &self.to, " rejected file transfer ", &self.id]),
+                )),
+            ),
+            (true, "ack") => {
+                let bytes = js::get_f64(&msg, "bytes").unwrap_or(0.0);
+                if bytes > self.bytes.get() {
+                    self.bytes.set(bytes);
+                    self.emit_progress();
+                }
+            }
+            (true, "verified") => {
+                self.end(State::Done, None);
+            }
+            (true, "mismatch") => self.fail(integrity_error(&self.id)),
+            (false, "end") => self.on_end(&js::get_string(&msg, "sha256").unwrap_or_default()),
+            _ => {}
+        }
+    }
+
+    fn activate(&self) {
+        self.state.set(State::Active);
+        self.started_at.set(js_sys::Date::now());
+    }
+
+    /// Receiver: the offer names the file; the room announces the transfer.
+    fn on_offer(self: &Rc<Self>, msg: &JsValue) {
+        if self.announced.replace(true) {
+            return;
+        }
+        *self.meta.borrow_mut() = Meta {
+            name: js::get_string(msg, "name").unwrap_or_default(),
+            size: js::get_f64(msg, "size").unwrap_or(0.0).max(0.0),
+            mime: js::get_string(msg, "mime").unwrap_or_default(),
+        };
+        let Some(room) = self.room.upgrade() else {
+            return;
+        };
+        let payload = js::object(&[("transfer", crate::FileTransfer::wrap(self.clone()).into())]);
+        room.emit("file", &payload);
+        // Default: accept, unless a handler accepted or rejected (or cancelled).
+        if self.state.get() == State::Pending {
+            self.accept();
+        }
+    }
+
+    /// Receiver: accepts a pending transfer.
+    pub fn accept(&self) {
+        if self.outgoing || self.state.get() != State::Pending {
+            return;
+        }
+        self.activate();
+        self.control("accept", &[]);
+        if self.meta.borrow().size == 0.0 {
+            // Nothing to wait for but the sender's `end`.
+            self.acked.set(0.0);
+        }
+    }
+
+    /// Receiver: refuses a pending transfer.
+    pub fn reject(&self) {
+        if self.outgoing || self.state.get() != State::Pending {
+            return;
+        }
+        self.control("reject", &[]);
+        self.state.set(State::Cancelled);
+        self.release();
+    }
+
+    /// Either side: stops the transfer and tells the other side.
+    pub fn cancel(&self) {
+        if self.state.get().is_final() {
+            return;
+        }
+        self.control("cancel", &[]);
+        self.end(
+            State::Cancelled,
+            Some(Error::new(
+                Code::TransferCancelled,
+                cat(&["file transfer ", &self.id, " was cancelled here"]),
+            )),
+        );
+    }
+
+    fn on_chunk(&self, data: &JsValue) {
+        if self.state.get() != State::Active {
+            return;
+        }
+        let bytes = Uint8Array::new(data);
+        let len = f64::from(bytes.length());
+        let total = self.bytes.get() + len;
+        if total > self.meta.borrow().size {
+            self.fail(Error::new(
+                Code::TransferFailed,
+                cat(&[
+                    "file transfer ",
+                    &self.id,
+                    ": more bytes arrived than offered",
+                ]),
+            ));
+            return;
+        }
+        self.hash(&bytes);
+        self.chunks.push(data);
+        self.bytes.set(total);
+        if total - self.acked.get() >= ACK_EVERY || total == self.meta.borrow().size {
+            self.acked.set(total);
+            self.control("ack", &[("bytes", JsValue::from_f64(total))]);
+        }
+        let now = js_sys::Date::now();
+        if now - self.last_progress.get() >= PROGRESS_MS || total == self.meta.borrow().size {
+            self.emit_progress();
+        }
+    }
+
+    fn on_end(&self, their_hash: &str) {
+        if self.state.get() != State::Active {
+            return;
+        }
+        if self.bytes.get() != self.meta.borrow().size {
+            self.fail(Error::new(
+                Code::TransferFailed,
+                cat(&["file transfer ", &self.id, " ended early"]),
+            ));
+            return;
+        }
+        let ours = hex(&self.hasher.borrow().clone().finalize());
+        if ours != their_hash {
+            self.control("mismatch", &[]);
+            self.fail(integrity_error(&self.id));
+            return;
+        }
+        self.control("verified", &[]);
+        let options = js::object(&[("type", JsValue::from_str(&self.meta.borrow().mime))]);
+        match JsBlob::new_blob(&self.chunks, &options) {
+            Ok(blob) => {
+                self.chunks.set_length(0);
+                *self.blob.borrow_mut() = Some(blob.into());
+                self.end(State::Done, None);
+            }
+            Err(e) => self.fail(Error::js(Code::Internal, "new Blob", &e)),
+        }
+    }
+
+    /// Copies `bytes` into wasm memory (in pieces, reusing one buffer) and hashes them.
+    fn hash(&self, bytes: &Uint8Array) {
+        let mut scratch = self.scratch.borrow_mut();
+        let len = bytes.length() as usize;
+        if scratch.len() < len {
+            scratch.resize(len, 0);
+        }
+        if let Some(buf) = scratch.get_mut(..len) {
+            bytes.copy_to(buf);
+            self.hasher.borrow_mut().update(&*buf);
+        }
+    }
+
+    fn emit_progress(&self) {
+        let now = js_sys::Date::now();
+        self.last_progress.set(now);
+        let bytes = self.bytes.get();
+        self.reported.set(bytes);
+        let secs = ((now - self.started_at.get()) / 1000.0).max(0.001);
+        self.emitter.emit(
+            "progress",
+            &js::object(&[
+                ("bytes", JsValue::from_f64(bytes)),
+                ("total", JsValue::from_f64(self.meta.borrow().size)),
+                ("bytesPerSecond", JsValue::from_f64((bytes / secs).round())),
+            ]),
+        );
+    }
+
+    fn fail(&self, error: Error) {
+        self.end(State::Failed, Some(error));
+    }
+
+    /// Ends the transfer in `state`: releases the channel, wakes the sending task,
+    /// leaves the room's list, then reports (`done`, or `error` with `error`).
+    fn end(&self, state: State, error: Option<Error>) {
+        if self.state.get().is_final() {
+            return;
+        }
+        self.state.set(state);
+        self.release();
+        match error {
+            Some(e) => self.emitter.emit("error", &e.to_event()),
+            None => {
+                // The last `progress` says `total` (an empty file has no other).
+                if self.reported.get() != self.bytes.get() {
+                    self.emit_progress();
+                }
+                let blob = self.blob.borrow().clone().unwrap_or(JsValue::UNDEFINED);
+                self.emitter.emit("done", &js::object(&[("blob", blob)]));
+            }
+        }
+    }
+
+    /// Drops the channel (closing it), wakes the sender's task, leaves the room's list.
+    fn release(&self) {
+        let link = self.link.borrow_mut().take();
+        drop(link);
+        self.wake();
+        if let Some(room) = self.room.upgrade() {
+            room.forget_transfer(&self.id);
+        }
+    }
+
+    /// The other peer left or its connection was replaced.
+    pub fn peer_gone(&self) {
+        if !self.state.get().is_final() {
+            self.fail(Error::new(
+                Code::TransferFailed,
+                cat(&[
+                    "file transfer ",
+                    &self.id,
+                    " stopped: the connection to the peer is gone",
+                ]),
+            ));
+        }
+    }
+
+    /// The peer on the other side.
+    pub fn other(&self) -> &str {
+        if self.outgoing {
+            &self.to
+        } else {
+            &self.from
+        }
+    }
+
+    /// Ends without events or messages (the room was left: handlers are gone).
+    pub fn abandon(&self) {
+        if !self.state.get().is_final() {
+            self.state.set(State::Cancelled);
+        }
+        let link = self.link.borrow_mut().take();
+        drop(link);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(resolve) = self.wake.borrow_mut().take() {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    /// A promise that resolves on the next [`Self::wake`].
+    fn wait(&self) -> Promise {
+        let mut resolve = None;
+        let promise = Promise::new(&mut |r, _| resolve = Some(r));
+        *self.wake.borrow_mut() = resolve;
+        promise
+    }
+
+    /// `RTCSctpTransport.maxMessageSize` of the connection, capped at [`MAX_CHUNK`].
+    fn chunk_size(&self) -> f64 {
+        let max = self
+            .room
+            .upgrade()
+            .and_then(|room| room.sctp_max_message_size(&self.to))
+            .unwrap_or(MAX_CHUNK);
+        if max.is_finite() && max >= 1024.0 {
+            max.min(MAX_CHUNK)
+        } else {
+            MAX_CHUNK
+        }
+    }
+}
+
+fn integrity_error(id: &str) -> Error {
+    Error::new(
+        Code::IntegrityFailed,
+        cat(&[
+            "file transfer ",
+            id,
+            ": the SHA-256 of the received bytes differs from the sender's; the file \
+             was not delivered, send it again",
+        ]),
+    )
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 15] {
+            if let Some(&d) = DIGITS.get(usize::from(nibble)) {
+                s.push(char::from(d));
+            }
+        }
+    }
+    s
+}
+
+/// The sender's task: reads the file a window at a time, hashes it, and sends it in
+/// chunks while the channel's buffer allows, waiting for `bufferedamountlow` otherwise.
+/// Holds only a `Weak` across awaits; ends when the transfer is no longer active.
+async fn pump(weak: Weak<Transfer>) {
+    let mut offset = 0.0;
+    loop {
+        let (read, end, chunk) = {
+            let Some(t) = weak.upgrade() else { return };
+            let Some(file) = &t.file else { return };
+            let size = t.meta.borrow().size;
+            if offset >= size {
+                let sha = hex(&t.hasher.borrow().clone().finalize());
+                t.control("end", &[("sha256", JsValue::from_str(&sha))]);
+                return;
+            }
+            let end = (offset + READ_WINDOW).min(size);
+            (file.slice(offset, end).array_buffer(), end, t.chunk_size())
+        };
+        let read = JsFuture::from(read).await;
+        let Some(t) = weak.upgrade() else { return };
+        if t.state.get() != State::Active {
+            return;
+        }
+        let buffer = match read {
+            Ok(b) => Uint8Array::new(&b),
+            Err(e) => {
+                t.fail(Error::js(
+                    Code::TransferFailed,
+                    "reading the file failed",
+                    &e,
+                ));
+                return;
+            }
+        };
+        t.hash(&buffer);
+        drop(t);
+        let len = f64::from(buffer.length());
+        let mut pos = 0.0;
+        while pos < len {
+            let wait = {
+                let Some(t) = weak.upgrade() else { return };
+                if t.state.get() != State::Active {
+                    return;
+                }
+                let Some(dc) = t.dc() else { return };
+                if js::get_f64(&dc, "bufferedAmount").unwrap_or(0.0) > f64::from(HIGH_WATER) {
+                    Some(t.wait())
+                } else {
+                    let stop = (pos + chunk).min(len);
+                    let mut piece = buffer.subarray(pos as u32, stop as u32);
+                    if let Some(at) = t
+                        .corrupt_at
+                        .filter(|at| (offset + pos..offset + stop).contains(at))
+                    {
+                        // Test hook only: a copy with one byte flipped.
+                        piece = piece.slice(0, piece.length());
+                        let i = (at - offset - pos) as u32;
+                        piece.set_index(i, piece.get_index(i) ^ 0xff);
+                    }
+                    if let Err(e) = js::send(&dc, &piece) {
+                        t.fail(Error::js(
+                            Code::TransferFailed,
+                            "the channel refused a chunk",
+                            &e,
+                        ));
+                        return;
+                    }
+                    pos = stop;
+                    None
+                }
+            };
+            if let Some(wait) = wait {
+                let _ = JsFuture::from(wait).await;
+            }
+        }
+        offset = end;
+    }
+}
+
+/// Starts sending `file` to peer `to` over `dc` (a new channel labelled with `id`).
+pub fn outgoing(
+    room: &Rc<Inner>,
+    id: String,
+    to: String,
+    dc: RtcDataChannel,
+    file: JsBlob,
+    meta: Meta,
+    corrupt_at: Option<f64>,
+) -> Rc<Transfer> {
+    let t = Transfer::new(
+        id,
+        room.my_id(),
+        to,
+        true,
+        meta,
+        room,
+        Some((file, corrupt_at)),
+    );
+    t.attach(dc);
+    t
+}
+
+/// A channel the remote side opened for a transfer to us (its offer follows).
+pub fn incoming(room: &Rc<Inner>, from: String, dc: RtcDataChannel) -> Rc<Transfer> {
+    let label = js::get_string(&dc, "label").unwrap_or_default();
+    let id = label
+        .strip_prefix(LABEL_PREFIX)
+        .unwrap_or_default()
+        .to_owned();
+    let t = Transfer::new(id, from, room.my_id(), false, Meta::default(), room, None);
+    t.attach(dc);
+    // A channel adopted from `datachannel` may already be open with the offer queued;
+    // the listener is attached synchronously, before any message is dispatched.
+    t
+}
+
+/// A random transfer id (16 hex digits).
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    for b in &mut bytes {
+        *b = (js_sys::Math::random() * 256.0) as u8;
+    }
+    hex(&bytes)
+}
+
+/// Whether `label` is a file transfer's channel.
+pub fn is_file_label(label: &str) -> bool {
+    label.starts_with(LABEL_PREFIX)
+}
