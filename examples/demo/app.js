@@ -387,6 +387,20 @@ ui.fileInput.addEventListener("change", () => {
   ui.fileInput.value = ""; // so choosing the same file again fires change again
 });
 
+// Dropping files on the chat panel sends them like the clip button does.
+ui.side.addEventListener("dragover", (e) => {
+  if (!call || !e.dataTransfer?.types.includes("Files")) return;
+  e.preventDefault();
+  ui.side.classList.add("dropping");
+});
+ui.side.addEventListener("dragleave", (e) => { if (!ui.side.contains(e.relatedTarget)) ui.side.classList.remove("dropping"); });
+ui.side.addEventListener("drop", (e) => {
+  ui.side.classList.remove("dropping");
+  if (!call || !e.dataTransfer?.files.length) return;
+  e.preventDefault();
+  for (const file of e.dataTransfer.files) files.sendToAll(file);
+});
+
 function setChatOpen(open) {
   ui.side.hidden = !open;
   ui.stage.classList.toggle("no-side", !open);
