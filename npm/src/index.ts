@@ -4,29 +4,38 @@
 // loads it on first use and gives `Room` precise typings. Importing it touches no
 // browser API, so it is safe in Node and during server rendering: the module is fetched
 // and instantiated when `Room.join` (or `init`) is first called, in the browser.
-import initWasm, { Room as WasmRoom } from "./wasm/meshwire.js";
+import initWasm, { Room as WasmRoom, type FileTransfer as WasmFileTransfer } from "./wasm/meshwire.js";
 import type {
   ChannelOptions,
+  FileTransferEvents,
   JoinOptions,
   MediaOptions,
-  RoomEvents,
+  RoomEvents as WasmRoomEvents,
   ScreenShareOptions,
+  SendFileOptions,
   SendOptions,
 } from "./wasm/meshwire.js";
 
 export type {
+  ConnectionQuality,
+  FileTransferEvents,
+  FileTransferState,
+  PeerStats,
+  SendFileOptions,
   ChannelOptions,
   JoinOptions,
   MediaOptions,
   MeshwireError,
   PeerInfo,
-  RoomEvents,
   ScreenShareOptions,
   SendOptions,
   SignalingState,
   TrackInfo,
   TrackSource,
 } from "./wasm/meshwire.js";
+
+/** Every event a room emits, with its payload (`file` carries the typed `FileTransfer`). */
+export type RoomEvents = Omit<WasmRoomEvents, "file"> & { file: { transfer: FileTransfer } };
 
 /** Every event name a room emits. */
 export type RoomEventName = keyof RoomEvents;
@@ -38,10 +47,17 @@ export type RoomEventHandler<K extends RoomEventName> = (event: RoomEvents[K]) =
  * A joined room (docs/sdk.md). The SDK's own class with `on`/`off` typed per event:
  * `room.on("peer-left", ({ peerId, reason }) => …)`.
  */
+/** One file transfer, either side (docs/sdk.md, "File transfer"). */
+export interface FileTransfer extends Omit<WasmFileTransfer, "on" | "off" | "free"> {
+  /** Subscribes to `progress`, `done` or `error`; returns the unsubscribe function. */
+  on<K extends keyof FileTransferEvents>(event: K, handler: (event: FileTransferEvents[K]) => void): () => void;
+  off<K extends keyof FileTransferEvents>(event: K, handler: (event: FileTransferEvents[K]) => void): void;
+}
+
 export interface Room
   extends Omit<
     WasmRoom,
-    "on" | "off" | "free" | "send" | "createChannel" | "enableMedia" | "startScreenShare"
+    "on" | "off" | "free" | "send" | "createChannel" | "enableMedia" | "startScreenShare" | "sendFile"
   > {
   /** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
   on<K extends RoomEventName>(event: K, handler: RoomEventHandler<K>): () => void;
@@ -53,6 +69,8 @@ export interface Room
   createChannel(label: string, options?: ChannelOptions): void;
   /** Starts the microphone and/or camera (default both). */
   enableMedia(options?: MediaOptions): Promise<MediaStream>;
+  /** Sends `file` to one peer (`to`), verified by SHA-256 on arrival. */
+  sendFile(file: Blob, options: SendFileOptions): FileTransfer;
   /** Shares a screen, in place of the camera unless `replaceCamera: false`. */
   startScreenShare(options?: ScreenShareOptions): Promise<MediaStream>;
 }
@@ -73,6 +91,10 @@ export type ErrorCode =
   | "unauthorized"
   | "rate-limited"
   | "too-large"
+  | "integrity-failed"
+  | "transfer-cancelled"
+  | "transfer-rejected"
+  | "transfer-failed"
   | (string & {});
 
 /** What every meshwire call throws: an `Error` with a stable `code`. */

@@ -4,7 +4,8 @@
 // relay is the real one. scripts/test-e2e.sh builds everything first.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
 import {
   ROOT,
   freePort,
@@ -110,6 +111,37 @@ for (const [name, serve] of Object.entries(apps)) {
         `[data-peer-id="${idA}"] video`,
         { timeout: 20_000 },
       );
+    });
+
+    it("a 5 MiB file arrives with progress reaching 100% and the same SHA-256", async () => {
+      const bytes = randomBytes(5 * 1024 * 1024);
+      const path = `${ARTIFACTS}/${name}-upload.bin`;
+      writeFileSync(path, bytes);
+      const want = createHash("sha256").update(bytes).digest("hex");
+      // Every progress value B shows, to check it only goes up.
+      await b.page.evaluate(() => {
+        window.__progress = [];
+        new MutationObserver(() => {
+          const el = document.querySelector("[data-testid=transfer][data-direction=receive]");
+          if (el) window.__progress.push(Number(el.getAttribute("data-progress")));
+        }).observe(document.body, { subtree: true, attributes: true, childList: true });
+      });
+      await a.page.locator("input[type=file][data-testid=file-input]").setInputFiles(path);
+      const received = b.page.locator("[data-testid=transfer][data-direction=receive]");
+      await received.and(b.page.locator("[data-state=done]")).waitFor({ timeout: 60_000 });
+      assert.equal(await received.getAttribute("data-progress"), "1");
+      await a.page.locator("[data-testid=transfer][data-direction=send][data-state=done]").waitFor({ timeout: 10_000 });
+      const link = b.page.locator("a[data-testid=download]");
+      assert.equal(await link.getAttribute("download"), `${name}-upload.bin`);
+      const got = await link.evaluate(async (el) => {
+        const data = await (await fetch(el.href)).arrayBuffer();
+        const hash = await crypto.subtle.digest("SHA-256", data);
+        return { size: data.byteLength, hex: [...new Uint8Array(hash)].map((x) => x.toString(16).padStart(2, "0")).join("") };
+      });
+      assert.deepEqual(got, { size: bytes.length, hex: want });
+      const progress = await b.page.evaluate(() => window.__progress);
+      assert.ok(progress.length >= 2, `progress was shown while it ran (${progress.length} updates)`);
+      for (let i = 1; i < progress.length; i++) assert.ok(progress[i] >= progress[i - 1], `progress went back: ${progress}`);
     });
 
     it("closing a page removes its tile on the other side within 2 s", async () => {

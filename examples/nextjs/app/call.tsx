@@ -1,10 +1,13 @@
 "use client";
-import { useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import {
   AudioTrack,
   MeshwireProvider,
   useChat,
+  useConnectionQuality,
+  useFileTransfer,
   useLocalMedia,
+  useSpeaking,
   useRemoteTracks,
   useRoomContext,
   useScreenShare,
@@ -35,6 +38,7 @@ export function Call({ relay }: { relay: string }) {
       <Status />
       <Grid name={joined.name} />
       <Controls onLeave={() => setJoined(null)} />
+      <Files />
       <Chat />
     </MeshwireProvider>
   );
@@ -73,11 +77,15 @@ function Tile({ id, label }: { id: string; label: string }) {
   const tracks = useRemoteTracks(id);
   const video = tracks.find((t) => t.track.kind === "video" && t.source !== "screen") ?? tracks.find((t) => t.track.kind === "video");
   const audio = tracks.find((t) => t.track.kind === "audio");
+  const quality = useConnectionQuality(id);
+  const speaking = useSpeaking(id);
   return (
-    <figure data-peer-id={id}>
+    <figure data-peer-id={id} data-speaking={speaking}>
       <VideoTrack track={video?.track} />
       <AudioTrack track={audio?.track} />
-      <figcaption>{label}</figcaption>
+      <figcaption>
+        {label} <small data-testid="quality">{quality ?? "…"}</small>
+      </figcaption>
     </figure>
   );
 }
@@ -128,4 +136,43 @@ function Chat() {
       </button>
     </form>
   );
+}
+
+/** Files: pick one and it goes to everyone; received files get a download link. */
+function Files() {
+  const { transfers, sendFileToAll } = useFileTransfer();
+  return (
+    <section className="files">
+      <input
+        type="file"
+        data-testid="file-input"
+        aria-label="Send a file to everyone"
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          if (file) sendFileToAll(file);
+          e.target.value = "";
+        }}
+      />
+      <ul>
+        {transfers.map((t) => (
+          <li key={`${t.direction}:${t.id}`} data-testid="transfer" data-state={t.state} data-progress={String(t.progress)} data-direction={t.direction}>
+            {t.name}: {Math.round(t.progress * 100)}% {t.state} {t.error?.message}
+            {t.direction === "receive" && <Download blob={t.blob} name={t.name} />}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function Download({ blob, name }: { blob: Blob | null; name: string }) {
+  const url = useMemo(() => (blob ? URL.createObjectURL(blob) : null), [blob]);
+  useEffect(() => () => {
+    if (url) URL.revokeObjectURL(url);
+  }, [url]);
+  return url ? (
+    <a data-testid="download" href={url} download={name}>
+      save
+    </a>
+  ) : null;
 }

@@ -1,5 +1,5 @@
-import { useState, type FormEvent } from "react";
-import { useWebRTC, VideoTrack, AudioTrack } from "meshwire/react";
+import { useEffect, useState, type FormEvent } from "react";
+import { useWebRTC, VideoTrack, AudioTrack, type TransferView } from "meshwire/react";
 
 // The relay: `?relay=ws://host:port`, else VITE_MESHWIRE_URL, else a local one
 // (`cargo run -p meshwire-relay -- --port 8080`).
@@ -81,6 +81,23 @@ function Call({ room, name, onLeave }: { room: string; name: string; onLeave: ()
           Leave
         </button>
       </nav>
+      <section className="files">
+        <label>
+          Send a file to everyone{" "}
+          <input
+            type="file"
+            data-testid="file-input"
+            onChange={(e) => {
+              const file = e.target.files?.[0];
+              if (file) call.sendFile(file);
+              e.target.value = "";
+            }}
+          />
+        </label>
+        {call.transfers.map((t) => (
+          <Transfer key={t.id + t.direction} t={t} />
+        ))}
+      </section>
       <form className="chat" onSubmit={send}>
         <ul>
           {call.messages.map((m) => (
@@ -94,6 +111,28 @@ function Call({ room, name, onLeave }: { room: string; name: string; onLeave: ()
           Send
         </button>
       </form>
+    </div>
+  );
+}
+
+function Transfer({ t }: { t: TransferView }) {
+  // A blob URL for the received file, revoked when the row goes away.
+  const [href, setHref] = useState<string | null>(null);
+  useEffect(() => {
+    if (!t.blob) return;
+    const url = URL.createObjectURL(t.blob);
+    setHref(url);
+    return () => URL.revokeObjectURL(url);
+  }, [t.blob]);
+  return (
+    <div data-testid="transfer" data-state={t.state} data-progress={String(t.progress)} data-direction={t.direction}>
+      {t.direction === "send" ? "↑" : "↓"} {t.name} <progress max={1} value={t.progress} /> {t.state}
+      {t.error && <em> {t.error.message}</em>}
+      {href && t.direction === "receive" && (
+        <a data-testid="download" href={href} download={t.name}>
+          Download
+        </a>
+      )}
     </div>
   );
 }

@@ -13,3 +13,8 @@ export { useSignalingState, type SignalingConnectionState } from "./useSignaling
 export { VideoTrack, AudioTrack, type VideoTrackProps, type AudioTrackProps } from "./components.js";
 export type { Toggle } from "./internal.js";
 export { useWebRTC, type UseWebRTCOptions, type UseWebRTCResult, type PeerWithStreams } from "./useWebRTC.js";
+export { useFileTransfer, type UseFileTransferResult } from "./useFileTransfer.js";
+export type { TransferView } from "./transferStore.js";
+export { useConnectionQuality } from "./useConnectionQuality.js";
+export { useSpeaking } from "./useSpeaking.js";
+export { useMediaDevices, type UseMediaDevicesResult } from "./useMediaDevices.js";

@@ -1,6 +1,8 @@
 'use client';
 import { useCallback, useMemo, useState } from "react";
-import type { JoinOptions, MeshwireErrorObject, PeerInfo, TrackInfo } from "../index.js";
+import type { FileTransfer, JoinOptions, MeshwireErrorObject, PeerInfo, PeerStats, TrackInfo } from "../index.js";
+import { useFileTransfer } from "./useFileTransfer.js";
+import type { TransferView } from "./transferStore.js";
 import { useChat } from "./useChat.js";
 import { useLocalMedia } from "./useLocalMedia.js";
 import { useRemoteTracks } from "./useRemoteTracks.js";
@@ -39,6 +41,12 @@ export interface UseWebRTCResult {
   /** Sends a chat message to everyone. */
   sendMessage: (text: string) => void;
   messages: readonly ChatMessage[];
+  /** Sends a file to one peer, or to every peer without `to`. */
+  sendFile: (file: Blob, to?: string) => FileTransfer[];
+  /** Every file transfer, both directions, with progress. */
+  transfers: readonly TransferView[];
+  /** Each peer connection's stats (`room.getStats()`), empty before joining. */
+  getStats: () => Promise<PeerStats[]>;
   /** The join's failure, a media call's, or the room's last `error` event. */
   error: MeshwireErrorObject | null;
   clearError: () => void;
@@ -56,6 +64,7 @@ export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
   const screen = useScreenShare({ room });
   const chat = useChat(room);
   const tracks = useRemoteTracks(undefined, room);
+  const files = useFileTransfer(room);
 
   const withStreams = useMemo(
     () =>
@@ -72,6 +81,13 @@ export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
 
   // The room's error stays in useRoom; "clearing" it hides that one until another comes.
   const [dismissed, setDismissed] = useState<MeshwireErrorObject | null>(null);
+  const { sendFile: sendOne, sendFileToAll } = files;
+  const sendFile = useCallback(
+    (file: Blob, to?: string) => (to === undefined ? sendFileToAll(file) : [sendOne(file, to)]),
+    [sendOne, sendFileToAll],
+  );
+  const getStats = useCallback(async () => (room ? room.getStats() : []), [room]);
+
   const clearError = useCallback(() => {
     media.clearError();
     setDismissed(roomError);
@@ -90,6 +106,9 @@ export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
     stopScreenShare: screen.stop,
     sendMessage: chat.send,
     messages: chat.messages,
+    sendFile,
+    transfers: files.transfers,
+    getStats,
     error: media.error ?? (roomError === dismissed ? null : roomError),
     clearError,
   };

@@ -1,0 +1,54 @@
+'use client';
+import { useCallback, useEffect, useState } from "react";
+import { isMeshwireError, type MeshwireErrorObject, type Room } from "../index.js";
+import { useResolvedRoom, useRoomEvents } from "./internal.js";
+
+export interface UseMediaDevicesResult {
+  /** The cameras, microphones and speakers (`kind` filters). Labels are empty until a device was allowed. */
+  devices: MediaDeviceInfo[];
+  /** Switches the microphone or camera in the call (no renegotiation). */
+  switchDevice: (kind: "audioinput" | "videoinput", deviceId: string) => Promise<void>;
+  error: MeshwireErrorObject | null;
+}
+
+/**
+ * The media devices, kept current (`devicechange`). Works before joining (for a device
+ * picker); `switchDevice` needs a room.
+ */
+export function useMediaDevices(options?: { kind?: MediaDeviceKind; room?: Room | null }): UseMediaDevicesResult {
+  const r = useResolvedRoom(options?.room);
+  const kind = options?.kind;
+  const [devices, setDevices] = useState<MediaDeviceInfo[]>([]);
+  const [error, setError] = useState<MeshwireErrorObject | null>(null);
+  useEffect(() => {
+    const media = typeof navigator === "undefined" ? undefined : navigator.mediaDevices;
+    if (!media) return;
+    let live = true;
+    const read = () =>
+      media.enumerateDevices().then(
+        (list) => live && setDevices(list),
+        () => undefined,
+      );
+    void read();
+    media.addEventListener("devicechange", read);
+    return () => {
+      live = false;
+      media.removeEventListener("devicechange", read);
+    };
+  }, []);
+  useRoomEvents(r, ["devices-changed"], (e) => setDevices(e.devices));
+  const switchDevice = useCallback(
+    async (k: "audioinput" | "videoinput", deviceId: string) => {
+      if (!r) throw Object.assign(new Error("switchDevice needs a joined room"), { code: "not-joined" });
+      setError(null);
+      try {
+        await r.switchDevice(k, deviceId);
+      } catch (e) {
+        setError(isMeshwireError(e) ? e : Object.assign(new Error(String(e)), { code: "media-failed" }));
+        throw e;
+      }
+    },
+    [r],
+  );
+  return { devices: kind ? devices.filter((d) => d.kind === kind) : devices, switchDevice, error };
+}
