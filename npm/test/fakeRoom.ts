@@ -103,3 +103,42 @@ export function fakeStream(kinds: ("audio" | "video")[]): MediaStream {
 export function peer(id: string, name = id): PeerInfo {
   return { id, name, connectionState: "new", audioMuted: false, videoMuted: false };
 }
+
+/** A stand-in for the SDK's `FileTransfer`: a test drives its events. */
+export class FakeTransfer {
+  state = "pending";
+  bytes = 0;
+  blob: Blob | undefined = undefined;
+  cancelled = 0;
+  private handlers = new Map<string, Set<Handler>>();
+  constructor(
+    public id: string,
+    public name: string,
+    public size: number,
+    public from: string,
+    public to: string,
+    public mime = "application/octet-stream",
+  ) {}
+  on(event: string, handler: Handler): () => void {
+    let set = this.handlers.get(event);
+    if (!set) this.handlers.set(event, (set = new Set()));
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+  off(event: string, handler: Handler): void {
+    this.handlers.get(event)?.delete(handler);
+  }
+  emit(event: string, payload: unknown): void {
+    for (const h of [...(this.handlers.get(event) ?? [])]) h(payload);
+  }
+  progress(bytes: number, bytesPerSecond = 1000): void {
+    this.state = "active";
+    this.bytes = bytes;
+    this.emit("progress", { bytes, total: this.size, bytesPerSecond });
+  }
+  cancel(): void {
+    this.cancelled++;
+  }
+  accept(): void {}
+  reject(): void {}
+}
