@@ -15,10 +15,12 @@ demo: relay-bin package
 	bash scripts/demo-package.sh
 	./target/release/meshwire-relay --port $(DEMO_PORT) --static examples/demo
 
-## make bench — relay throughput/latency/memory and SDK bundle size (writes docs/benchmarks.md).
+## make bench — relay throughput/latency/memory, SDK bundle size, npm package size and time to
+## first remote frame (writes docs/benchmarks.md).
 bench:
 	bash bench/run.sh
 	bash scripts/bundle-size.sh
+	bash scripts/bench-package.sh
 
 setup:
 	bash scripts/setup.sh
