@@ -3,6 +3,7 @@
 // `meshwire.chat`; the sender is the SDK's `from` (the peer id, which peers cannot forge
 // on their own connection), its display name comes from `room.peers`.
 import type { Room } from "../index.js";
+import { perRoom, Store } from "./store.js";
 import { openChannel } from "./useDataChannel.js";
 
 export const CHAT_CHANNEL = "meshwire.chat";
@@ -29,11 +30,9 @@ export const NO_MESSAGES: readonly ChatMessage[] = Object.freeze([]);
 
 let counter = 0;
 
-class Chat {
-  private messages: readonly ChatMessage[] = NO_MESSAGES;
-  private readonly listeners = new Set<() => void>();
-
+class Chat extends Store<readonly ChatMessage[]> {
   constructor(private readonly room: Room) {
+    super(NO_MESSAGES);
     openChannel(room, CHAT_CHANNEL);
     room.on("message", (e) => {
       if (e.channel !== CHAT_CHANNEL || typeof e.data !== "string") return;
@@ -50,13 +49,6 @@ class Chat {
     });
   }
 
-  readonly subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
-
-  readonly getSnapshot = (): readonly ChatMessage[] => this.messages;
-
   send(text: string): void {
     if (text.length > MAX_CHAT_TEXT) {
       throw Object.assign(new Error(`a chat message is at most ${MAX_CHAT_TEXT} characters; send long text as a file`), {
@@ -69,17 +61,10 @@ class Chat {
   }
 
   private push(m: ChatMessage): void {
-    const next = [...this.messages, m];
-    this.messages = next.length > MAX_MESSAGES ? next.slice(next.length - MAX_MESSAGES) : next;
-    this.listeners.forEach((l) => l());
+    const next = [...this.snapshot, m];
+    this.publish(next.length > MAX_MESSAGES ? next.slice(next.length - MAX_MESSAGES) : next);
   }
 }
 
-const stores = new WeakMap<Room, Chat>();
-
 /** The room's chat, made (and its channel opened) on first use. */
-export function chat(room: Room): Chat {
-  let store = stores.get(room);
-  if (!store) stores.set(room, (store = new Chat(room)));
-  return store;
-}
+export const chat = perRoom((room) => new Chat(room));

@@ -66,3 +66,10 @@ export interface Toggle {
   /** Turns it on if off, off if on. Resolves when done; errors land in `error`. */
   toggle: () => Promise<void>;
 }
+
+/** What a hook's call throws before its room is joined. */
+export function notJoined(): Error & { code: "not-joined" } {
+  return Object.assign(new Error("not in a room yet: wait until useRoom's state is connected"), {
+    code: "not-joined" as const,
+  });
+}

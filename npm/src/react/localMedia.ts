@@ -3,6 +3,7 @@
 // every hook and component that shows it agrees. React reads it through
 // useSyncExternalStore; the SDK remains the source of truth for the tracks themselves.
 import { isMeshwireError, type MediaOptions, type MeshwireErrorObject, type Room, type ScreenShareOptions } from "../index.js";
+import { perRoom, Store } from "./store.js";
 
 export interface LocalMediaState {
   /** The microphone/camera stream (`room.localStream`). */
@@ -39,20 +40,17 @@ function live(stream: MediaStream | null, kind: "audio" | "video"): boolean {
 }
 
 /** One room's local media state and the calls that change it. */
-export class LocalMedia {
-  private state: LocalMediaState;
-  private readonly listeners = new Set<() => void>();
-
+export class LocalMedia extends Store<LocalMediaState> {
   constructor(private readonly room: Room) {
     const stream = room.localStream ?? null;
     const screen = room.tracks.find((t) => t.peerId === room.peerId && t.source === "screen");
-    this.state = {
+    super({
       ...NO_LOCAL_MEDIA,
       stream,
       microphone: live(stream, "audio"),
       camera: live(stream, "video"),
       screen: screen?.stream ?? null,
-    };
+    });
     // Our own share also ends from the browser's "Stop sharing" button.
     room.on("track", (e) => {
       if (e.peerId === room.peerId && e.source === "screen") this.set({ screen: e.stream });
@@ -62,16 +60,8 @@ export class LocalMedia {
     });
   }
 
-  readonly subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
-
-  readonly getSnapshot = (): LocalMediaState => this.state;
-
   private set(patch: Partial<LocalMediaState>): void {
-    this.state = { ...this.state, ...patch };
-    this.listeners.forEach((l) => l());
+    this.publish({ ...this.snapshot, ...patch });
   }
 
   /** Runs one media call with its `pending` flag; a failure goes to `error`. */
@@ -98,7 +88,7 @@ export class LocalMedia {
       if (on && !this.room.localStream?.getAudioTracks().length) {
         // No microphone yet: open it, keeping the camera as it is (enableMedia
         // replaces both).
-        const stream = await this.room.enableMedia({ audio: true, video: this.state.camera });
+        const stream = await this.room.enableMedia({ audio: true, video: this.snapshot.camera });
         return { stream, microphone: live(stream, "audio"), camera: live(stream, "video") };
       }
       this.room.setMicrophoneEnabled(on);
@@ -130,14 +120,5 @@ export class LocalMedia {
   }
 }
 
-const stores = new WeakMap<Room, LocalMedia>();
-
 /** The room's `LocalMedia`, made on first use. */
-export function localMedia(room: Room): LocalMedia {
-  let store = stores.get(room);
-  if (!store) {
-    store = new LocalMedia(room);
-    stores.set(room, store);
-  }
-  return store;
-}
+export const localMedia = perRoom((room) => new LocalMedia(room));

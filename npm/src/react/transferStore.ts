@@ -3,6 +3,7 @@
 // The store listens from its first use: incoming offers (`file`) and what we send
 // through it; each transfer's own events refresh its snapshot.
 import type { FileTransfer, FileTransferState, MeshwireErrorObject, Room } from "../index.js";
+import { perRoom, Store } from "./store.js";
 
 export interface TransferView {
   id: string;
@@ -27,20 +28,11 @@ export interface TransferView {
 
 export const NO_TRANSFERS: readonly TransferView[] = Object.freeze([]);
 
-class Transfers {
-  private views: readonly TransferView[] = NO_TRANSFERS;
-  private readonly listeners = new Set<() => void>();
-
+class Transfers extends Store<readonly TransferView[]> {
   constructor(private readonly room: Room) {
+    super(NO_TRANSFERS);
     room.on("file", ({ transfer }) => this.track(transfer, "receive"));
   }
-
-  readonly subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
-
-  readonly getSnapshot = (): readonly TransferView[] => this.views;
 
   send(file: Blob, to: string, name?: string): FileTransfer {
     const transfer = this.room.sendFile(file, name === undefined ? { to } : { to, name });
@@ -68,9 +60,9 @@ class Transfers {
         error,
         transfer,
       };
-      const i = this.views.findIndex((v) => v.transfer === transfer);
-      this.views = i < 0 ? [...this.views, view] : this.views.map((v, j) => (j === i ? view : v));
-      this.listeners.forEach((l) => l());
+      const views = this.snapshot;
+      const i = views.findIndex((v) => v.transfer === transfer);
+      this.publish(i < 0 ? [...views, view] : views.map((v, j) => (j === i ? view : v)));
     };
     transfer.on("progress", (p) => {
       rate = p.bytesPerSecond;
@@ -86,16 +78,9 @@ class Transfers {
 
   /** Forgets finished transfers (done, cancelled, failed). */
   clearFinished(): void {
-    this.views = this.views.filter((v) => v.state === "pending" || v.state === "active");
-    this.listeners.forEach((l) => l());
+    this.publish(this.snapshot.filter((v) => v.state === "pending" || v.state === "active"));
   }
 }
 
-const stores = new WeakMap<Room, Transfers>();
-
 /** The room's transfers, listened to from the first use on. */
-export function transfers(room: Room): Transfers {
-  let store = stores.get(room);
-  if (!store) stores.set(room, (store = new Transfers(room)));
-  return store;
-}
+export const transfers = perRoom((room) => new Transfers(room));

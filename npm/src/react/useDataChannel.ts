@@ -1,7 +1,7 @@
 'use client';
 import { useCallback, useEffect } from "react";
 import type { ChannelOptions, Room } from "../index.js";
-import { useResolvedRoom, useRoomEvents } from "./internal.js";
+import { notJoined, useResolvedRoom, useRoomEvents } from "./internal.js";
 
 /** The SDK's own channel (`room.send` without `channel`). */
 export const DEFAULT_CHANNEL = "meshwire";
@@ -31,7 +31,7 @@ export function useDataChannel(
   });
   const send = useCallback(
     (data: string | ArrayBuffer | Uint8Array, to?: string) => {
-      if (!r) throw Object.assign(new Error("not in a room yet: wait for useRoom's state to be connected"), { code: "not-joined" });
+      if (!r) throw notJoined();
       r.send(data, { to, channel });
     },
     [r, channel],

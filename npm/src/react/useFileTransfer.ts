@@ -1,7 +1,8 @@
 'use client';
-import { useCallback, useSyncExternalStore } from "react";
+import { useCallback } from "react";
 import type { FileTransfer, Room } from "../index.js";
-import { useResolvedRoom } from "./internal.js";
+import { notJoined, useResolvedRoom } from "./internal.js";
+import { useStore } from "./store.js";
 import { NO_TRANSFERS, transfers, type TransferView } from "./transferStore.js";
 
 export interface UseFileTransferResult {
@@ -15,16 +16,11 @@ export interface UseFileTransferResult {
   clearFinished: () => void;
 }
 
-const noSubscribe = () => () => undefined;
-const none = () => NO_TRANSFERS;
-
 /** File transfers with progress; incoming files are accepted and listed here. */
 export function useFileTransfer(room?: Room | null): UseFileTransferResult {
   const r = useResolvedRoom(room);
   const store = r ? transfers(r) : null;
-  const list = useSyncExternalStore(store?.subscribe ?? noSubscribe, store?.getSnapshot ?? none, none);
-  const notJoined = () =>
-    Object.assign(new Error("not in a room yet: wait for useRoom's state to be connected"), { code: "not-joined" });
+  const list = useStore(store, NO_TRANSFERS);
   const sendFile = useCallback(
     (file: Blob, to: string, name?: string) => {
       if (!store) throw notJoined();

@@ -1,8 +1,9 @@
 'use client';
-import { useCallback, useSyncExternalStore } from "react";
+import { useCallback } from "react";
 import type { MediaOptions, MeshwireErrorObject, Room } from "../index.js";
 import { useResolvedRoom, type Toggle } from "./internal.js";
 import { localMedia, NO_LOCAL_MEDIA, type LocalMediaState } from "./localMedia.js";
+import { useStore } from "./store.js";
 
 export interface UseLocalMediaResult {
   /** Our microphone/camera stream, once started. */
@@ -15,13 +16,9 @@ export interface UseLocalMediaResult {
   clearError: () => void;
 }
 
-const noSubscribe = () => () => undefined;
-const none = () => NO_LOCAL_MEDIA;
-
 /** The room's local media state, shared by every hook of that room. */
 export function useLocalMediaState(room: Room | null): LocalMediaState {
-  const store = room ? localMedia(room) : null;
-  return useSyncExternalStore(store?.subscribe ?? noSubscribe, store?.getSnapshot ?? none, none);
+  return useStore(room ? localMedia(room) : null, NO_LOCAL_MEDIA);
 }
 
 /** Our microphone and camera: `{ microphone: { enabled, pending, toggle }, camera, … }`. */
