@@ -511,6 +511,9 @@ impl Transfer {
     fn release(&self) {
         let link = self.link.borrow_mut().take();
         drop(link);
+        // A failed or cancelled receive drops what it had (the `FileTransfer` object
+        // may live on in the app).
+        self.chunks.set_length(0);
         self.wake();
         if let Some(room) = self.room.upgrade() {
             room.forget_transfer(&self.id);
