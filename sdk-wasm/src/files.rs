@@ -511,6 +511,9 @@ impl Transfer {
     fn release(&self) {
         let link = self.link.borrow_mut().take();
         drop(link);
+        // A failed or cancelled receive drops what it had (the `FileTransfer` object
+        // may live on in the app).
+        self.chunks.set_length(0);
         self.wake();
         if let Some(room) = self.room.upgrade() {
             room.forget_transfer(&self.id);
@@ -610,6 +613,9 @@ fn hex(bytes: &[u8]) -> String {
 /// Holds only a `Weak` across awaits; ends when the transfer is no longer active.
 async fn pump(weak: Weak<Transfer>) {
     let mut offset = 0.0;
+    // The next window's read, started before the current window is sent, so the channel
+    // does not drain while the file is read.
+    let mut ahead: Option<Promise> = None;
     loop {
         let (read, end, chunk) = {
             let Some(t) = weak.upgrade() else { return };
@@ -621,12 +627,22 @@ async fn pump(weak: Weak<Transfer>) {
                 return;
             }
             let end = (offset + READ_WINDOW).min(size);
-            (file.slice(offset, end).array_buffer(), end, t.chunk_size())
+            let read = ahead
+                .take()
+                .unwrap_or_else(|| file.slice(offset, end).array_buffer());
+            (read, end, t.chunk_size())
         };
         let read = JsFuture::from(read).await;
         let Some(t) = weak.upgrade() else { return };
         if t.state.get() != State::Active {
             return;
+        }
+        let size = t.meta.borrow().size;
+        if let (Some(file), true) = (&t.file, end < size) {
+            ahead = Some(
+                file.slice(end, (end + READ_WINDOW).min(size))
+                    .array_buffer(),
+            );
         }
         let buffer = match read {
             Ok(b) => Uint8Array::new(&b),

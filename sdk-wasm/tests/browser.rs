@@ -2031,6 +2031,16 @@ async fn switch_device_keeps_the_remote_track_flowing_without_renegotiation() {
     };
     let (mics, cams) = (of_kind("audioinput"), of_kind("videoinput"));
     assert!(!mics.is_empty() && !cams.is_empty(), "fake devices listed");
+    // `devicechange` (headless Chromium has no hot-plug: the event is dispatched as the
+    // browser would) becomes `devices-changed` with the current list.
+    let md = get(&get(&js_sys::global().into(), "navigator"), "mediaDevices");
+    let event = web_sys::Event::new("devicechange").unwrap();
+    call(&md, "dispatchEvent", &[event.into()]);
+    let changed = ra.wait("devices-changed", 5_000, |_| true).await;
+    assert_eq!(
+        Array::from(&get(&changed, "devices")).length(),
+        devices.length()
+    );
 
     // Every offer or answer from now on goes through setLocalDescription.
     let log = Array::new();

@@ -1,0 +1,104 @@
+// Browser benchmark of the SDK against the raw-JS baseline (bench/sdk/run.sh starts the
+// relay serving www/). Two separate headless Chromium instances, one per peer.
+// Prints one JSON object with the results.
+import { createRequire } from "node:module";
+// playwright-core lives in the repository's .tools/ (bench/sdk/run.sh installs it).
+const require = createRequire(new URL("../../.tools/package.json", import.meta.url));
+const { chromium } = require("playwright-core");
+
+const [origin, runsArg, sizeArg, cyclesArg] = process.argv.slice(2);
+const RUNS = Number(runsArg || 20);
+const SIZE = Number(sizeArg || 64 * 1048576);
+const CYCLES = Number(cyclesArg || 10);
+const ARGS = [
+  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+  "--allow-loopback-in-peer-connection", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+  "--js-flags=--expose-gc", "--enable-precise-memory-info", "--no-sandbox",
+];
+
+async function open(path) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ARGS });
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.goto(origin + path);
+  await page.waitForFunction(() => window.ready === true);
+  return { browser, page };
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const room = (tag, i) => `bench-${tag}-${process.pid}-${i}`;
+
+async function joinToOpen(a, b, api) {
+  const times = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = room(api, i);
+    await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
+    times.push(await b.page.evaluate(([api, r]) => window[api].joinToOpen(r), [api, r]));
+    await b.page.evaluate((api) => window[api].leave(), api);
+    await a.page.evaluate((api) => window[api].leave(), api);
+  }
+  return times;
+}
+
+async function transfer(a, b, api) {
+  const r = room(api + "-file", 0);
+  await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
+  if (api === "sdk") {
+    await b.page.evaluate((r) => sdk.join(r), r);
+    await b.page.evaluate(() => sdk.connected());
+    await a.page.evaluate(() => sdk.connected());
+    const to = await a.page.evaluate(() => sdk.firstPeer());
+    const start = await a.page.evaluate(([size, to]) => sdk.send(size, to), [SIZE, to]);
+    await b.page.waitForFunction(() => sdk.doneAt() > 0, null, { timeout: 300000, polling: 50 });
+    const doneAt = await b.page.evaluate(() => sdk.doneAt());
+    await b.page.evaluate(() => { sdk.clearInbox(); return sdk.leave(); });
+    await a.page.evaluate(() => sdk.leave());
+    return SIZE / 1e6 / ((doneAt - start) / 1000);
+  }
+  const st = await b.page.evaluate((r) => base.join(r).then(() => 0), r);
+  await b.page.waitForFunction(() => window.st && window.st.dc && window.st.dc.readyState === "open", null, { timeout: 30000 });
+  await a.page.waitForFunction(() => window.st && window.st.dc && window.st.dc.readyState === "open", null, { timeout: 30000 });
+  // b offered (the newcomer), so a's channel arrived by ondatachannel; a sends.
+  await b.page.evaluate((size) => base.expect(size), SIZE);
+  const start = await a.page.evaluate((size) => base.send(size), SIZE);
+  await b.page.waitForFunction(() => base.doneAt() > 0, null, { timeout: 300000, polling: 50 });
+  const doneAt = await b.page.evaluate(() => base.doneAt());
+  await b.page.evaluate(() => base.leave());
+  await a.page.evaluate(() => base.leave());
+  void st;
+  return SIZE / 1e6 / ((doneAt - start) / 1000);
+}
+
+async function memory(a, b) {
+  const rows = [];
+  for (let i = 0; i < CYCLES; i++) {
+    const r = room("mem", i);
+    await a.page.evaluate((r) => sdk.join(r), r);
+    await b.page.evaluate((r) => sdk.joinToOpen(r), r);
+    await b.page.evaluate(() => sdk.leave());
+    await a.page.evaluate(() => sdk.leave());
+    rows.push(await b.page.evaluate(() => sdk.memory()));
+  }
+  return rows;
+}
+
+const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
+{
+  const a = await open("/baseline.html"), b = await open("/baseline.html");
+  out.baselineJoin = await joinToOpen(a, b, "base");
+  out.baselineMBps = [];
+  for (let i = 0; i < 3; i++) out.baselineMBps.push(await transfer(a, b, "base"));
+  await a.browser.close(); await b.browser.close();
+}
+{
+  const a = await open("/sdk.html"), b = await open("/sdk.html");
+  out.sdkJoin = await joinToOpen(a, b, "sdk");
+  out.sdkMBps = [];
+  for (let i = 0; i < 3; i++) out.sdkMBps.push(await transfer(a, b, "sdk"));
+  out.memory = await memory(a, b);
+  await a.browser.close(); await b.browser.close();
+}
+out.baselineJoinMedian = median(out.baselineJoin);
+out.sdkJoinMedian = median(out.sdkJoin);
+console.log(JSON.stringify(out));

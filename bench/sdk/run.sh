@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SDK browser benchmark (issue 6): the SDK against a hand-written raw-JS baseline, in
+# two separate headless Chromium instances over the real relay (which serves the pages
+# from bench/sdk/www). Measures join → data channel open (median of RUNS), a SIZE-byte
+# transfer (sendFile, SHA-256 verified, vs the baseline's best-practice loop, best of 3),
+# and JS heap + wasm memory after each of CYCLES join/leave cycles. Writes the section
+# between the sdk-browser-bench markers of docs/benchmarks.md (BENCH_DOC= to skip).
+# Usage: bash bench/sdk/run.sh [RUNS=20] [SIZE=67108864] [CYCLES=10]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-20} SIZE=${2:-67108864} CYCLES=${3:-10}
+DOC=${BENCH_DOC-docs/benchmarks.md}
+
+bash scripts/build-sdk.sh bench/sdk/www/pkg >/dev/null 2>&1 || bash scripts/build-sdk.sh bench/sdk/www/pkg
+# The relay only introduces two peers here: its debug build (the test suite's) will do.
+cargo build --locked -p meshwire-relay 2>/dev/null
+if [ ! -d .tools/node_modules/playwright-core ]; then
+  mkdir -p .tools
+  (cd .tools && npm install --silent --no-audit --no-fund --save-exact --prefix . playwright-core@1.65.1 >/dev/null)
+fi
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$PORT" --static bench/sdk/www &
+RELAY=$!
+trap 'kill $RELAY 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+
+RESULT=$(node bench/sdk/run.mjs "http://127.0.0.1:$PORT" "$RUNS" "$SIZE" "$CYCLES")
+echo "$RESULT"
+python3 - "$DOC" "$RESULT" <<'PY'
+import json, sys, datetime
+doc, r = sys.argv[1], json.loads(sys.argv[2])
+mb = r["size"] / 1048576
+bj, sj = r["baselineJoinMedian"], r["sdkJoinMedian"]
+bt, st = max(r["baselineMBps"]), max(r["sdkMBps"])
+mem = r["memory"]
+kib = lambda b: f"{b / 1024:.0f} KiB"
+first, last = mem[0], mem[-1]
+lines = [
+  "<!-- sdk-browser-bench:start -->",
+  "## SDK in the browser vs a raw-JS baseline (`bash bench/sdk/run.sh`)",
+  "",
+  f"- Date: {datetime.date.today()}; two separate headless Chromium instances (playwright-core), one per peer, over the real relay on loopback, which serves the pages (`bench/sdk/www`: `baseline.html` is plain `RTCPeerConnection`, `sdk.html` the built SDK from `scripts/build-sdk.sh`). 2 shared cores: absolute numbers are this machine's.",
+  "",
+  "| check | baseline | SDK | SDK / baseline | target | |",
+  "|---|---:|---:|---:|---:|---|",
+  f"| join → data channel open, median of {r['runs']} (ms) | {bj:.0f} | {sj:.0f} | {sj / bj:.2f}× | ≤ 1.1× | {'pass' if sj <= 1.1 * bj else 'miss'} |",
+  f"| {mb:.0f} MiB transfer, best of 3 (MB/s) | {bt:.1f} | {st:.1f} | {st / bt:.0%} | ≥ 90% | {'pass' if st >= 0.9 * bt else 'miss'} |",
+  "",
+  f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (chunks hashed with SHA-256 on both sides and verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}.",
+  "",
+  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}.",
+  "",
+  "PeerJS was not run through this benchmark (not done yet).",
+  "<!-- sdk-browser-bench:end -->",
+]
+section = "\n".join(lines)
+if doc:
+    import re
+    try: text = open(doc).read()
+    except FileNotFoundError: text = "# Benchmarks\n"
+    pat = re.compile(r"<!-- sdk-browser-bench:start -->.*?<!-- sdk-browser-bench:end -->", re.S)
+    text = pat.sub(lambda _: section, text) if pat.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    open(doc, "w").write(text)
+print(section)
+PY
