@@ -304,3 +304,22 @@ impl Scripts {
         self.reap.key(instances()).arg(dead).invoke_async(con).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_split_back_into_their_parts() {
+        let info = r#"{"id":"p","name":"a\nb"}"#;
+        let rec = record("inst1", Some("user\nwith newline"), info);
+        // The user id is JSON, so the record has exactly two raw newlines before info.
+        assert_eq!(rec.matches('\n').count(), 2);
+        let r = parse_record(&rec).expect("parses");
+        assert_eq!((r.instance, r.info), ("inst1", info));
+        let rec = record("i", None, "{}");
+        let r = parse_record(&rec).expect("parses");
+        assert_eq!((r.instance, r.info), ("i", "{}"));
+        assert!(parse_record("no newline").is_none());
+    }
+}
