@@ -2,8 +2,9 @@
 # Installs what `make test` needs and is missing. Idempotent: each step checks first,
 # so a machine that has everything spends about a second here.
 #   - rustfmt, clippy and the wasm32 target (rustup);
-#   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests, and
-#     coturn for the tests that go through TURN;
+#   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests,
+#     coturn for the tests that go through TURN, and redis-server for the relay's
+#     cluster tests (relay/tests/cluster.rs starts its own on a free port);
 #   - a check that Node.js is new enough for the npm package and example apps;
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (its
 #     test runner drives the browser; a different version refuses the module).
@@ -43,12 +44,14 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-# Debian packages: the browser and its driver for the SDK's tests, and coturn (a real
-# TURN server) for the tests that relay media through TURN and break it.
+# Debian packages: the browser and its driver for the SDK's tests, coturn (a real
+# TURN server) for the tests that relay media through TURN and break it, and Redis for
+# the cluster-mode tests.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -73,4 +76,4 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
   cargo install --quiet --force wasm-bindgen-cli --version "$want"
 fi
 
-say "toolchain ready ($(cargo --version); node $(node --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1))"
+say "toolchain ready ($(cargo --version); node $(node --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1); $(redis-server --version 2>/dev/null | cut -d' ' -f1-3))"

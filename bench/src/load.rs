@@ -53,6 +53,17 @@ pub struct Args {
     /// Runtime worker threads (1 = current-thread runtime).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// meshwire only: the second client of every pair connects here (another instance
+    /// of a relay cluster), so every message crosses instances.
+    #[arg(long, value_parser = Server::parse)]
+    url2: Option<Server>,
+    /// Paced instead of closed-loop: all clients together send this many messages per
+    /// second (evenly spread), nobody replies, and latency is measured at that load.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// A name for this run in the report (e.g. `cluster, cross-instance`).
+    #[arg(long)]
+    label: Option<String>,
 }
 
 /// One load run, as printed in its JSON line.
@@ -79,6 +90,12 @@ pub struct LoadResult {
     /// Busy share of the server's core during the window (with `--server-cpu`).
     #[serde(default)]
     pub server_core_busy_pct: Option<f64>,
+    /// `--label`.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `--rate` (paced runs).
+    #[serde(default)]
+    pub rate: Option<f64>,
 }
 
 /// Nanoseconds since a process-wide origin; senders and receivers share it.
@@ -99,11 +116,20 @@ struct Window {
 pub async fn run(args: Args) -> Result<()> {
     let run = run_id();
     let (server, target) = (&args.url, args.target);
+    if args.url2.is_some() && target != Target::Meshwire {
+        return Err("--url2 is for meshwire (a relay cluster) only".into());
+    }
     eprintln!("{}: opening {} pairs…", target.name(), args.pairs);
+    let url2 = args.url2.as_ref();
     let pairs: Vec<_> = stream::iter(0..args.pairs)
         .map(|k| {
             let room = format!("bench-{run}-{k}");
-            async move { target.open_pair(server, &room, [None, None]).await }
+            async move {
+                match url2 {
+                    Some(other) => target.open_pair_across([server, other], &room).await,
+                    None => target.open_pair(server, &room, [None, None]).await,
+                }
+            }
         })
         .buffer_unordered(SETUP_CONCURRENCY)
         .try_collect()
@@ -130,10 +156,19 @@ pub async fn run(args: Args) -> Result<()> {
     let histogram = Histogram::new_with_bounds(1_000, MAX_LATENCY_NS, 3)?;
     let histogram = Arc::new(Mutex::new(histogram));
     let mut tasks = JoinSet::new();
+    let clients = args.pairs * 2;
     for peer in pairs.into_iter().flatten() {
         let frame = Frame::new(target, &peer.partner, args.payload);
         let recorder = Recorder::new(Arc::clone(&histogram));
-        tasks.spawn(drive(peer.ws, frame, args.inflight, window, recorder));
+        match args.rate {
+            Some(rate) => {
+                let every = Duration::from_secs_f64(clients as f64 / rate.max(1.0));
+                tasks.spawn(drive_paced(peer.ws, frame, every, window, recorder));
+            }
+            None => {
+                tasks.spawn(drive(peer.ws, frame, args.inflight, window, recorder));
+            }
+        }
     }
     let mut errors = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -168,6 +203,8 @@ pub async fn run(args: Args) -> Result<()> {
         errors,
         client_core_busy_pct,
         server_core_busy_pct,
+        label: args.label.clone(),
+        rate: args.rate,
     };
     println!(
         "{}: {} pairs × {} in flight, {}-byte frames: {:.0} msgs/s relayed ({} messages in {seconds} s, {errors} failed connections)",
@@ -234,6 +271,44 @@ async fn drive(
         ws.flush().await?;
     }
     // Best effort: say goodbye rather than reset the connection.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+    Ok(())
+}
+
+/// One paced client: sends a message every `every` (the ticks of all clients spread
+/// over the period) and records the latency of what its partner sends, replying to
+/// nothing, so the offered load is fixed whatever the latency.
+async fn drive_paced(
+    mut ws: Ws,
+    frame: Frame,
+    every: Duration,
+    window: Window,
+    mut recorder: Recorder,
+) -> Result<()> {
+    // A random phase, so the clients' sends do not all land on the same tick.
+    let phase = Duration::from_nanos(now_ns() % nanos(every).max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let deadline = tokio::time::sleep_until(window.end);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut deadline => break,
+            _ = tick.tick() => ws.send(frame.encode(now_ns())).await?,
+            next = ws.next() => {
+                let msg = next.ok_or("the server closed the connection")??;
+                if let Message::Text(text) = msg {
+                    if let Some(sent) = decode_ts(&text) {
+                        let now = now_ns();
+                        if (window.start_ns..window.end_ns).contains(&now) {
+                            recorder.record(now.saturating_sub(sent));
+                        }
+                    }
+                }
+            }
+        }
+    }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! forwarder to compare the relay with, a load generator for throughput and latency, a
 //! memory probe for idle connections, and the report that writes docs/benchmarks.md.
 
+mod cluster_report;
 mod cpu;
 mod forwarder;
 mod idle;
@@ -39,6 +40,9 @@ enum Command {
     /// Tabulates the JSON lines of `load` and `idle` runs (medians, ratios) and writes
     /// them into a markdown file between markers.
     Report(report::Args),
+    /// Tabulates labelled `load` runs (single instance against a relay cluster) into
+    /// the cluster section of a markdown file.
+    ClusterReport(cluster_report::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::Load(args) => block_on(args.workers, load::run(args)),
         Command::Idle(args) => block_on(args.workers, idle::run(args)),
         Command::Report(args) => report::run(&args),
+        Command::ClusterReport(args) => cluster_report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -104,7 +104,7 @@ fn order(target: Target) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {
@@ -328,9 +328,15 @@ fn checks(
 
 /// `doc` with its benchmark section replaced by `section` (or appended).
 fn splice(doc: &str, section: &str) -> String {
-    if let (Some(start), Some(end)) = (doc.find(START), doc.find(END)) {
+    splice_between(doc, START, END, section)
+}
+
+/// `doc` with the section between the markers `start_mark` and `end_mark` (which
+/// `section` begins and ends with) replaced by `section`, or `section` appended.
+pub fn splice_between(doc: &str, start_mark: &str, end_mark: &str, section: &str) -> String {
+    if let (Some(start), Some(end)) = (doc.find(start_mark), doc.find(end_mark)) {
         if start < end {
-            let after = &doc[end + END.len()..];
+            let after = &doc[end + end_mark.len()..];
             let after = after.strip_prefix('\n').unwrap_or(after);
             return format!("{}{section}{after}", &doc[..start]);
         }

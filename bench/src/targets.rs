@@ -98,6 +98,23 @@ impl Target {
     }
 }
 
+impl Target {
+    /// meshwire only: two partners in `room`, one joined through each of two instances
+    /// of a relay cluster.
+    pub async fn open_pair_across(self, servers: [&Server; 2], room: &str) -> Result<[Peer; 2]> {
+        let pair = async {
+            let (a, b) = tokio::try_join!(
+                meshwire_join(servers[0], room, None),
+                meshwire_join(servers[1], room, None),
+            )?;
+            Ok([a, b])
+        };
+        tokio::time::timeout(PAIR_TIMEOUT, pair)
+            .await
+            .map_err(|_| format!("meshwire: pair {room} not ready within {PAIR_TIMEOUT:?}"))?
+    }
+}
+
 /// One client connection and the id its partner has on the server (empty for the
 /// forwarder, where the partner is implicit).
 pub struct Peer {

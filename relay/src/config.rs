@@ -112,6 +112,16 @@ pub struct Config {
     #[arg(long, env = "MESHWIRE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Cluster mode: coordinate with the other relay instances through this Redis
+    /// (`redis://[:password@]host:port[/db]`). Unset, the relay keeps everything in memory.
+    #[arg(long, env = "MESHWIRE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Cluster mode: an instance that has not refreshed its liveness key for this long
+    /// is dead; the others then send `peer-left` for its peers.
+    #[arg(long, env = "MESHWIRE_INSTANCE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub instance_ttl: Duration,
+
     /// Runtime worker threads (default: one per core).
     #[arg(long, env = "MESHWIRE_WORKERS")]
     pub workers: Option<usize>,
@@ -150,6 +160,9 @@ impl Config {
         }
         if self.max_message_bytes as usize > crate::connection::HARD_FRAME_CAP {
             return Err("--max-message-bytes cannot exceed 1 MiB (1048576)".into());
+        }
+        if self.instance_ttl < Duration::from_millis(500) {
+            return Err("--instance-ttl must be at least 500ms".into());
         }
         if self.rate_limit > 0 && self.rate_burst == 0 {
             return Err("--rate-burst must be at least 1 when --rate-limit is on".into());

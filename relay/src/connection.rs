@@ -13,7 +13,7 @@ use crate::outbox::{Outbox, ReadAt};
 use crate::rooms::{self, Admission, PeerId, Room};
 use crate::ws::{self, op, Reader};
 use crate::Shared;
-use meshwire_protocol::json::{decode_client, Raw};
+use meshwire_protocol::json::{decode_client, Raw, RawValue};
 use meshwire_protocol::{
     close_code, is_valid_room, ClientMessage, ErrorCode, Join, MessageId, ServerMessage,
 };
@@ -43,6 +43,19 @@ enum End {
     Detached(u16, &'static str),
     /// The relay is shutting down.
     Shutdown,
+}
+
+/// A `join` waiting for the cluster store (cluster mode): what the connection checked
+/// and decided, owned, so the read buffer is free while Redis answers.
+struct PendingJoin {
+    room: String,
+    peer_id: PeerId,
+    resuming: bool,
+    name: Option<String>,
+    meta: Option<Box<RawValue>>,
+    user_id: Option<String>,
+    /// The join's `id`, for an error's `ref`.
+    id: Option<Box<RawValue>>,
 }
 
 /// The peer this connection is in a room as.
@@ -142,6 +155,7 @@ pub async fn serve<R, W, G>(
         shared,
         info,
         membership: None,
+        pending: None,
         last_seen: Instant::now(),
         outbox: Arc::new(Outbox::default()),
     };
@@ -157,6 +171,8 @@ struct Connection {
     shared: Arc<Shared>,
     info: ConnInfo,
     membership: Option<Membership>,
+    /// Set by `join` in cluster mode; the read loop completes it before the next message.
+    pending: Option<PendingJoin>,
     rate: RateLimit,
     /// When the client last sent anything (a pong counts).
     last_seen: Instant,
@@ -215,6 +231,11 @@ impl Connection {
                             Ok(Some(message)) => {
                                 if let Err(end) = self.on_message(message, now) {
                                     return end;
+                                }
+                                // Cluster mode: the join needs Redis. Later messages of
+                                // this read wait, so they see the membership.
+                                if let Some(pending) = self.pending.take() {
+                                    self.join_clustered(pending).await;
                                 }
                             }
                             Ok(None) => break,
@@ -429,6 +450,18 @@ impl Connection {
                 }
             },
         };
+        if shared.cluster.get().is_some() {
+            self.pending = Some(PendingJoin {
+                room: join.room.into_owned(),
+                peer_id,
+                resuming,
+                name: identity.name.or(join.name.map(Cow::into_owned)),
+                meta: join.meta.and_then(Raw::to_boxed),
+                user_id: identity.user_id,
+                id: id.and_then(Raw::to_boxed),
+            });
+            return Ok(());
+        }
         let admission = Admission {
             room: &join.room,
             peer_id: peer_id.clone(),
@@ -441,6 +474,7 @@ impl Connection {
             ice_servers: shared.ice.servers_for(&peer_id),
             resume_token: shared.resume.issue(&peer_id, &join.room),
             limits: shared.limits(),
+            cluster: None,
         };
         // On success the room has put the `welcome` (and what was queued during a
         // hold) into the outbox, ahead of anything another member can send.
@@ -460,6 +494,47 @@ impl Connection {
             peer: peer_id,
         });
         Ok(())
+    }
+
+    /// Completes a join through the cluster: Redis admits (capacity, resume from any
+    /// instance), then the local room, as `join` does in one step without a cluster.
+    async fn join_clustered(&mut self, p: PendingJoin) {
+        let shared = Arc::clone(&self.shared);
+        let Some(cluster) = shared.cluster.get() else {
+            return;
+        };
+        let admission = Admission {
+            room: &p.room,
+            peer_id: p.peer_id.clone(),
+            resuming: p.resuming,
+            name: p.name.as_deref(),
+            meta: p.meta.as_deref().map(Raw::from),
+            user_id: p.user_id.as_deref(),
+            conn: self.info.id,
+            outbox: Arc::clone(&self.outbox),
+            ice_servers: shared.ice.servers_for(&p.peer_id),
+            resume_token: shared.resume.issue(&p.peer_id, &p.room),
+            limits: shared.limits(),
+            cluster: None,
+        };
+        match cluster.join(admission).await {
+            Ok(room) => {
+                tracing::debug!(
+                    conn = self.info.id,
+                    peer = &*p.peer_id,
+                    room = &*room.name,
+                    resuming = p.resuming,
+                    "joined (cluster)"
+                );
+                self.membership = Some(Membership {
+                    room,
+                    peer: p.peer_id,
+                });
+            }
+            Err((code, msg)) => {
+                let _ = self.reply_error(code, msg.into(), p.id.as_deref().map(Raw::from));
+            }
+        }
     }
 
     fn not_joined(&mut self, id: Option<Raw<'_>>) -> Result<(), End> {

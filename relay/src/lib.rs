@@ -17,6 +17,8 @@
 //! - [`outbox`]: what waits to be written to one connection;
 //! - [`buffers`]: the per-thread pool of read and write buffers;
 //! - [`rooms`]: the registry, presence, delivery, and holding dropped peers for resume;
+//! - [`cluster`]: cluster mode over Redis (`--redis-url`): shared rooms, cross-instance
+//!   delivery, liveness;
 //! - [`auth`]: JWT join tokens and the relay's resume tokens;
 //! - [`ice`]: STUN/TURN servers and TURN REST credentials;
 //! - [`metrics`]: Prometheus metrics;
@@ -26,6 +28,7 @@
 
 pub mod auth;
 pub mod buffers;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -73,6 +76,8 @@ pub struct Shared {
     pub next_conn_id: AtomicU64,
     /// Open connections, checked against `--max-connections` at upgrade.
     open: AtomicUsize,
+    /// Cluster mode (`--redis-url`); set once by [`Shared::start_cluster`].
+    pub cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
 }
 
 /// A place counted against `--max-connections`; freed on drop.
@@ -99,10 +104,26 @@ impl Shared {
             started: Instant::now(),
             next_conn_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
+            cluster: std::sync::OnceLock::new(),
             metrics,
             rooms,
             config,
         }))
+    }
+
+    /// Joins the cluster when `--redis-url` is set (needs a tokio runtime).
+    pub fn start_cluster(&self) -> Result<(), Error> {
+        if let Some(url) = &self.config.redis_url {
+            let cluster = cluster::Cluster::start(
+                url,
+                self.rooms.clone(),
+                self.metrics.clone(),
+                self.config.room_capacity,
+                self.config.instance_ttl,
+            )?;
+            let _ = self.cluster.set(cluster);
+        }
+        Ok(())
     }
 
     /// Takes a connection place, or `None` at `--max-connections`.
@@ -143,6 +164,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let shared = Shared::new(config)?;
+    shared.start_cluster()?;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "meshwire relay listening (WebSocket at /ws)");
     }
@@ -174,6 +196,9 @@ pub async fn run(
             connections = shared.metrics.connections.get(),
             "drain timeout reached; exiting with connections still open"
         );
+    }
+    if let Some(cluster) = shared.cluster.get() {
+        cluster.stop();
     }
     Ok(())
 }

@@ -55,6 +55,26 @@ pub struct Metrics {
     /// Time from reading a frame to writing it to the recipient's socket (sampled per
     /// written batch).
     pub relay_latency: Histogram,
+    /// Cluster mode (all zero without `--redis-url`).
+    pub cluster: ClusterMetrics,
+}
+
+/// What cluster mode exports (`meshwire_cluster_*`).
+pub struct ClusterMetrics {
+    /// 1 while Redis answers.
+    pub up: IntGauge,
+    /// Registered instances, as of the last sweep.
+    pub instances: IntGauge,
+    /// Rooms with a member anywhere in the cluster, as of the last sweep.
+    pub rooms: IntGauge,
+    /// Peers on every instance, as of the last sweep.
+    pub peers: IntGauge,
+    /// Messages published to other instances.
+    pub published: IntCounter,
+    /// Messages received from other instances.
+    pub received: IntCounter,
+    /// Messages for other instances dropped (Redis down or too far behind).
+    pub dropped: IntCounter,
 }
 
 impl Metrics {
@@ -116,7 +136,42 @@ impl Metrics {
         registry
             .register(Box::new(relay_latency.clone()))
             .expect("unique metric name");
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("static metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric name");
+            c
+        };
+        let cluster = ClusterMetrics {
+            up: gauge(
+                "meshwire_cluster_up",
+                "1 while the cluster store (Redis) answers",
+            ),
+            instances: gauge(
+                "meshwire_cluster_instances",
+                "Relay instances registered in the cluster",
+            ),
+            rooms: gauge(
+                "meshwire_cluster_rooms",
+                "Rooms with a member on any instance",
+            ),
+            peers: gauge("meshwire_cluster_peers", "Peers on all instances"),
+            published: counter(
+                "meshwire_cluster_published_total",
+                "Messages published to other instances",
+            ),
+            received: counter(
+                "meshwire_cluster_received_total",
+                "Messages received from other instances",
+            ),
+            dropped: counter(
+                "meshwire_cluster_dropped_total",
+                "Messages for other instances dropped (Redis unreachable or behind)",
+            ),
+        };
         Metrics {
+            cluster,
             connections,
             rooms,
             peers,

@@ -12,7 +12,13 @@
 //! [`Outbox`], so a slow recipient never stalls its sender. A recipient whose outbox is
 //! full is detached and held, exactly as if its connection had dropped; its connection
 //! then closes with 4429 and the client resumes.
+//!
+//! In cluster mode (`--redis-url`) a room also lists the members connected to other
+//! instances as *remote* members (a mirror kept by `crate::cluster`), so presence,
+//! `welcome.peers` and `unknown-peer` read one map. Delivery to a remote member hands
+//! the frame to the cluster's [`Outlet`]; delivery to a local one never does.
 
+use crate::cluster::{wire, Outlet};
 use crate::metrics::{Kind, Metrics};
 use crate::outbox::{Outbox, ReadAt, Refused};
 use meshwire_protocol::json::{Raw, RawValue};
@@ -22,7 +28,7 @@ use meshwire_protocol::{
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A relay-assigned peer id: 128 random bits, base64url (22 characters).
@@ -100,13 +106,29 @@ enum Link {
         queue: VecDeque<Box<str>>,
         bytes: usize,
     },
+    /// Connected to another instance of the cluster; frames for it are published to
+    /// that instance's channel.
+    Remote {
+        /// The instance it is connected to.
+        instance: Arc<str>,
+        /// Since when reconciliation has not found it in Redis (it is dropped once
+        /// this is older than `--instance-ttl`, giving a restarted Redis time to be
+        /// refilled by its owner).
+        missing_since: Option<Instant>,
+    },
 }
 
 impl Link {
+    /// The owning connection; 0 (never a real connection id) for a remote member.
     fn conn(&self) -> u64 {
         match self {
             Link::Live { conn, .. } | Link::Held { conn, .. } => *conn,
+            Link::Remote { .. } => 0,
         }
+    }
+
+    fn is_local(&self) -> bool {
+        !matches!(self, Link::Remote { .. })
     }
 }
 
@@ -153,12 +175,12 @@ impl Room {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Number of members, held ones included.
+    /// Number of members on this instance, held ones included.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().filter(|m| m.link.is_local()).count()
     }
 
-    /// Whether the room has no members.
+    /// Whether the room has no members on this instance.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -174,6 +196,7 @@ impl Room {
                 state: match m.link {
                     Link::Live { .. } => "connected",
                     Link::Held { .. } => "held",
+                    Link::Remote { .. } => "remote",
                 },
             })
             .collect()
@@ -204,6 +227,56 @@ pub struct Admission<'a> {
     pub resume_token: String,
     /// For the welcome.
     pub limits: Limits,
+    /// In cluster mode, what Redis said when it admitted the peer.
+    pub cluster: Option<ClusterAdmission>,
+}
+
+/// What the cluster's join script decided, for [`Rooms::join`].
+pub struct ClusterAdmission {
+    /// The peer's record existed (it resumed, possibly from another instance).
+    pub resumed: bool,
+    /// The room's members cluster-wide after the join: id, instance, `PeerInfo` JSON.
+    pub members: Vec<(String, Arc<str>, String)>,
+}
+
+/// A local member, as the cluster writes it back to Redis after an outage.
+pub struct LocalMember {
+    /// Its room.
+    pub room: Arc<str>,
+    /// Its id.
+    pub peer: PeerId,
+    /// Its verified user id.
+    pub user_id: Option<String>,
+    /// Its `PeerInfo` JSON.
+    pub info: String,
+}
+
+/// What [`Rooms::reconcile`] found out of step with Redis.
+#[derive(Default)]
+pub struct Drift {
+    /// Local members Redis does not list as this instance's (to write back).
+    pub unlisted: Vec<LocalMember>,
+    /// Records Redis gives this instance for peers it does not have (to remove).
+    pub stale: Vec<String>,
+}
+
+/// Builds a member from the `PeerInfo` JSON another instance published.
+fn remote_member(info: &str, instance: Arc<str>) -> Option<Member> {
+    let info: PeerInfo<'_, &RawValue> = serde_json::from_str(info).ok()?;
+    Some(Member {
+        name: info.name.map(|n| n.into()),
+        meta: info.meta.map(|m| m.to_owned()),
+        user_id: info.user_id.map(|u| u.into()),
+        link: Link::Remote {
+            instance,
+            missing_since: None,
+        },
+    })
+}
+
+/// The `peer-joined` frame for a `PeerInfo` JSON (what [`encode`] writes for it).
+fn joined_frame(info: &str) -> String {
+    format!(r#"{{"type":"peer-joined","peer":{info}}}"#)
 }
 
 /// The registry of rooms.
@@ -214,6 +287,9 @@ pub struct Rooms {
     grace: Duration,
     /// Lets hold-expiry timers reach the registry without keeping it alive.
     me: Weak<Rooms>,
+    /// Set once in cluster mode: where frames for remote members and local departures
+    /// go. Unset, the registry is the whole relay.
+    cluster: OnceLock<Outlet>,
 }
 
 impl Rooms {
@@ -225,7 +301,18 @@ impl Rooms {
             capacity: capacity as usize,
             grace,
             me: me.clone(),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// The cluster's outlet, in cluster mode.
+    pub fn outlet(&self) -> Option<Outlet> {
+        self.cluster.get().cloned()
+    }
+
+    /// Turns on cluster mode (once, at start-up).
+    pub fn set_cluster(&self, outlet: Outlet) {
+        let _ = self.cluster.set(outlet);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
@@ -261,6 +348,23 @@ impl Rooms {
         let mut members = room.lock();
         drop(registry);
 
+        if let (Some(view), Some(outlet)) = (&a.cluster, self.cluster.get()) {
+            // A room new to this instance starts from Redis's view; an existing one is
+            // kept current by the other instances' messages (and reconciliation).
+            if !members.values().any(|m| m.link.is_local()) {
+                members.clear();
+                for (id, instance, info) in &view.members {
+                    if **id == *a.peer_id || **instance == **outlet.me() {
+                        continue;
+                    }
+                    if let Some(m) = remote_member(info, instance.clone()) {
+                        members.insert(PeerId::from(id.as_str()), m);
+                    }
+                }
+            }
+        }
+        let cluster_resumed = a.cluster.as_ref().is_some_and(|v| v.resumed);
+
         let mut queued = Vec::new();
         let resumed = match members.get_mut(&a.peer_id) {
             Some(existing) if a.resuming => {
@@ -289,6 +393,9 @@ impl Rooms {
                         meshwire_protocol::close_code::REPLACED,
                         "session resumed on another connection",
                     ),
+                    // It was connected to another instance, which forwards what it
+                    // queued once it hears of the move.
+                    Link::Remote { .. } => self.metrics.peers.inc(),
                 }
                 true
             }
@@ -298,7 +405,8 @@ impl Rooms {
                 return Err((ErrorCode::Internal, "peer id in use; retry the join"));
             }
             None => {
-                if members.len() >= self.capacity {
+                // In cluster mode Redis has counted the room, atomically.
+                if a.cluster.is_none() && members.len() >= self.capacity {
                     return Err((
                         ErrorCode::RoomFull,
                         "the room is full; try another room or later",
@@ -332,7 +440,7 @@ impl Rooms {
                 members.insert(a.peer_id.clone(), member);
                 self.metrics.peers.inc();
                 self.evict(&room, &mut members, evicted);
-                false
+                cluster_resumed
             }
         };
 
@@ -398,6 +506,18 @@ impl Rooms {
         for (id, m) in members.iter_mut() {
             if **id != *from {
                 self.deliver(room, id, m, &frame, read_at, Kind::Broadcast, &mut evicted);
+            }
+        }
+        if let Some(outlet) = self.cluster.get() {
+            // Once per instance with members here; that instance fans it out.
+            let mut sent: Vec<&Arc<str>> = Vec::new();
+            for m in members.values() {
+                if let Link::Remote { instance, .. } = &m.link {
+                    if !sent.contains(&instance) {
+                        sent.push(instance);
+                        outlet.publish(instance, wire::broadcast(&room.name, from, &frame));
+                    }
+                }
             }
         }
         self.evict(room, &mut members, evicted);
@@ -494,6 +614,16 @@ impl Rooms {
         kind: Kind,
         evicted: &mut Vec<PeerId>,
     ) {
+        if let Link::Remote { instance, .. } = &member.link {
+            // Presence and broadcasts reach other instances from their own code paths
+            // (once per instance, not per member); a signal goes to its instance here.
+            if matches!(kind, Kind::Signal) {
+                if let Some(outlet) = self.cluster.get() {
+                    outlet.publish(instance, wire::signal(&room.name, id, parts));
+                }
+            }
+            return;
+        }
         if let Link::Live { outbox, .. } = &member.link {
             match outbox.relay(parts, read_at) {
                 Ok(()) => {
@@ -559,10 +689,15 @@ impl Rooms {
         reason: LeaveReason,
         evicted: &mut Vec<PeerId>,
     ) {
-        if members.remove(id).is_none() {
+        let Some(gone) = members.remove(id) else {
             return;
+        };
+        if gone.link.is_local() {
+            self.metrics.peers.dec();
+            if let Some(outlet) = self.cluster.get() {
+                outlet.left(&room.name, id, reason);
+            }
         }
-        self.metrics.peers.dec();
         let left: ServerMessage<'_, ()> = ServerMessage::PeerLeft {
             peer_id: Cow::Borrowed(id),
             reason,
@@ -577,7 +712,8 @@ impl Rooms {
     /// Removes `room` from the registry if it is empty. Takes the room's guard to keep
     /// the lock order (registry, then room).
     fn drop_if_empty(&self, room: &Room, members: MutexGuard<'_, HashMap<PeerId, Member>>) {
-        if !members.is_empty() {
+        // Remote members alone do not keep a room here: nobody local needs the mirror.
+        if members.values().any(|m| m.link.is_local()) {
             return;
         }
         drop(members);
@@ -590,6 +726,227 @@ impl Rooms {
                 self.metrics.rooms.dec();
             }
         }
+    }
+}
+
+/// What other instances tell this one (called by `crate::cluster` for each message on
+/// its channel). Each keeps the mirror of remote members exact and tells local members
+/// only what they have not been told, so a message that arrives twice (an event and a
+/// reconciliation both reporting a join, say) changes nothing the second time.
+impl Rooms {
+    /// A `signal` from another instance for the local peer `to`. Dropped if `to` is not
+    /// (or no longer) a local member: the sender's instance saw it here a moment ago.
+    pub fn remote_signal(&self, room: &str, to: &str, frame: &str) {
+        let Some(room) = self.get(room) else { return };
+        let mut members = room.lock();
+        let Some(target) = members.get_mut(to).filter(|m| m.link.is_local()) else {
+            return;
+        };
+        let mut evicted = Vec::new();
+        let now = ReadAt::new(Instant::now());
+        self.deliver(&room, to, target, &[frame], now, Kind::Signal, &mut evicted);
+        self.evict(&room, &mut members, evicted);
+        self.drop_if_empty(&room, members);
+    }
+
+    /// A `broadcast` from another instance, for every local member but `from`.
+    pub fn remote_broadcast(&self, room: &str, from: &str, frame: &str) {
+        let Some(room) = self.get(room) else { return };
+        let mut members = room.lock();
+        let mut evicted = Vec::new();
+        let now = ReadAt::new(Instant::now());
+        for (id, m) in members.iter_mut() {
+            if **id != *from && m.link.is_local() {
+                self.deliver(&room, id, m, &[frame], now, Kind::Broadcast, &mut evicted);
+            }
+        }
+        self.evict(&room, &mut members, evicted);
+        self.drop_if_empty(&room, members);
+    }
+
+    /// A peer joined on another instance (or is confirmed there): local members get
+    /// `peer-joined` unless they already know it.
+    pub fn remote_joined(&self, room: &str, peer: &str, instance: &str, info: &str) {
+        let Some(room) = self.get(room) else { return };
+        let mut members = room.lock();
+        match members.get_mut(peer) {
+            Some(m) => {
+                if let Link::Remote {
+                    instance: at,
+                    missing_since,
+                } = &mut m.link
+                {
+                    if **at != *instance {
+                        *at = instance.into();
+                    }
+                    *missing_since = None;
+                }
+            }
+            None => {
+                let Some(member) = remote_member(info, instance.into()) else {
+                    tracing::warn!(
+                        room = &*room.name,
+                        peer,
+                        "unreadable peer info from {instance}"
+                    );
+                    return;
+                };
+                let frame = joined_frame(info);
+                let now = ReadAt::new(Instant::now());
+                let mut evicted = Vec::new();
+                for (id, other) in members.iter_mut() {
+                    self.deliver(
+                        &room,
+                        id,
+                        other,
+                        &[&frame],
+                        now,
+                        Kind::Control,
+                        &mut evicted,
+                    );
+                }
+                members.insert(PeerId::from(peer), member);
+                self.evict(&room, &mut members, evicted);
+            }
+        }
+        self.drop_if_empty(&room, members);
+    }
+
+    /// A remote peer is gone: local members get `peer-left` if they knew it.
+    pub fn remote_left(&self, room: &str, peer: &str, reason: LeaveReason) {
+        let Some(room) = self.get(room) else { return };
+        let mut members = room.lock();
+        if members.get(peer).is_some_and(|m| !m.link.is_local()) {
+            self.evict_one(&room, &mut members, peer, reason);
+        }
+        self.drop_if_empty(&room, members);
+    }
+
+    /// `peer` resumed on `instance`. If it was a member here, it becomes a remote one
+    /// without presence changes, and what was waiting for it here (its hold queue, or
+    /// what its still-open connection had not written) is returned, oldest first, for
+    /// the cluster to forward. Another instance's move only updates the mirror.
+    pub fn moved(&self, room: &str, peer: &str, instance: &str) -> Vec<Box<str>> {
+        let Some(room) = self.get(room) else {
+            return Vec::new();
+        };
+        let mut members = room.lock();
+        let Some(m) = members.get_mut(peer) else {
+            return Vec::new();
+        };
+        let frames = match &mut m.link {
+            Link::Remote { instance: at, .. } => {
+                *at = instance.into();
+                Vec::new()
+            }
+            Link::Held { queue, .. } => std::mem::take(queue)
+                .into_iter()
+                .filter(|f| !is_presence(f))
+                .collect(),
+            Link::Live { outbox, .. } => {
+                let unsent = outbox.shut();
+                outbox.close(
+                    meshwire_protocol::close_code::REPLACED,
+                    "session resumed on another relay instance",
+                );
+                unsent
+            }
+        };
+        if m.link.is_local() {
+            self.metrics.peers.dec();
+            m.link = Link::Remote {
+                instance: instance.into(),
+                missing_since: None,
+            };
+        }
+        self.drop_if_empty(&room, members);
+        frames
+    }
+
+    /// Compares `room` with its members in Redis (`records`: peer id, owning instance,
+    /// `PeerInfo` JSON; `me` is this instance). Remote peers Redis has and the mirror
+    /// lacks are announced; mirrored ones Redis has lost for longer than `patience`
+    /// are dropped with `peer-left` "lost". Returns what this instance must fix in Redis.
+    pub fn reconcile(
+        &self,
+        room: &str,
+        records: &[(String, String, String)],
+        me: &str,
+        patience: Duration,
+    ) -> Drift {
+        let mut drift = Drift::default();
+        let Some(room) = self.get(room) else {
+            drift.stale = records
+                .iter()
+                .filter(|(_, inst, _)| inst == me)
+                .map(|(p, _, _)| p.clone())
+                .collect();
+            return drift;
+        };
+        for (peer, instance, info) in records {
+            if instance != me {
+                self.remote_joined(&room.name, peer, instance, info);
+            }
+        }
+        let now = Instant::now();
+        let mut members = room.lock();
+        let mut gone = Vec::new();
+        for (id, m) in members.iter_mut() {
+            let listed = records.iter().find(|(p, _, _)| **p == **id);
+            match &mut m.link {
+                Link::Remote { missing_since, .. } => match listed {
+                    Some(_) => *missing_since = None,
+                    None => {
+                        let since = *missing_since.get_or_insert(now);
+                        if now.saturating_duration_since(since) >= patience {
+                            gone.push(id.clone());
+                        }
+                    }
+                },
+                _ => {
+                    if !listed.is_some_and(|(_, inst, _)| inst == me) {
+                        drift.unlisted.push(LocalMember {
+                            room: room.name.clone(),
+                            peer: id.clone(),
+                            user_id: m.user_id.as_deref().map(str::to_string),
+                            info: serde_json::to_string(&m.info(id)).unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+        for (peer, inst, _) in records {
+            if inst == me
+                && !members
+                    .get(peer.as_str())
+                    .is_some_and(|m| m.link.is_local())
+            {
+                drift.stale.push(peer.clone());
+            }
+        }
+        for id in gone {
+            self.evict_one(&room, &mut members, &id, LeaveReason::Lost);
+        }
+        self.drop_if_empty(&room, members);
+        drift
+    }
+
+    /// Every local member, for writing them back to Redis after it lost them.
+    pub fn local_members(&self) -> Vec<LocalMember> {
+        let mut out = Vec::new();
+        for room in self.list() {
+            for (id, m) in room.lock().iter() {
+                if m.link.is_local() {
+                    out.push(LocalMember {
+                        room: room.name.clone(),
+                        peer: id.clone(),
+                        user_id: m.user_id.as_deref().map(str::to_string),
+                        info: serde_json::to_string(&m.info(id)).unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        out
     }
 }
 

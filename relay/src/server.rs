@@ -47,8 +47,27 @@ pub fn routes(
 fn health(shared: Arc<Shared>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("health").and(warp::get()).map(move || {
         let rooms = shared.rooms.list();
+        let cluster = shared.cluster.get().map(|c| {
+            let h = c.health();
+            let m = &shared.metrics.cluster;
+            json!({
+                "instance": &*c.me,
+                "redis": if h.up { "ok" } else { "unavailable" },
+                "error": h.error,
+                "instances": m.instances.get(),
+                "rooms": m.rooms.get(),
+                "peers": m.peers.get(),
+            })
+        });
         let body = json!({
-            "status": if *shared.shutdown.borrow() { "draining" } else { "ok" },
+            "status": if *shared.shutdown.borrow() {
+                "draining"
+            } else if cluster.as_ref().is_some_and(|c| c["redis"] != "ok") {
+                "degraded"
+            } else {
+                "ok"
+            },
+
             "version": env!("CARGO_PKG_VERSION"),
             "protocol": meshwire_protocol::PROTOCOL_VERSION,
             "uptimeS": shared.started.elapsed().as_secs(),
@@ -56,18 +75,30 @@ fn health(shared: Arc<Shared>) -> impl Filter<Extract = (Response,), Error = Rej
             "rooms": rooms.len(),
             "peers": rooms.iter().map(|r| r.len()).sum::<usize>(),
         });
+        let mut body = body;
+        if let Some(cluster) = cluster {
+            body["cluster"] = cluster;
+        }
         warp::reply::json(&body).into_response()
     })
 }
 
-/// `GET /ready` — 200 while accepting, 503 while draining (for load balancers).
+/// `GET /ready` — 200 while accepting, 503 while draining or (cluster mode) while
+/// Redis is unreachable (for load balancers).
 fn ready(shared: Arc<Shared>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("ready").and(warp::get()).map(move || {
+        let redis_down = shared.cluster.get().is_some_and(|c| !c.health().up);
         if *shared.shutdown.borrow() {
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "draining",
                 "the relay is shutting down",
+            )
+        } else if redis_down {
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "redis-unavailable",
+                "the relay cannot reach its cluster store (Redis); see /health",
             )
         } else {
             warp::reply::json(&json!({ "status": "ready" })).into_response()
@@ -126,25 +157,56 @@ fn created_ms(room: &crate::rooms::Room) -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// `GET /api/rooms` — every room with its peer count (needs `--admin-token`).
+/// `GET /api/rooms` — every room with its peer count (needs `--admin-token`); in
+/// cluster mode every room of the cluster, counted in Redis.
 fn rooms(shared: Arc<Shared>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "rooms")
         .and(warp::get())
         .and(admin(shared.clone()))
-        .map(move || {
-            let mut rooms: Vec<_> = shared
-                .rooms
-                .list()
-                .iter()
-                .map(|r| RoomSummary {
-                    name: r.name.to_string(),
-                    peers: r.len(),
-                    created_at_ms: created_ms(r),
-                })
-                .collect();
-            rooms.sort_by(|a, b| a.name.cmp(&b.name));
-            warp::reply::json(&json!({ "rooms": rooms })).into_response()
+        .and_then(move || {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(list_rooms(&shared).await) }
         })
+}
+
+async fn list_rooms(shared: &Shared) -> Response {
+    if let Some(cluster) = shared.cluster.get() {
+        return match cluster.room_sizes().await {
+            Ok(sizes) => {
+                let mut rooms: Vec<_> = sizes
+                    .into_iter()
+                    .map(|(name, peers)| {
+                        let local = shared.rooms.get(&name);
+                        json!({
+                            "name": name,
+                            "peers": peers,
+                            "localPeers": local.as_ref().map_or(0, |r| r.len()),
+                            "createdAtMs": local.as_deref().map(created_ms),
+                        })
+                    })
+                    .collect();
+                rooms.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+                warp::reply::json(&json!({ "rooms": rooms })).into_response()
+            }
+            Err(e) => error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "redis-unavailable",
+                &format!("the cluster store (Redis) did not answer: {e}"),
+            ),
+        };
+    }
+    let mut rooms: Vec<_> = shared
+        .rooms
+        .list()
+        .iter()
+        .map(|r| RoomSummary {
+            name: r.name.to_string(),
+            peers: r.len(),
+            created_at_ms: created_ms(r),
+        })
+        .collect();
+    rooms.sort_by(|a, b| a.name.cmp(&b.name));
+    warp::reply::json(&json!({ "rooms": rooms })).into_response()
 }
 
 /// `GET /api/rooms/{room}` — one room's peers (needs `--admin-token`).
@@ -152,19 +214,71 @@ fn room(shared: Arc<Shared>) -> impl Filter<Extract = (Response,), Error = Rejec
     warp::path!("api" / "rooms" / String)
         .and(warp::get())
         .and(admin(shared.clone()))
-        .map(move |name: String| match shared.rooms.get(&name) {
-            None => error_response(
+        .and_then(move |name: String| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(show_room(&shared, name).await) }
+        })
+}
+
+async fn show_room(shared: &Shared, name: String) -> Response {
+    if let Some(cluster) = shared.cluster.get() {
+        let members = match cluster.room_members(&name).await {
+            Ok(m) => m,
+            Err(e) => {
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "redis-unavailable",
+                    &format!("the cluster store (Redis) did not answer: {e}"),
+                )
+            }
+        };
+        if members.is_empty() {
+            return error_response(
                 StatusCode::NOT_FOUND,
                 "not-found",
                 "no such room (rooms vanish when empty)",
-            ),
-            Some(r) => warp::reply::json(&json!({
-                "name": &*r.name,
-                "createdAtMs": created_ms(&r),
-                "peers": r.members(),
-            }))
-            .into_response(),
-        })
+            );
+        }
+        let local = shared.rooms.get(&name);
+        let states: Vec<crate::rooms::MemberView> =
+            local.as_ref().map(|r| r.members()).unwrap_or_default();
+        let peers: Vec<_> = members
+            .into_iter()
+            .map(|(id, instance, info)| {
+                let mut v: serde_json::Value = serde_json::from_str(&info).unwrap_or(json!({}));
+                let state = states
+                    .iter()
+                    .find(|m| m.id == id && m.state != "remote")
+                    .map_or("remote", |m| m.state);
+                v["id"] = json!(id);
+                v["state"] = json!(state);
+                v["instance"] = json!(instance);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("meta");
+                }
+                v
+            })
+            .collect();
+        return warp::reply::json(&json!({
+            "name": name,
+            "createdAtMs": local.as_deref().map(created_ms),
+            "peers": peers,
+        }))
+        .into_response();
+    }
+    match shared.rooms.get(&name) {
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such room (rooms vanish when empty)",
+        ),
+        Some(r) => warp::reply::json(&json!({
+            "name": &*r.name,
+            "createdAtMs": created_ms(&r),
+            "peers": r.members(),
+        }))
+        .into_response(),
+    }
 }
 
 /// The JSON error body every HTTP error uses.

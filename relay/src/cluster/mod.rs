@@ -1,0 +1,740 @@
+//! Cluster mode (`--redis-url`): several relay instances behind any load balancer,
+//! sharing rooms through Redis. docs/scaling.md describes it for operators.
+//!
+//! - Every room's membership lives in Redis (`store`), changed only by Lua scripts, so
+//!   capacity holds cluster-wide: two joins racing for the last seat cannot both win.
+//! - Each instance subscribes to its own channel, `mw:to:{instance}`. A frame for a
+//!   peer on another instance is published to that instance's channel (`wire`);
+//!   a broadcast once per instance with members in the room. A frame for a local peer
+//!   never leaves the process (`rooms.rs` delivers it before looking here).
+//! - Each room keeps a mirror of its remote members (`rooms::Link::Remote`), updated by
+//!   the other instances' `J`/`L`/`M` messages and checked against Redis every
+//!   `--instance-ttl` (reconciliation), which repairs anything a lost message or a
+//!   Redis restart left out of step.
+//! - Liveness: each instance refreshes `mw:instance:{id}` (TTL `--instance-ttl`) every
+//!   fifth of the TTL. Every instance sweeps: one whose key has expired is reaped (its
+//!   members removed by one script, whoever runs it first) and the survivors tell
+//!   their local members `peer-left` "lost".
+//! - Redis unreachable: `/ready` answers 503 and `/health` says why; local delivery
+//!   goes on; cross-instance frames are dropped (counted); joins get `internal`.
+//!   When Redis answers again the instance re-registers, writes its members back and
+//!   resubscribes, without a restart.
+//!
+//! Everything Redis-facing runs in this module's tasks; `rooms.rs` only hands frames to
+//! an [`Outlet`], which never blocks.
+
+pub mod store;
+pub mod wire;
+
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::rooms::{Admission, ClusterAdmission, Rooms};
+use meshwire_protocol::{ErrorCode, LeaveReason, PeerInfo};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, PushKind, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::{Joined, Scripts};
+use tokio::sync::mpsc;
+
+/// How many commands may wait for the publisher before frames are dropped (a full
+/// queue means Redis is far behind; blocking a connection instead would stall rooms).
+const QUEUE: usize = 65_536;
+/// Most commands sent to Redis as one pipeline.
+const BATCH: usize = 512;
+/// How long a join waits for Redis before the client gets `internal`.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one heartbeat may take before Redis counts as unreachable.
+const STEP_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "Redis did not answer in time",
+    ))
+}
+
+/// Work for the publisher task, in the order the rooms produced it.
+enum Cmd {
+    /// PUBLISH `payload` to `to`'s channel.
+    Publish { to: Arc<str>, payload: Vec<u8> },
+    /// A local member left: run the leave script, then tell the instances still there.
+    Left {
+        room: Arc<str>,
+        peer: Box<str>,
+        reason: LeaveReason,
+    },
+}
+
+/// The rooms' handle on the cluster: queues work for the publisher without blocking.
+#[derive(Clone)]
+pub struct Outlet {
+    me: Arc<str>,
+    tx: mpsc::Sender<Cmd>,
+    metrics: Arc<Metrics>,
+}
+
+impl Outlet {
+    /// This instance's id.
+    pub fn me(&self) -> &Arc<str> {
+        &self.me
+    }
+
+    /// Publishes `payload` to instance `to`. Dropped (and counted) when the queue is
+    /// full or the cluster is stopping.
+    pub fn publish(&self, to: &Arc<str>, payload: Vec<u8>) {
+        let cmd = Cmd::Publish {
+            to: to.clone(),
+            payload,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            self.metrics.cluster.dropped.inc();
+        }
+    }
+
+    /// A local member is gone for good.
+    pub fn left(&self, room: &Arc<str>, peer: &str, reason: LeaveReason) {
+        let cmd = Cmd::Left {
+            room: room.clone(),
+            peer: peer.into(),
+            reason,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            // Reconciliation removes the record later (it is this instance's and stale).
+            self.metrics.cluster.dropped.inc();
+        }
+    }
+}
+
+/// Whether Redis is reachable, for `/ready` and `/health`.
+#[derive(Clone, Debug)]
+pub struct Health {
+    /// Redis answered the last heartbeat.
+    pub up: bool,
+    /// The last failure, while down.
+    pub error: Option<String>,
+}
+
+/// One instance's membership of the cluster.
+pub struct Cluster {
+    /// This instance's id (random per process).
+    pub me: Arc<str>,
+    con: ConnectionManager,
+    scripts: Scripts,
+    rooms: Arc<Rooms>,
+    metrics: Arc<Metrics>,
+    capacity: u32,
+    ttl: Duration,
+    health: Mutex<Health>,
+    /// Leaves whose script failed (Redis down), retried when it is back.
+    retry_leaves: Mutex<Vec<(Arc<str>, Box<str>)>>,
+    /// The module's tasks, aborted by [`Cluster::stop`] (they hold the `Arc`).
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Cluster {
+    /// Connects (lazily: an unreachable Redis is reported by `/ready`, not fatal), hooks
+    /// the rooms up, and starts the heartbeat, publisher and subscriber tasks.
+    pub fn start(
+        url: &str,
+        rooms: Arc<Rooms>,
+        metrics: Arc<Metrics>,
+        capacity: u32,
+        ttl: Duration,
+    ) -> Result<Arc<Cluster>, Error> {
+        let mut info: redis::ConnectionInfo = url
+            .into_connection_info()
+            .map_err(|e| Error::Config(format!("--redis-url: {e}")))?;
+        // RESP3: pushes (channel messages) arrive on the same managed connection, which
+        // reconnects and resubscribes by itself.
+        let redis_settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        info = info.set_redis_settings(redis_settings);
+        let client =
+            redis::Client::open(info).map_err(|e| Error::Config(format!("--redis-url: {e}")))?;
+        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_push_sender(push_tx)
+            .set_automatic_resubscription()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_max_delay(Duration::from_millis(500))
+            // Few: a command during an outage should fail soon (the next one starts a
+            // new reconnection), not wait for Redis to come back.
+            .set_number_of_retries(3);
+        let con = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| Error::Config(format!("--redis-url: {e}")))?;
+        let me: Arc<str> = crate::rooms::new_peer_id();
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let cluster = Arc::new(Cluster {
+            me: me.clone(),
+            con,
+            scripts: Scripts::default(),
+            rooms: rooms.clone(),
+            metrics: metrics.clone(),
+            capacity,
+            ttl,
+            health: Mutex::new(Health {
+                up: false,
+                error: Some("connecting to Redis".into()),
+            }),
+            retry_leaves: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        rooms.set_cluster(Outlet {
+            me: me.clone(),
+            tx,
+            metrics,
+        });
+        tracing::info!(instance = &*me, "cluster mode: coordinating through Redis");
+        let tasks = vec![
+            tokio::spawn(cluster.clone().publisher(rx)),
+            tokio::spawn(cluster.clone().subscriber(push_rx)),
+            tokio::spawn(cluster.clone().heartbeat()),
+        ];
+        *cluster.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        Ok(cluster)
+    }
+
+    /// Stops the cluster's tasks (when `run` returns). The instance is not removed
+    /// from Redis: its peers stay listed until its liveness key expires, so clients
+    /// of a draining instance can resume elsewhere without the others seeing them go.
+    pub fn stop(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
+    /// Whether Redis is reachable.
+    pub fn health(&self) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_down(&self, error: String) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if h.up {
+            tracing::warn!(instance = &*self.me, "Redis unreachable: {error}; local peers keep working, cross-instance traffic and joins wait for it");
+        }
+        h.up = false;
+        h.error = Some(error);
+        self.metrics.cluster.up.set(0);
+    }
+
+    /// Returns whether this was a recovery.
+    fn set_up(&self) -> bool {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let was = h.up;
+        h.up = true;
+        h.error = None;
+        self.metrics.cluster.up.set(1);
+        !was
+    }
+
+    /// Admits a peer through Redis (capacity, resume from any instance), then locally,
+    /// then tells the other instances in the room.
+    pub async fn join(
+        &self,
+        mut a: Admission<'_>,
+    ) -> Result<Arc<crate::rooms::Room>, (ErrorCode, &'static str)> {
+        const DOWN: &str = "the relay cannot reach its cluster store (Redis); retry shortly";
+        if !self.health().up {
+            return Err((ErrorCode::Internal, DOWN));
+        }
+        let meta = a.meta.and_then(meshwire_protocol::json::Raw::to_boxed);
+        let info = PeerInfo {
+            id: Cow::Borrowed(&*a.peer_id),
+            name: a.name.map(Cow::Borrowed),
+            meta: meta.as_deref(),
+            user_id: a.user_id.map(Cow::Borrowed),
+        };
+        let info = serde_json::to_string(&info).unwrap_or_default();
+        let mut con = self.con.clone();
+        let result = tokio::time::timeout(
+            JOIN_TIMEOUT,
+            self.scripts.join(
+                &mut con,
+                &self.me,
+                a.room,
+                &a.peer_id,
+                a.user_id,
+                &info,
+                self.capacity,
+                a.resuming,
+            ),
+        )
+        .await;
+        let joined = match result {
+            Ok(Ok(j)) => j,
+            Ok(Err(e)) => {
+                tracing::warn!("join script failed: {e}");
+                return Err((ErrorCode::Internal, DOWN));
+            }
+            Err(_) => return Err((ErrorCode::Internal, DOWN)),
+        };
+        let (resumed_from, members) = match joined {
+            Joined::Joined(m) => (None, m),
+            Joined::Resumed { from, members } => (Some(from), members),
+            Joined::Full => {
+                return Err((
+                    ErrorCode::RoomFull,
+                    "the room is full; try another room or later",
+                ))
+            }
+            Joined::Taken => return Err((ErrorCode::Internal, "peer id in use; retry the join")),
+            Joined::OtherUser => {
+                return Err((
+                    ErrorCode::ResumeFailed,
+                    "the resume token belongs to a session of another user",
+                ))
+            }
+        };
+        let members: Vec<(String, Arc<str>, String)> = members
+            .into_iter()
+            .filter_map(|(peer, rec)| {
+                let r = store::parse_record(&rec)?;
+                Some((peer, Arc::from(r.instance), r.info.to_string()))
+            })
+            .collect();
+        let instances = distinct_others(members.iter().map(|(_, i, _)| i), &self.me);
+        let room_name = a.room.to_string();
+        let peer = a.peer_id.clone();
+        a.cluster = Some(ClusterAdmission {
+            resumed: resumed_from.is_some(),
+            members,
+        });
+        let room = match self.rooms.join(a) {
+            Ok(room) => room,
+            Err(e) => {
+                // Refused locally after Redis admitted it: undo, so no ghost remains.
+                if let Err(err) = self
+                    .scripts
+                    .leave(&mut con, &self.me, &room_name, &peer)
+                    .await
+                {
+                    tracing::warn!("undoing a refused join failed: {err}");
+                }
+                return Err(e);
+            }
+        };
+        let Some(outlet) = self.rooms_outlet() else {
+            return Ok(room);
+        };
+        match resumed_from {
+            None => {
+                let msg = wire::joined(&room_name, &peer, &self.me, &info);
+                for i in &instances {
+                    outlet.publish(i, msg.clone());
+                }
+            }
+            // Resumed where it already was: nobody else's view changes.
+            Some(from) if *from == *self.me => {}
+            Some(from) => {
+                let msg = wire::moved(&room_name, &peer, &self.me);
+                let from: Arc<str> = from.into();
+                let mut told = instances.clone();
+                if *from != *self.me && !told.contains(&from) {
+                    told.push(from);
+                }
+                for i in &told {
+                    outlet.publish(i, msg.clone());
+                }
+                // The others may never have heard of it (it joined while their view was
+                // stale): a `J` is ignored by whoever already mirrors it.
+                let msg = wire::joined(&room_name, &peer, &self.me, &info);
+                for i in &instances {
+                    outlet.publish(i, msg.clone());
+                }
+            }
+        }
+        Ok(room)
+    }
+
+    fn rooms_outlet(&self) -> Option<Outlet> {
+        self.rooms.outlet()
+    }
+
+    /// Sends the rooms' commands to Redis in order, pipelining runs of PUBLISH.
+    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Cmd>) {
+        let mut con = self.con.clone();
+        let mut batch: Vec<Cmd> = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            if !self.health().up {
+                // Fail fast while Redis is away, so nothing stale piles up for later.
+                for cmd in batch.drain(..) {
+                    match cmd {
+                        Cmd::Publish { .. } => self.metrics.cluster.dropped.inc(),
+                        Cmd::Left { room, peer, .. } => self
+                            .retry_leaves
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((room, peer)),
+                    }
+                }
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            let mut queued = 0u64;
+            for cmd in batch.drain(..) {
+                match cmd {
+                    Cmd::Publish { to, payload } => {
+                        pipe.publish(store::channel(&to), payload).ignore();
+                        queued += 1;
+                    }
+                    Cmd::Left { room, peer, reason } => {
+                        if queued > 0 {
+                            self.flush(&mut con, &mut pipe, queued).await;
+                            queued = 0;
+                        }
+                        self.leave(&mut con, &room, &peer, reason).await;
+                    }
+                }
+            }
+            if queued > 0 {
+                self.flush(&mut con, &mut pipe, queued).await;
+            }
+        }
+    }
+
+    async fn flush(&self, con: &mut ConnectionManager, pipe: &mut redis::Pipeline, n: u64) {
+        match pipe.exec_async(con).await {
+            Ok(()) => self.metrics.cluster.published.inc_by(n),
+            Err(e) => {
+                self.metrics.cluster.dropped.inc_by(n);
+                tracing::debug!("publishing {n} cluster messages failed: {e}");
+            }
+        }
+        pipe.clear();
+    }
+
+    async fn leave(
+        &self,
+        con: &mut ConnectionManager,
+        room: &Arc<str>,
+        peer: &str,
+        reason: LeaveReason,
+    ) {
+        match self.scripts.leave(con, &self.me, room, peer).await {
+            Ok(instances) => {
+                let msg = wire::left(room, peer, reason);
+                let mut pipe = redis::pipe();
+                let mut n = 0;
+                for i in instances.iter().filter(|i| **i != *self.me) {
+                    pipe.publish(store::channel(i), msg.clone()).ignore();
+                    n += 1;
+                }
+                if n > 0 {
+                    self.flush(con, &mut pipe, n).await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("leave script failed ({e}); retried when Redis is back");
+                self.retry_leaves
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((room.clone(), peer.into()));
+            }
+        }
+    }
+
+    /// Hands each message on this instance's channel to the rooms.
+    async fn subscriber(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<redis::PushInfo>) {
+        while let Some(push) = rx.recv().await {
+            match push.kind {
+                PushKind::Message => {
+                    let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                        continue;
+                    };
+                    self.metrics.cluster.received.inc();
+                    self.on_message(payload);
+                }
+                PushKind::Disconnection => self.set_down("connection to Redis lost".into()),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_message(&self, payload: &[u8]) {
+        let Some(msg) = wire::decode(payload) else {
+            tracing::warn!(bytes = payload.len(), "unreadable cluster message");
+            return;
+        };
+        match msg {
+            wire::Wire::Signal { room, to, frame } => self.rooms.remote_signal(room, to, frame),
+            wire::Wire::Broadcast { room, from, frame } => {
+                self.rooms.remote_broadcast(room, from, frame)
+            }
+            wire::Wire::Joined {
+                room,
+                peer,
+                instance,
+                info,
+            } => self.rooms.remote_joined(room, peer, instance, info),
+            wire::Wire::Left { room, peer, reason } => self.rooms.remote_left(room, peer, reason),
+            wire::Wire::Moved {
+                room,
+                peer,
+                instance,
+            } => {
+                let frames = self.rooms.moved(room, peer, instance);
+                if !frames.is_empty() {
+                    if let Some(outlet) = self.rooms_outlet() {
+                        let to: Arc<str> = instance.into();
+                        for f in frames {
+                            outlet.publish(&to, wire::signal(room, peer, &[&f]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Liveness, recovery, reaping and reconciliation, every fifth of the TTL.
+    async fn heartbeat(self: Arc<Self>) {
+        let tick = (self.ttl / 5).max(Duration::from_millis(50));
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut con = self.con.clone();
+        let mut last_reconcile = Instant::now();
+        let mut suspects: HashSet<(String, String)> = HashSet::new();
+        loop {
+            interval.tick().await;
+            let beat = tokio::time::timeout(STEP_TIMEOUT, self.beat(&mut con)).await;
+            match beat.unwrap_or_else(|_| Err(timed_out())) {
+                Ok(added) => {
+                    let was_up = self.health().up;
+                    if !was_up || added {
+                        let registered =
+                            tokio::time::timeout(STEP_TIMEOUT * 4, self.register(&mut con)).await;
+                        if let Err(e) = registered.unwrap_or_else(|_| Err(timed_out())) {
+                            self.set_down(e.to_string());
+                            continue;
+                        }
+                    }
+                    // Ready only once subscribed and written back.
+                    let recovered = self.set_up();
+                    if recovered {
+                        tracing::info!(
+                            instance = &*self.me,
+                            "Redis reachable: cluster mode active"
+                        );
+                    }
+                    if let Err(e) = self.sweep(&mut con).await {
+                        tracing::debug!("sweep failed: {e}");
+                    }
+                    if recovered || last_reconcile.elapsed() >= self.ttl {
+                        last_reconcile = Instant::now();
+                        if let Err(e) = self.reconcile(&mut con, &mut suspects).await {
+                            tracing::debug!("reconcile failed: {e}");
+                        }
+                    }
+                }
+                Err(e) => self.set_down(e.to_string()),
+            }
+        }
+    }
+
+    /// Refreshes the liveness key; true if this instance was not registered (first
+    /// beat, Redis restarted, or it was reaped while cut off).
+    async fn beat(&self, con: &mut ConnectionManager) -> redis::RedisResult<bool> {
+        let (added,): (i64,) = redis::pipe()
+            .cmd("SET")
+            .arg(store::alive(&self.me))
+            .arg(env!("CARGO_PKG_VERSION"))
+            .arg("PX")
+            .arg(self.ttl.as_millis() as u64)
+            .ignore()
+            .sadd(store::instances(), &*self.me)
+            .query_async(con)
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// (Re)subscribes, writes every local member back, and retries failed leaves.
+    async fn register(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
+        con.subscribe(store::channel(&self.me)).await?;
+        let members = self.rooms.local_members();
+        let n = members.len();
+        for m in members {
+            let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
+            self.scripts
+                .restore(con, &self.me, &m.room, &m.peer, &rec)
+                .await?;
+        }
+        let leaves =
+            std::mem::take(&mut *self.retry_leaves.lock().unwrap_or_else(|p| p.into_inner()));
+        for (room, peer) in leaves {
+            self.leave(con, &room, &peer, LeaveReason::Lost).await;
+        }
+        tracing::info!(
+            instance = &*self.me,
+            peers = n,
+            "registered with the cluster"
+        );
+        Ok(())
+    }
+
+    /// Reaps instances whose liveness key expired, telling local members `peer-left`
+    /// and the other instances in each room.
+    async fn sweep(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let all: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(store::instances())
+            .query_async(con)
+            .await?;
+        let others: Vec<&String> = all.iter().filter(|i| **i != *self.me).collect();
+        let mut pipe = redis::pipe();
+        pipe.scard(store::rooms());
+        for i in &all {
+            pipe.scard(store::owned(i));
+        }
+        for i in &others {
+            pipe.exists(store::alive(i));
+        }
+        let counts: Vec<i64> = pipe.query_async(con).await?;
+        let (rooms, rest) = counts.split_first().unwrap_or((&0, &[]));
+        let (peers, alive) = rest.split_at(all.len().min(rest.len()));
+        let c = &self.metrics.cluster;
+        c.instances.set(all.len() as i64);
+        c.rooms.set(*rooms);
+        c.peers.set(peers.iter().sum());
+        let alive: Vec<bool> = alive.iter().map(|n| *n > 0).collect();
+        for (dead, _) in others.iter().zip(alive).filter(|(_, a)| !a) {
+            let removed = self.scripts.reap(con, dead).await?;
+            if !removed.is_empty() {
+                tracing::info!(
+                    instance = &*self.me,
+                    dead = dead.as_str(),
+                    peers = removed.len(),
+                    "reaped a dead instance"
+                );
+            }
+            let mut pipe = redis::pipe();
+            let mut n = 0;
+            for item in removed {
+                let [room, peer, instances @ ..] = item.as_slice() else {
+                    continue;
+                };
+                let msg = wire::left(room, peer, LeaveReason::Lost);
+                for i in instances {
+                    if *i == *self.me {
+                        self.rooms.remote_left(room, peer, LeaveReason::Lost);
+                    } else {
+                        pipe.publish(store::channel(i), msg.clone()).ignore();
+                        n += 1;
+                    }
+                }
+            }
+            if n > 0 {
+                self.flush(con, &mut pipe, n).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares every local room with Redis (see `Rooms::reconcile`), writes back local
+    /// members Redis lacks, and removes records of this instance's that no local member
+    /// matches in two passes running (one pass could race a join in progress).
+    async fn reconcile(
+        &self,
+        con: &mut ConnectionManager,
+        suspects: &mut HashSet<(String, String)>,
+    ) -> redis::RedisResult<()> {
+        let rooms = self.rooms.list();
+        let mut pipe = redis::pipe();
+        for r in &rooms {
+            pipe.hgetall(store::room(&r.name));
+        }
+        let hashes: Vec<Vec<(String, String)>> = pipe.query_async(con).await?;
+        let mut next = HashSet::new();
+        for (r, hash) in rooms.iter().zip(hashes) {
+            let records: Vec<(String, String, String)> = hash
+                .into_iter()
+                .filter_map(|(peer, rec)| {
+                    let p = store::parse_record(&rec)?;
+                    Some((peer, p.instance.to_string(), p.info.to_string()))
+                })
+                .collect();
+            // Twice the TTL: after a Redis restart every instance writes its members
+            // back within a heartbeat or two of seeing it again.
+            let drift = self
+                .rooms
+                .reconcile(&r.name, &records, &self.me, self.ttl * 2);
+            for m in drift.unlisted {
+                let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
+                self.scripts
+                    .restore(con, &self.me, &m.room, &m.peer, &rec)
+                    .await?;
+            }
+            for peer in drift.stale {
+                let key = (r.name.to_string(), peer);
+                if suspects.contains(&key) {
+                    self.leave(con, &r.name, &key.1, LeaveReason::Lost).await;
+                } else {
+                    next.insert(key);
+                }
+            }
+        }
+        *suspects = next;
+        Ok(())
+    }
+
+    /// Rooms cluster-wide with their sizes, for `/api/rooms`.
+    pub async fn room_sizes(&self) -> redis::RedisResult<Vec<(String, usize)>> {
+        let mut con = self.con.clone();
+        let names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(store::rooms())
+            .query_async(&mut con)
+            .await?;
+        let mut pipe = redis::pipe();
+        for n in &names {
+            pipe.hlen(store::room(n));
+        }
+        let sizes: Vec<usize> = pipe.query_async(&mut con).await?;
+        Ok(names
+            .into_iter()
+            .zip(sizes)
+            .filter(|(_, s)| *s > 0)
+            .collect())
+    }
+
+    /// One room's members cluster-wide: peer id, instance, `PeerInfo` JSON.
+    pub async fn room_members(
+        &self,
+        room: &str,
+    ) -> redis::RedisResult<Vec<(String, String, String)>> {
+        let mut con = self.con.clone();
+        let hash: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(store::room(room))
+            .query_async(&mut con)
+            .await?;
+        Ok(hash
+            .into_iter()
+            .filter_map(|(peer, rec)| {
+                let r = store::parse_record(&rec)?;
+                Some((peer, r.instance.to_string(), r.info.to_string()))
+            })
+            .collect())
+    }
+}
+
+/// The distinct instances among `all`, without `me`.
+fn distinct_others<'a>(all: impl Iterator<Item = &'a Arc<str>>, me: &str) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for i in all {
+        if **i != *me && !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,606 @@
+//! Cluster mode: real relay processes (the built binary) coordinated by a real
+//! `redis-server` that each test starts on a free port and stops at the end.
+//! Cross-instance presence, signal, broadcast, room isolation, the capacity race,
+//! an instance killed with SIGKILL (peer-left on the others, resume elsewhere), a
+//! Redis restart, and throughout: nothing duplicated, nothing in the wrong room
+//! (every exchange ends with `ping_pong`, which fails on any unexpected message).
+//!
+//! Without `redis-server` on PATH these tests fail (`make test` installs it through
+//! scripts/setup.sh).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "cluster-test-secret";
+const ADMIN: &str = "cluster-admin";
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `redis-server` of the test's own.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let mut redis = Redis {
+            port: free_port(),
+            child: None,
+        };
+        redis.spawn().await;
+        redis
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): the cluster tests need it on PATH; \
+                     `make test` installs it (scripts/setup.sh), or `apt-get install redis-server`"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + STEP;
+        loop {
+            if redis_ping(self.port).await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not answer PING",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: Redis vanishes with everything it held (no persistence).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn redis_ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if s.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await,
+        Ok(Ok(n)) if buf[..n].starts_with(b"+PONG")
+    )
+}
+
+/// One relay process in cluster mode.
+struct Instance {
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Instance {
+    async fn start(redis: &Redis, extra: &[&str]) -> Instance {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_meshwire-relay"))
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--redis-url", &redis.url(), "--secret", SECRET])
+            .args(["--admin-token", ADMIN, "--rate-limit", "0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the relay binary");
+        let inst = Instance {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: Some(child),
+        };
+        inst.wait_ready(true).await;
+        inst
+    }
+
+    /// Waits until `/ready` is 200 (`true`) or 503 (`false`).
+    async fn wait_ready(&self, ready: bool) {
+        let deadline = Instant::now() + STEP * 2;
+        loop {
+            if let Ok(r) = http_get(self.addr, "/ready", &[]).await {
+                if (r.status == 200) == ready {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {} never became {}",
+                self.addr,
+                if ready { "ready" } else { "unready" }
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let url = format!("ws://{}/ws", self.addr);
+        let (ws, _) = within(
+            STEP,
+            "a WebSocket handshake",
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        .expect("WebSocket connect");
+        Client::new(ws)
+    }
+
+    async fn get(&self, path: &str) -> HttpResponse {
+        let auth = format!("Bearer {ADMIN}");
+        http_get(self.addr, path, &[("authorization", &auth)])
+            .await
+            .expect("GET")
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let body = self.get("/metrics").await.body;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in /metrics"))
+    }
+
+    /// SIGKILL: no drain, no goodbye to Redis.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn token(welcome: &Value) -> String {
+    welcome["resumeToken"]
+        .as_str()
+        .expect("resumeToken")
+        .to_owned()
+}
+
+fn peers_of(welcome: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = welcome["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["id"].as_str().expect("peer id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The next message, which must be `peer-joined` for `id`.
+async fn expect_joined(c: &mut Client, id: &str) {
+    let m = c.expect("peer-joined").await;
+    assert_eq!(m["peer"]["id"], id, "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_signal_broadcast_and_isolation_across_instances() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &[]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let room = room("x");
+
+    let mut c1 = a.connect().await;
+    let id1 = peer_id(&c1.join_named(&room, "one").await);
+    let mut c2 = b.connect().await;
+    let w2 = c2.join_named(&room, "two").await;
+    let id2 = peer_id(&w2);
+    assert_eq!(peers_of(&w2), vec![id1.clone()], "{w2}");
+    assert_eq!(w2["peers"][0]["name"], "one", "{w2}");
+    let j = c1.expect("peer-joined").await;
+    assert_eq!(j["peer"]["id"], id2.as_str());
+    assert_eq!(j["peer"]["name"], "two");
+
+    // A third on A and a fourth on B, and an outsider on B in another room.
+    let mut c3 = a.connect().await;
+    let id3 = peer_id(&c3.join(&room).await);
+    expect_joined(&mut c1, &id3).await;
+    expect_joined(&mut c2, &id3).await;
+    let mut c4 = b.connect().await;
+    let w4 = c4.join(&room).await;
+    let id4 = peer_id(&w4);
+    let mut all = vec![id1.clone(), id2.clone(), id3.clone()];
+    all.sort();
+    assert_eq!(peers_of(&w4), all);
+    for c in [&mut c1, &mut c2, &mut c3] {
+        expect_joined(c, &id4).await;
+    }
+    let mut outsider = b.connect().await;
+    outsider.join(&common::room("elsewhere")).await;
+
+    // Signal both ways across instances, `from` stamped by the relay.
+    c1.send_json(
+        json!({"type": "signal", "to": id2, "from": "forged", "data": {"sdp": "o\r\n", "n": 1}}),
+    )
+    .await;
+    let s = c2.expect("signal").await;
+    assert_eq!(s["from"], id1.as_str());
+    assert_eq!(s["data"], json!({"sdp": "o\r\n", "n": 1}));
+    c2.send_json(json!({"type": "signal", "to": id1, "data": {"n": 2}}))
+        .await;
+    let s = c1.expect("signal").await;
+    assert_eq!(
+        (s["from"].as_str(), s["data"]["n"].as_i64()),
+        (Some(&*id2), Some(2))
+    );
+
+    // Unknown peers (including one in another room) get the same error as alone.
+    c2.send_json(json!({"type": "signal", "id": 9, "to": "nobody-here-000000000000", "data": {}}))
+        .await;
+    let e = c2.expect_error("unknown-peer").await;
+    assert_eq!(e["ref"], 9);
+
+    // Broadcast: every other member once, wherever it is; the outsider nothing.
+    c1.send_json(json!({"type": "broadcast", "data": {"hello": 1}}))
+        .await;
+    for c in [&mut c2, &mut c3, &mut c4] {
+        let m = c.expect("broadcast").await;
+        assert_eq!(m["from"], id1.as_str());
+        assert_eq!(m["data"], json!({"hello": 1}));
+    }
+    c4.send_json(json!({"type": "broadcast", "data": {"hello": 4}}))
+        .await;
+    for c in [&mut c1, &mut c2, &mut c3] {
+        let m = c.expect("broadcast").await;
+        assert_eq!(m["from"], id4.as_str());
+    }
+
+    // A message between two peers of one instance never touches Redis.
+    let published = a.metric("meshwire_cluster_published_total").await;
+    for n in 0..20 {
+        c1.send_json(json!({"type": "signal", "to": id3, "data": {"local": n}}))
+            .await;
+    }
+    for n in 0..20 {
+        let m = c3.expect("signal").await;
+        assert_eq!(m["data"]["local"], n);
+    }
+    assert_eq!(
+        a.metric("meshwire_cluster_published_total").await,
+        published
+    );
+
+    // The admin API counts the room cluster-wide.
+    let rooms: Value = a.get("/api/rooms").await.json();
+    let entry = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == room.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{room} not in {rooms}"));
+    assert_eq!(
+        (entry["peers"].as_u64(), entry["localPeers"].as_u64()),
+        (Some(4), Some(2))
+    );
+    let detail: Value = b.get(&format!("/api/rooms/{room}")).await.json();
+    assert_eq!(
+        detail["peers"].as_array().map(Vec::len),
+        Some(4),
+        "{detail}"
+    );
+
+    // Leaving is seen everywhere, once.
+    c4.close().await;
+    for c in [&mut c1, &mut c2, &mut c3] {
+        let m = c.expect("peer-left").await;
+        assert_eq!(
+            (m["peerId"].as_str(), m["reason"].as_str()),
+            (Some(&*id4), Some("left"))
+        );
+    }
+    // And nothing else is pending anywhere: no duplicates, nothing from the other room.
+    for c in [&mut c1, &mut c2, &mut c3, &mut outsider] {
+        c.ping_pong().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_seat_goes_to_exactly_one_of_two_racing_instances() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &["--room-capacity", "2"]).await;
+    let b = Instance::start(&redis, &["--room-capacity", "2"]).await;
+    for round in 0..10 {
+        let room = room("full");
+        let mut first = if round % 2 == 0 {
+            a.connect().await
+        } else {
+            b.connect().await
+        };
+        first.join(&room).await;
+        let mut x = a.connect().await;
+        let mut y = b.connect().await;
+        let join = json!({"type": "join", "room": room});
+        let (rx, ry) = tokio::join!(
+            async {
+                x.send_json(join.clone()).await;
+                x.recv().await
+            },
+            async {
+                y.send_json(join.clone()).await;
+                y.recv().await
+            }
+        );
+        let mut kinds = vec![
+            rx["type"].as_str().unwrap().to_owned(),
+            ry["type"].as_str().unwrap().to_owned(),
+        ];
+        kinds.sort();
+        assert_eq!(kinds, ["error", "welcome"], "round {round}: {rx} / {ry}");
+        let refused = if rx["type"] == "error" { &rx } else { &ry };
+        assert_eq!(refused["code"], "room-full", "{refused}");
+        // The winner's arrival is the only presence the first peer sees.
+        first.expect("peer-joined").await;
+        first.ping_pong().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_peers_leave_and_can_resume_elsewhere() {
+    let redis = Redis::start().await;
+    let ttl = ["--instance-ttl", "2s"];
+    let mut a = Instance::start(&redis, &ttl).await;
+    let b = Instance::start(&redis, &ttl).await;
+    let room = room("kill");
+    let mut c1 = a.connect().await;
+    let w1 = c1.join(&room).await;
+    let id1 = peer_id(&w1);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+
+    let killed = Instant::now();
+    a.kill();
+    let (left, skipped) = c2.recv_until("peer-left", Duration::from_secs(10)).await;
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(
+        (left["peerId"].as_str(), left["reason"].as_str()),
+        (Some(&*id1), Some("lost"))
+    );
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(10), "peer-left took {took:?}");
+    eprintln!("peer-left {took:?} after kill -9 (instance TTL 2s)");
+
+    // The client comes back through the load balancer to B with its resume token:
+    // same peer id; its instance's state is gone, so it is a fresh join for the others.
+    let mut back = b.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    assert_eq!(w["peerId"], id1.as_str(), "{w}");
+    assert_eq!(peers_of(&w), vec![id2.clone()]);
+    expect_joined(&mut c2, &id1).await;
+    c2.send_json(json!({"type": "signal", "to": id1, "data": {"after": true}}))
+        .await;
+    assert_eq!(back.expect("signal").await["from"], id2.as_str());
+    back.ping_pong().await;
+    c2.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
+    let redis = Redis::start().await;
+    // A long TTL: the resume certainly lands before anyone reaps the dead instance.
+    let ttl = ["--instance-ttl", "6s"];
+    let mut a = Instance::start(&redis, &ttl).await;
+    let b = Instance::start(&redis, &ttl).await;
+    let room = room("move");
+    let mut c1 = a.connect().await;
+    let w1 = c1.join(&room).await;
+    let id1 = peer_id(&w1);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+
+    a.kill();
+    let mut back = b.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    assert_eq!(
+        (w["peerId"].as_str(), w["resumed"].as_bool()),
+        (Some(&*id1), Some(true)),
+        "{w}"
+    );
+    assert_eq!(peers_of(&w), vec![id2.clone()]);
+    // Now both are on B and talk locally; the reap of A later must not remove id1.
+    c2.send_json(json!({"type": "signal", "to": id1, "data": 1}))
+        .await;
+    assert_eq!(back.expect("signal").await["data"], 1);
+    back.send_json(json!({"type": "signal", "to": id2, "data": 2}))
+        .await;
+    assert_eq!(c2.expect("signal").await["data"], 2);
+    // Past A's TTL and a sweep: still no presence change for anyone.
+    c2.assert_quiet(Duration::from_secs(8)).await;
+    back.ping_pong().await;
+    let detail: Value = b.get(&format!("/api/rooms/{room}")).await.json();
+    assert_eq!(
+        detail["peers"].as_array().map(Vec::len),
+        Some(2),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_live_instance_queued_for_a_dropped_peer_follows_it_elsewhere() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let room = room("queue");
+    let mut c1 = a.connect().await;
+    let w1 = c1.join(&room).await;
+    let id1 = peer_id(&w1);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+
+    // c1's network drops: A holds it and queues what c2 sends it.
+    c1.drop_abruptly();
+    let deadline = Instant::now() + STEP;
+    while !a
+        .get(&format!("/api/rooms/{room}"))
+        .await
+        .body
+        .contains("\"held\"")
+    {
+        assert!(Instant::now() < deadline, "A never held c1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = a.metric("meshwire_cluster_received_total").await;
+    for n in 1..=3 {
+        c2.send_json(json!({"type": "signal", "to": id1, "data": {"seq": n}}))
+            .await;
+    }
+    c2.ping_pong().await;
+    // The three are in A's hold queue before the client moves.
+    let deadline = Instant::now() + STEP;
+    while a.metric("meshwire_cluster_received_total").await < received + 3.0 {
+        assert!(Instant::now() < deadline, "A never received the signals");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut back = b.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    assert_eq!(
+        (w["peerId"].as_str(), w["resumed"].as_bool()),
+        (Some(&*id1), Some(true))
+    );
+    for n in 1..=3 {
+        let m = back.expect("signal").await;
+        assert_eq!(
+            (m["from"].as_str(), m["data"]["seq"].as_i64()),
+            (Some(&*id2), Some(n))
+        );
+    }
+    back.ping_pong().await;
+    c2.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_recovers_from_a_redis_restart() {
+    let mut redis = Redis::start().await;
+    let ttl = ["--instance-ttl", "2s"];
+    let a = Instance::start(&redis, &ttl).await;
+    let b = Instance::start(&redis, &ttl).await;
+    let room = room("restart");
+    let mut c1 = a.connect().await;
+    let id1 = peer_id(&c1.join(&room).await);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+    let mut c3 = a.connect().await;
+    let id3 = peer_id(&c3.join(&room).await);
+    expect_joined(&mut c1, &id3).await;
+    expect_joined(&mut c2, &id3).await;
+
+    redis.kill();
+    a.wait_ready(false).await;
+    b.wait_ready(false).await;
+    let health: Value = a.get("/health").await.json();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["cluster"]["redis"], "unavailable", "{health}");
+    assert!(
+        health["cluster"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{health}"
+    );
+    assert_eq!(a.metric("meshwire_cluster_up").await, 0.0);
+
+    // Peers of one instance keep talking.
+    c1.send_json(json!({"type": "signal", "to": id3, "data": "still here"}))
+        .await;
+    assert_eq!(c3.expect("signal").await["data"], "still here");
+    // A new join is refused with a clear error rather than half-admitted.
+    let mut late = a.connect().await;
+    late.send_json(json!({"type": "join", "room": room})).await;
+    late.expect_error("internal").await;
+
+    redis.spawn().await;
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+    assert_eq!(a.metric("meshwire_cluster_up").await, 1.0);
+
+    // Cross-instance traffic resumes; nobody saw anyone leave or join.
+    c1.send_json(json!({"type": "signal", "to": id2, "data": "back"}))
+        .await;
+    let m = c2.expect("signal").await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"].as_str()),
+        (Some(&*id1), Some("back"))
+    );
+    c2.send_json(json!({"type": "broadcast", "data": "all"}))
+        .await;
+    assert_eq!(c1.expect("broadcast").await["from"], id2.as_str());
+    assert_eq!(c3.expect("broadcast").await["from"], id2.as_str());
+    // Redis knows the whole room again (each instance wrote its members back).
+    let deadline = Instant::now() + STEP;
+    loop {
+        let detail = a.get(&format!("/api/rooms/{room}")).await;
+        let n = detail.json()["peers"].as_array().map_or(0, Vec::len);
+        if detail.status == 200 && n == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "room never restored: {}",
+            detail.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A reconciliation later, still no presence churn and no duplicates.
+    c1.assert_quiet(Duration::from_secs(3)).await;
+    for c in [&mut c1, &mut c2, &mut c3] {
+        c.ping_pong().await;
+    }
+    // New joins work again and see everyone.
+    let mut c4 = b.connect().await;
+    let w4 = c4.join(&room).await;
+    let mut all = vec![id1, id2, id3];
+    all.sort();
+    assert_eq!(peers_of(&w4), all);
+}
