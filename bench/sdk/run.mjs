@@ -70,15 +70,15 @@ async function transfer(a, b, api) {
   return SIZE / 1e6 / ((doneAt - start) / 1000);
 }
 
-async function memory(a, b) {
+async function memory(a, b, api) {
   const rows = [];
   for (let i = 0; i < CYCLES; i++) {
-    const r = room("mem", i);
-    await a.page.evaluate((r) => sdk.join(r), r);
-    await b.page.evaluate((r) => sdk.joinToOpen(r), r);
-    await b.page.evaluate(() => sdk.leave());
-    await a.page.evaluate(() => sdk.leave());
-    rows.push(await b.page.evaluate(() => sdk.memory()));
+    const r = room(api + "-mem", i);
+    await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
+    await b.page.evaluate(([api, r]) => window[api].joinToOpen(r), [api, r]);
+    await b.page.evaluate((api) => window[api].leave(), api);
+    await a.page.evaluate((api) => window[api].leave(), api);
+    rows.push(await b.page.evaluate((api) => window[api].memory(), api));
   }
   return rows;
 }
@@ -89,6 +89,7 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
   out.baselineJoin = await joinToOpen(a, b, "base");
   out.baselineMBps = [];
   for (let i = 0; i < 3; i++) out.baselineMBps.push(await transfer(a, b, "base"));
+  out.baselineMemory = await memory(a, b, "base");
   await a.browser.close(); await b.browser.close();
 }
 {
@@ -96,7 +97,7 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
   out.sdkJoin = await joinToOpen(a, b, "sdk");
   out.sdkMBps = [];
   for (let i = 0; i < 3; i++) out.sdkMBps.push(await transfer(a, b, "sdk"));
-  out.memory = await memory(a, b);
+  out.memory = await memory(a, b, "sdk");
   await a.browser.close(); await b.browser.close();
 }
 out.baselineJoinMedian = median(out.baselineJoin);

@@ -48,7 +48,7 @@ lines = [
   "",
   f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (chunks hashed with SHA-256 on both sides and verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}.",
   "",
-  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}.",
+  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}. The baseline page through the same cycles (same harness, so what the page-driving itself costs): {[round(m['heap'] / 1024) for m in r['baselineMemory']]}.",
   "",
   "PeerJS was not run through this benchmark (not done yet).",
   "<!-- sdk-browser-bench:end -->",
