@@ -14,10 +14,12 @@ test: setup check-fmt lint unit sdk-test
 demo: relay-bin sdk-web
 	./target/release/meshwire-relay --port $(DEMO_PORT) --static examples/demo
 
-## make bench — relay throughput/latency/memory and SDK bundle size (writes docs/benchmarks.md).
+## make bench — relay throughput/latency/memory, SDK bundle size, and the SDK against a
+## raw-JS baseline in headless Chromium (writes docs/benchmarks.md).
 bench:
 	bash bench/run.sh
 	bash scripts/bundle-size.sh
+	bash bench/sdk/run.sh
 
 setup:
 	bash scripts/setup.sh
