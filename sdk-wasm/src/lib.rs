@@ -413,7 +413,11 @@ impl Room {
     /// Uses another microphone (`audioinput`) or camera (`videoinput`): the new track
     /// replaces the old one on every connection, without renegotiation.
     #[wasm_bindgen(js_name = switchDevice, unchecked_return_type = "Promise<void>")]
-    pub fn switch_device(&self, kind: JsDeviceKind, device_id: String) -> Promise {
+    pub fn switch_device(
+        &self,
+        kind: JsDeviceKind,
+        #[wasm_bindgen(js_name = "deviceId")] device_id: String,
+    ) -> Promise {
         let inner = self.inner.clone();
         let kind: JsValue = kind.into();
         let kind = kind.as_string().unwrap_or_default();
