@@ -15,11 +15,13 @@ demo: relay-bin package
 	bash scripts/demo-package.sh
 	./target/release/meshwire-relay --port $(DEMO_PORT) --static examples/demo
 
-## make bench — relay throughput/latency/memory, SDK bundle size, npm package size and time to
-## first remote frame (writes docs/benchmarks.md).
+## make bench — relay throughput/latency/memory (single instance and cluster), SDK bundle
+## size, the SDK against a raw-JS baseline in headless Chromium, npm package size and time
+## to first remote frame (writes docs/benchmarks.md).
 bench:
 	bash bench/run.sh
 	bash scripts/bundle-size.sh
+	bash bench/sdk/run.sh
 	bash scripts/bench-package.sh
 
 setup:

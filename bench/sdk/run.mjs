@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 const require = createRequire(new URL("../../.tools/package.json", import.meta.url));
 const { chromium } = require("playwright-core");
 
-const [origin, runsArg, sizeArg, cyclesArg] = process.argv.slice(2);
+const [origin, runsArg, sizeArg, cyclesArg, peerPort] = process.argv.slice(2);
 const RUNS = Number(runsArg || 20);
 const SIZE = Number(sizeArg || 64 * 1048576);
 const CYCLES = Number(cyclesArg || 10);
@@ -70,15 +70,15 @@ async function transfer(a, b, api) {
   return SIZE / 1e6 / ((doneAt - start) / 1000);
 }
 
-async function memory(a, b) {
+async function memory(a, b, api) {
   const rows = [];
   for (let i = 0; i < CYCLES; i++) {
-    const r = room("mem", i);
-    await a.page.evaluate((r) => sdk.join(r), r);
-    await b.page.evaluate((r) => sdk.joinToOpen(r), r);
-    await b.page.evaluate(() => sdk.leave());
-    await a.page.evaluate(() => sdk.leave());
-    rows.push(await b.page.evaluate(() => sdk.memory()));
+    const r = room(api + "-mem", i);
+    await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
+    await b.page.evaluate(([api, r]) => window[api].joinToOpen(r), [api, r]);
+    await b.page.evaluate((api) => window[api].leave(), api);
+    await a.page.evaluate((api) => window[api].leave(), api);
+    rows.push(await b.page.evaluate((api) => window[api].memory(), api));
   }
   return rows;
 }
@@ -89,6 +89,7 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
   out.baselineJoin = await joinToOpen(a, b, "base");
   out.baselineMBps = [];
   for (let i = 0; i < 3; i++) out.baselineMBps.push(await transfer(a, b, "base"));
+  out.baselineMemory = await memory(a, b, "base");
   await a.browser.close(); await b.browser.close();
 }
 {
@@ -96,7 +97,26 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
   out.sdkJoin = await joinToOpen(a, b, "sdk");
   out.sdkMBps = [];
   for (let i = 0; i < 3; i++) out.sdkMBps.push(await transfer(a, b, "sdk"));
-  out.memory = await memory(a, b);
+  out.memory = await memory(a, b, "sdk");
+  await a.browser.close(); await b.browser.close();
+}
+if (peerPort) {
+  // PeerJS reference: the same transfer, best of 3, each on a fresh pair of peers.
+  const a = await open(`/peerjs.html?peerPort=${peerPort}`), b = await open(`/peerjs.html?peerPort=${peerPort}`);
+  out.peerjsMBps = [];
+  for (let i = 0; i < 3; i++) {
+    const ida = `pa${process.pid}x${i}`, idb = `pb${process.pid}x${i}`;
+    await a.page.evaluate((id) => pj.open(id), ida);
+    await b.page.evaluate((id) => pj.open(id), idb);
+    await b.page.evaluate((size) => pj.expect(size), SIZE);
+    await a.page.evaluate((other) => pj.connect(other), idb);
+    const start = await a.page.evaluate((size) => pj.send(size), SIZE);
+    await b.page.waitForFunction(() => pj.doneAt() > 0, null, { timeout: 300000, polling: 50 });
+    const doneAt = await b.page.evaluate(() => pj.doneAt());
+    out.peerjsMBps.push(SIZE / 1e6 / ((doneAt - start) / 1000));
+    await a.page.evaluate(() => pj.close());
+    await b.page.evaluate(() => pj.close());
+  }
   await a.browser.close(); await b.browser.close();
 }
 out.baselineJoinMedian = median(out.baselineJoin);

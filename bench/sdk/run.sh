@@ -19,12 +19,31 @@ if [ ! -d .tools/node_modules/playwright-core ]; then
   (cd .tools && npm install --silent --no-audit --no-fund --save-exact --prefix . playwright-core@1.65.1 >/dev/null)
 fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The PeerJS reference (npm `peerjs` client, npm `peer` server from bench/anchors), when
+# it can be installed; skipped otherwise.
+PEER_PORT=""
+if [ ! -d .tools/node_modules/peerjs ]; then
+  (cd .tools && npm install --silent --no-audit --no-fund --save-exact --prefix . peerjs@1.5.5 >/dev/null 2>&1) || true
+fi
+[ -x bench/anchors/node_modules/.bin/peerjs ] || (cd bench/anchors && npm install --silent --no-audit --no-fund >/dev/null 2>&1) || true
+if [ -f .tools/node_modules/peerjs/dist/peerjs.min.js ] && [ -x bench/anchors/node_modules/.bin/peerjs ]; then
+  mkdir -p bench/sdk/www/peerjs
+  cp .tools/node_modules/peerjs/dist/peerjs.min.js bench/sdk/www/peerjs/
+  PEER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+fi
 RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$PORT" --static bench/sdk/www &
 RELAY=$!
-trap 'kill $RELAY 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+PIDS=($RELAY)
+if [ -n "$PEER_PORT" ]; then
+  bench/anchors/node_modules/.bin/peerjs --port "$PEER_PORT" --host 127.0.0.1 >/dev/null 2>&1 &
+  PIDS+=($!)
+fi
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+for port in $PORT $PEER_PORT; do
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
 
-RESULT=$(node bench/sdk/run.mjs "http://127.0.0.1:$PORT" "$RUNS" "$SIZE" "$CYCLES")
+RESULT=$(node bench/sdk/run.mjs "http://127.0.0.1:$PORT" "$RUNS" "$SIZE" "$CYCLES" "$PEER_PORT")
 echo "$RESULT"
 python3 - "$DOC" "$RESULT" <<'PY'
 import json, sys, datetime
@@ -48,9 +67,9 @@ lines = [
   "",
   f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (chunks hashed with SHA-256 on both sides and verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}.",
   "",
-  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}.",
+  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}. The baseline page through the same cycles (same harness, so what the page-driving itself costs): {[round(m['heap'] / 1024) for m in r['baselineMemory']]}.",
   "",
-  "PeerJS was not run through this benchmark (not done yet).",
+  (f"PeerJS 1.5.5 reference (npm `peerjs` on the npm `peer` server 1.0.2, one reliable DataConnection, `serialization: \"raw\"`, 64 KiB chunks through `conn.send`), same {mb:.0f} MiB, best of 3: {max(r['peerjsMBps']):.1f} MB/s (runs {[round(x, 1) for x in r['peerjsMBps']]}); it has no join → open equivalent here (no rooms)." if r.get("peerjsMBps") else "PeerJS was not run (npm `peerjs`/`peer` could not be installed)."),
   "<!-- sdk-browser-bench:end -->",
 ]
 section = "\n".join(lines)

@@ -750,3 +750,27 @@ pub fn new_id() -> String {
 pub fn is_file_label(label: &str) -> bool {
     label.starts_with(LABEL_PREFIX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_matches_the_fips_vectors() {
+        assert_eq!(
+            hex(&Sha256::digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Incremental, as the transfer hashes it, across block boundaries.
+        let mut h = Sha256::new();
+        for piece in b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".chunks(7) {
+            h.update(piece);
+        }
+        assert_eq!(
+            hex(&h.finalize()),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
+        assert!(is_file_label("meshwire-file/0123") && !is_file_label("meshwire"));
+    }
+}

@@ -1,15 +1,19 @@
 //! # meshwire — the WebRTC SDK, compiled to WebAssembly
 //!
 //! `Room.join(url, room)` connects to a meshwire relay and meshes with every other peer
-//! of the room: media, screen share and data channels, negotiated with W3C perfect
-//! negotiation, surviving relay drops (reconnect + resume) and network changes (ICE
-//! restart). docs/sdk.md is the user's guide; docs/architecture.md maps the modules.
+//! of the room: media, screen share, data channels and file transfer, negotiated with
+//! W3C perfect negotiation, surviving relay drops (reconnect + resume) and network
+//! changes (ICE restart); stats, device switching and active-speaker events.
+//! docs/sdk.md is the user's guide; docs/architecture.md maps the modules.
 //!
 //! ## Layout
 //! - this file: the JavaScript face (`Room`) and its TypeScript typings — nothing else;
 //! - [`room`]: the relay connection, presence, reconnect/resume, and every operation;
 //! - [`peer`]: one `RTCPeerConnection` with perfect negotiation and trickle ICE;
 //! - [`data`]: data channels with backpressure; [`media`]: local media and slots;
+//! - [`files`]: `sendFile` (a channel per transfer, SHA-256 verified); [`stats`]:
+//!   `getStats` and connection quality; [`speaking`]: active speaker; [`devices`]:
+//!   device listing and the constraints of `switchDevice`;
 //! - [`signaling`]: the relay socket; [`wire`]: relay frames and peer signals as
 //!   JavaScript values; [`events`]: the emitter; [`error`]: error codes;
 //! - [`js`]: small JavaScript helpers, listeners and timers, bindings web-sys lacks.
@@ -423,7 +427,11 @@ impl Room {
     /// Uses another microphone (`audioinput`) or camera (`videoinput`): the new track
     /// replaces the old one on every connection, without renegotiation.
     #[wasm_bindgen(js_name = switchDevice, unchecked_return_type = "Promise<void>")]
-    pub fn switch_device(&self, kind: JsDeviceKind, device_id: String) -> Promise {
+    pub fn switch_device(
+        &self,
+        kind: JsDeviceKind,
+        #[wasm_bindgen(js_name = "deviceId")] device_id: String,
+    ) -> Promise {
         let inner = self.inner.clone();
         let kind: JsValue = kind.into();
         let kind = kind.as_string().unwrap_or_default();

@@ -156,3 +156,34 @@ impl Sample {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(rtt_ms: f64, packet_loss: f64, jitter_ms: f64) -> Sample {
+        Sample {
+            rtt_ms,
+            bitrate_in: 0.0,
+            bitrate_out: 0.0,
+            packet_loss,
+            jitter_ms,
+            candidate_type: String::from("host"),
+            quality: "lost",
+        }
+    }
+
+    #[test]
+    fn quality_thresholds_are_the_documented_ones() {
+        assert_eq!(quality(true, &sample(20.0, 0.0, 1.0)), "excellent");
+        assert_eq!(quality(true, &sample(149.0, 0.009, 19.0)), "excellent");
+        assert_eq!(quality(true, &sample(150.0, 0.0, 0.0)), "good");
+        assert_eq!(quality(true, &sample(10.0, 0.01, 0.0)), "good");
+        assert_eq!(quality(true, &sample(10.0, 0.0, 20.0)), "good");
+        assert_eq!(quality(true, &sample(299.0, 0.029, 49.0)), "good");
+        assert_eq!(quality(true, &sample(300.0, 0.0, 0.0)), "poor");
+        assert_eq!(quality(true, &sample(10.0, 0.03, 0.0)), "poor");
+        assert_eq!(quality(true, &sample(10.0, 0.0, 50.0)), "poor");
+        assert_eq!(quality(false, &sample(10.0, 0.0, 0.0)), "lost");
+    }
+}
