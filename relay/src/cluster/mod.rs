@@ -46,6 +46,8 @@ const QUEUE: usize = 65_536;
 const BATCH: usize = 512;
 /// How long a join waits for Redis before the client gets `internal`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// `/health`'s error before the first heartbeat.
+const CONNECTING: &str = "connecting to Redis";
 /// How long one heartbeat may take before Redis counts as unreachable.
 const STEP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -180,7 +182,7 @@ impl Cluster {
             ttl,
             health: Mutex::new(Health {
                 up: false,
-                error: Some("connecting to Redis".into()),
+                error: Some(CONNECTING.into()),
             }),
             retry_leaves: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
@@ -224,7 +226,8 @@ impl Cluster {
 
     fn set_down(&self, error: String) {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        if h.up {
+        // Once per outage (and once if Redis is not there at start-up), not per beat.
+        if h.up || h.error.as_deref() == Some(CONNECTING) {
             tracing::warn!(instance = &*self.me, "Redis unreachable: {error}; local peers keep working, cross-instance traffic and joins wait for it");
         }
         h.up = false;
