@@ -1,8 +1,8 @@
 //! Cluster mode: real relay processes (the built binary) coordinated by a real
 //! `redis-server` that each test starts on a free port and stops at the end.
 //! Cross-instance presence, signal, broadcast, room isolation, the capacity race,
-//! an instance killed with SIGKILL (peer-left on the others, resume elsewhere), a
-//! Redis restart, and throughout: nothing duplicated, nothing in the wrong room
+//! an instance killed with SIGKILL (peer-left on the others, resume elsewhere, with the
+//! signals sent to the dead instance kept), a Redis restart, and throughout: nothing duplicated, nothing in the wrong room
 //! (every exchange ends with `ping_pong`, which fails on any unexpected message).
 //!
 //! Without `redis-server` on PATH these tests fail (`make test` installs it through
@@ -435,6 +435,10 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
     expect_joined(&mut c1, &id2).await;
 
     a.kill();
+    // Sent to the dead instance's channel (nobody receives it): Redis keeps it.
+    c2.send_json(json!({"type": "signal", "to": id1, "data": {"kept": 1}}))
+        .await;
+    c2.ping_pong().await;
     let mut back = b.connect().await;
     let w = back
         .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
@@ -445,6 +449,9 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
         "{w}"
     );
     assert_eq!(peers_of(&w), vec![id2.clone()]);
+    let kept = back.expect("signal").await;
+    assert_eq!(kept["from"], id2.as_str());
+    assert_eq!(kept["data"], json!({"kept": 1}));
     // Now both are on B and talk locally; the reap of A later must not remove id1.
     c2.send_json(json!({"type": "signal", "to": id1, "data": 1}))
         .await;
