@@ -611,3 +611,52 @@ async fn the_cluster_recovers_from_a_redis_restart() {
     all.sort();
     assert_eq!(peers_of(&w4), all);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_one_room() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &[]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let c = Instance::start(&redis, &[]).await;
+    let room = room("three");
+    let mut ca = a.connect().await;
+    let ida = peer_id(&ca.join(&room).await);
+    let mut cb = b.connect().await;
+    let idb = peer_id(&cb.join(&room).await);
+    expect_joined(&mut ca, &idb).await;
+    let mut cc = c.connect().await;
+    let wc = cc.join(&room).await;
+    let idc = peer_id(&wc);
+    let mut both = vec![ida.clone(), idb.clone()];
+    both.sort();
+    assert_eq!(peers_of(&wc), both);
+    expect_joined(&mut ca, &idc).await;
+    expect_joined(&mut cb, &idc).await;
+
+    // One broadcast is published once per instance and reaches each member once.
+    ca.send_json(json!({"type": "broadcast", "data": "to all"}))
+        .await;
+    for cl in [&mut cb, &mut cc] {
+        let m = cl.expect("broadcast").await;
+        assert_eq!(
+            (m["from"].as_str(), m["data"].as_str()),
+            (Some(&*ida), Some("to all"))
+        );
+    }
+    cc.send_json(json!({"type": "signal", "to": ida, "data": "c to a"}))
+        .await;
+    assert_eq!(ca.expect("signal").await["from"], idc.as_str());
+
+    cb.close().await;
+    for cl in [&mut ca, &mut cc] {
+        let m = cl.expect("peer-left").await;
+        assert_eq!(m["peerId"], idb.as_str());
+    }
+    // A signal to the peer that left is refused wherever the sender is.
+    cc.send_json(json!({"type": "signal", "to": idb, "data": 0}))
+        .await;
+    cc.expect_error("unknown-peer").await;
+    for cl in [&mut ca, &mut cc] {
+        cl.ping_pong().await;
+    }
+}
