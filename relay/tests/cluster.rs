@@ -660,3 +660,55 @@ async fn three_instances_share_one_room() {
         cl.ping_pong().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_on_the_same_instance_works_as_without_a_cluster() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let room = room("same");
+    let mut c1 = a.connect().await;
+    let w1 = c1.join(&room).await;
+    let id1 = peer_id(&w1);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+
+    c1.drop_abruptly();
+    let deadline = Instant::now() + STEP;
+    while !a
+        .get(&format!("/api/rooms/{room}"))
+        .await
+        .body
+        .contains("\"held\"")
+    {
+        assert!(Instant::now() < deadline, "A never held c1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = a.metric("meshwire_cluster_received_total").await;
+    c2.send_json(json!({"type": "signal", "to": id1, "data": "queued"}))
+        .await;
+    let deadline = Instant::now() + STEP;
+    while a.metric("meshwire_cluster_received_total").await < received + 1.0 {
+        assert!(Instant::now() < deadline, "A never received the signal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut back = a.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    assert_eq!(w["peerId"], id1.as_str());
+    assert_eq!(w["resumed"], true);
+    assert_eq!(peers_of(&w), vec![id2.clone()]);
+    let m = back.expect("signal").await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"].as_str()),
+        (Some(&*id2), Some("queued"))
+    );
+    // The other instance saw no presence change, and traffic flows both ways.
+    back.send_json(json!({"type": "signal", "to": id2, "data": "hi"}))
+        .await;
+    assert_eq!(c2.expect("signal").await["data"], "hi");
+    back.ping_pong().await;
+    c2.ping_pong().await;
+}
