@@ -321,6 +321,37 @@ async fn presence_signal_broadcast_and_isolation_across_instances() {
         Some(4),
         "{detail}"
     );
+    // So do /metrics and /health (as of the last sweep, every second by default):
+    // 5 peers (the outsider too) in 2 rooms on 2 instances.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let counts = (
+            a.metric("meshwire_cluster_peers").await,
+            a.metric("meshwire_cluster_rooms").await,
+            a.metric("meshwire_cluster_instances").await,
+        );
+        if counts == (5.0, 2.0, 2.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster gauges stuck at {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + STEP;
+    loop {
+        let health: Value = b.get("/health").await.json();
+        assert_eq!(health["peers"], 3, "B's own peers: {health}");
+        if health["cluster"]["peers"] == 5 && health["cluster"]["instances"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's /health never counted the cluster: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Leaving is seen everywhere, once.
     c4.close().await;
