@@ -160,10 +160,10 @@ rm -f "$RESULTS"
 # Waits until GET /ready on port $1 answers 200 (the instance is registered in Redis).
 wait_ready() {
   for _ in $(seq 1 100); do
-    if exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
-      printf 'GET /ready HTTP/1.0\r\n\r\n' >&3
-      if head -1 <&3 | grep -q ' 200'; then exec 3>&-; return 0; fi
-      exec 3>&-
+    # In a subshell: the descriptor and the silenced errors stay there.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 \
+        && head -1 <&3 | grep -q ' 200') 2>/dev/null; then
+      return 0
     fi
     sleep 0.1
   done

@@ -120,6 +120,7 @@ impl Shared {
                 self.metrics.clone(),
                 self.config.room_capacity,
                 self.config.instance_ttl,
+                self.config.resume_grace,
             )?;
             let _ = self.cluster.set(cluster);
         }

@@ -1,8 +1,8 @@
 //! Cluster mode: real relay processes (the built binary) coordinated by a real
 //! `redis-server` that each test starts on a free port and stops at the end.
 //! Cross-instance presence, signal, broadcast, room isolation, the capacity race,
-//! an instance killed with SIGKILL (peer-left on the others, resume elsewhere), a
-//! Redis restart, and throughout: nothing duplicated, nothing in the wrong room
+//! an instance killed with SIGKILL (peer-left on the others, resume elsewhere, with the
+//! signals sent to the dead instance kept), a Redis restart, and throughout: nothing duplicated, nothing in the wrong room
 //! (every exchange ends with `ping_pong`, which fails on any unexpected message).
 //!
 //! Without `redis-server` on PATH these tests fail (`make test` installs it through
@@ -321,6 +321,37 @@ async fn presence_signal_broadcast_and_isolation_across_instances() {
         Some(4),
         "{detail}"
     );
+    // So do /metrics and /health (as of the last sweep, every second by default):
+    // 5 peers (the outsider too) in 2 rooms on 2 instances.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let counts = (
+            a.metric("meshwire_cluster_peers").await,
+            a.metric("meshwire_cluster_rooms").await,
+            a.metric("meshwire_cluster_instances").await,
+        );
+        if counts == (5.0, 2.0, 2.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster gauges stuck at {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + STEP;
+    loop {
+        let health: Value = b.get("/health").await.json();
+        assert_eq!(health["peers"], 3, "B's own peers: {health}");
+        if health["cluster"]["peers"] == 5 && health["cluster"]["instances"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's /health never counted the cluster: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Leaving is seen everywhere, once.
     c4.close().await;
@@ -435,6 +466,10 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
     expect_joined(&mut c1, &id2).await;
 
     a.kill();
+    // Sent to the dead instance's channel (nobody receives it): Redis keeps it.
+    c2.send_json(json!({"type": "signal", "to": id1, "data": {"kept": 1}}))
+        .await;
+    c2.ping_pong().await;
     let mut back = b.connect().await;
     let w = back
         .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
@@ -445,6 +480,9 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
         "{w}"
     );
     assert_eq!(peers_of(&w), vec![id2.clone()]);
+    let kept = back.expect("signal").await;
+    assert_eq!(kept["from"], id2.as_str());
+    assert_eq!(kept["data"], json!({"kept": 1}));
     // Now both are on B and talk locally; the reap of A later must not remove id1.
     c2.send_json(json!({"type": "signal", "to": id1, "data": 1}))
         .await;
@@ -603,4 +641,105 @@ async fn the_cluster_recovers_from_a_redis_restart() {
     let mut all = vec![id1, id2, id3];
     all.sort();
     assert_eq!(peers_of(&w4), all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_one_room() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &[]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let c = Instance::start(&redis, &[]).await;
+    let room = room("three");
+    let mut ca = a.connect().await;
+    let ida = peer_id(&ca.join(&room).await);
+    let mut cb = b.connect().await;
+    let idb = peer_id(&cb.join(&room).await);
+    expect_joined(&mut ca, &idb).await;
+    let mut cc = c.connect().await;
+    let wc = cc.join(&room).await;
+    let idc = peer_id(&wc);
+    let mut both = vec![ida.clone(), idb.clone()];
+    both.sort();
+    assert_eq!(peers_of(&wc), both);
+    expect_joined(&mut ca, &idc).await;
+    expect_joined(&mut cb, &idc).await;
+
+    // One broadcast is published once per instance and reaches each member once.
+    ca.send_json(json!({"type": "broadcast", "data": "to all"}))
+        .await;
+    for cl in [&mut cb, &mut cc] {
+        let m = cl.expect("broadcast").await;
+        assert_eq!(
+            (m["from"].as_str(), m["data"].as_str()),
+            (Some(&*ida), Some("to all"))
+        );
+    }
+    cc.send_json(json!({"type": "signal", "to": ida, "data": "c to a"}))
+        .await;
+    assert_eq!(ca.expect("signal").await["from"], idc.as_str());
+
+    cb.close().await;
+    for cl in [&mut ca, &mut cc] {
+        let m = cl.expect("peer-left").await;
+        assert_eq!(m["peerId"], idb.as_str());
+    }
+    // A signal to the peer that left is refused wherever the sender is.
+    cc.send_json(json!({"type": "signal", "to": idb, "data": 0}))
+        .await;
+    cc.expect_error("unknown-peer").await;
+    for cl in [&mut ca, &mut cc] {
+        cl.ping_pong().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_on_the_same_instance_works_as_without_a_cluster() {
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let room = room("same");
+    let mut c1 = a.connect().await;
+    let w1 = c1.join(&room).await;
+    let id1 = peer_id(&w1);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+
+    c1.drop_abruptly();
+    let deadline = Instant::now() + STEP;
+    while !a
+        .get(&format!("/api/rooms/{room}"))
+        .await
+        .body
+        .contains("\"held\"")
+    {
+        assert!(Instant::now() < deadline, "A never held c1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = a.metric("meshwire_cluster_received_total").await;
+    c2.send_json(json!({"type": "signal", "to": id1, "data": "queued"}))
+        .await;
+    let deadline = Instant::now() + STEP;
+    while a.metric("meshwire_cluster_received_total").await < received + 1.0 {
+        assert!(Instant::now() < deadline, "A never received the signal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut back = a.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    assert_eq!(w["peerId"], id1.as_str());
+    assert_eq!(w["resumed"], true);
+    assert_eq!(peers_of(&w), vec![id2.clone()]);
+    let m = back.expect("signal").await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"].as_str()),
+        (Some(&*id2), Some("queued"))
+    );
+    // The other instance saw no presence change, and traffic flows both ways.
+    back.send_json(json!({"type": "signal", "to": id2, "data": "hi"}))
+        .await;
+    assert_eq!(c2.expect("signal").await["data"], "hi");
+    back.ping_pong().await;
+    c2.ping_pong().await;
 }

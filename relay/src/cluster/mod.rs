@@ -46,6 +46,8 @@ const QUEUE: usize = 65_536;
 const BATCH: usize = 512;
 /// How long a join waits for Redis before the client gets `internal`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// `/health`'s error before the first heartbeat.
+const CONNECTING: &str = "connecting to Redis";
 /// How long one heartbeat may take before Redis counts as unreachable.
 const STEP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -66,6 +68,10 @@ enum Cmd {
         peer: Box<str>,
         reason: LeaveReason,
     },
+    /// A peer resumed here: deliver the signals Redis kept for it. Queued behind the
+    /// publishes before it, so a signal this instance sent before the resume is kept
+    /// (or delivered) first.
+    Claim { room: Arc<str>, peer: Box<str> },
 }
 
 /// The rooms' handle on the cluster: queues work for the publisher without blocking.
@@ -88,6 +94,17 @@ impl Outlet {
         let cmd = Cmd::Publish {
             to: to.clone(),
             payload,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            self.metrics.cluster.dropped.inc();
+        }
+    }
+
+    /// A peer resumed here from another instance: fetch what Redis kept for it.
+    pub fn claim(&self, room: &Arc<crate::rooms::Room>, peer: &str) {
+        let cmd = Cmd::Claim {
+            room: room.name.clone(),
+            peer: peer.into(),
         };
         if self.tx.try_send(cmd).is_err() {
             self.metrics.cluster.dropped.inc();
@@ -127,6 +144,8 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     capacity: u32,
     ttl: Duration,
+    /// `--resume-grace`: how long Redis keeps signals for a peer whose instance is gone.
+    grace: Duration,
     health: Mutex<Health>,
     /// Leaves whose script failed (Redis down), retried when it is back.
     retry_leaves: Mutex<Vec<(Arc<str>, Box<str>)>>,
@@ -143,6 +162,7 @@ impl Cluster {
         metrics: Arc<Metrics>,
         capacity: u32,
         ttl: Duration,
+        grace: Duration,
     ) -> Result<Arc<Cluster>, Error> {
         let mut info: redis::ConnectionInfo = url
             .into_connection_info()
@@ -178,9 +198,10 @@ impl Cluster {
             metrics: metrics.clone(),
             capacity,
             ttl,
+            grace,
             health: Mutex::new(Health {
                 up: false,
-                error: Some("connecting to Redis".into()),
+                error: Some(CONNECTING.into()),
             }),
             retry_leaves: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
@@ -224,7 +245,8 @@ impl Cluster {
 
     fn set_down(&self, error: String) {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        if h.up {
+        // Once per outage (and once if Redis is not there at start-up), not per beat.
+        if h.up || h.error.as_deref() == Some(CONNECTING) {
             tracing::warn!(instance = &*self.me, "Redis unreachable: {error}; local peers keep working, cross-instance traffic and joins wait for it");
         }
         h.up = false;
@@ -341,6 +363,7 @@ impl Cluster {
             // Resumed where it already was: nobody else's view changes.
             Some(from) if *from == *self.me => {}
             Some(from) => {
+                outlet.claim(&room, &peer);
                 let msg = wire::moved(&room_name, &peer, &self.me);
                 let from: Arc<str> = from.into();
                 let mut told = instances.clone();
@@ -374,7 +397,9 @@ impl Cluster {
                 // Fail fast while Redis is away, so nothing stale piles up for later.
                 for cmd in batch.drain(..) {
                     match cmd {
-                        Cmd::Publish { .. } => self.metrics.cluster.dropped.inc(),
+                        Cmd::Publish { .. } | Cmd::Claim { .. } => {
+                            self.metrics.cluster.dropped.inc()
+                        }
                         Cmd::Left { room, peer, .. } => self
                             .retry_leaves
                             .lock()
@@ -384,26 +409,93 @@ impl Cluster {
                 }
                 continue;
             }
-            let mut pipe = redis::pipe();
-            let mut queued = 0u64;
+            let mut pending: Vec<(Arc<str>, Vec<u8>)> = Vec::new();
             for cmd in batch.drain(..) {
                 match cmd {
-                    Cmd::Publish { to, payload } => {
-                        pipe.publish(store::channel(&to), payload).ignore();
-                        queued += 1;
-                    }
+                    Cmd::Publish { to, payload } => pending.push((to, payload)),
                     Cmd::Left { room, peer, reason } => {
-                        if queued > 0 {
-                            self.flush(&mut con, &mut pipe, queued).await;
-                            queued = 0;
-                        }
+                        self.publish_all(&mut con, &mut pending).await;
                         self.leave(&mut con, &room, &peer, reason).await;
+                    }
+                    Cmd::Claim { room, peer } => {
+                        self.publish_all(&mut con, &mut pending).await;
+                        self.claim(&mut con, &room, &peer).await;
                     }
                 }
             }
-            if queued > 0 {
-                self.flush(&mut con, &mut pipe, queued).await;
+            self.publish_all(&mut con, &mut pending).await;
+        }
+    }
+
+    /// Publishes `pending` as one pipeline. A `signal` nobody received (its peer's
+    /// instance is gone, or cut off from Redis) is kept in the peer's Redis queue for
+    /// `--resume-grace`, for a resume on another instance to pick up.
+    async fn publish_all(
+        &self,
+        con: &mut ConnectionManager,
+        pending: &mut Vec<(Arc<str>, Vec<u8>)>,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (to, payload) in pending.iter() {
+            pipe.publish(store::channel(to), payload);
+        }
+        let n = pending.len() as u64;
+        let received: Vec<i64> = match pipe.query_async(con).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.cluster.dropped.inc_by(n);
+                tracing::debug!("publishing {n} cluster messages failed: {e}");
+                pending.clear();
+                return;
             }
+        };
+        self.metrics.cluster.published.inc_by(n);
+        let mut keep = redis::pipe();
+        let mut kept = 0;
+        let grace = self.grace.as_millis().max(1) as u64;
+        for ((_, payload), got) in pending.iter().zip(received) {
+            if got != 0 {
+                continue;
+            }
+            if let Some(wire::Wire::Signal { room, to, frame }) = wire::decode(payload) {
+                let key = store::queue(room, to);
+                keep.rpush(&key, frame)
+                    .ignore()
+                    .ltrim(&key, 0, crate::rooms::HOLD_MAX_FRAMES as isize - 1)
+                    .ignore()
+                    .pexpire(&key, grace as i64)
+                    .ignore();
+                kept += 1;
+            }
+        }
+        pending.clear();
+        if kept > 0 {
+            if let Err(e) = keep.exec_async(con).await {
+                tracing::debug!("keeping {kept} undeliverable signals failed: {e}");
+            }
+        }
+    }
+
+    /// Delivers what Redis kept for `peer` (now local after a resume), oldest first.
+    async fn claim(&self, con: &mut ConnectionManager, room: &str, peer: &str) {
+        let key = store::queue(room, peer);
+        let taken: redis::RedisResult<(Vec<String>,)> = redis::pipe()
+            .atomic()
+            .lrange(&key, 0, -1)
+            .del(&key)
+            .ignore()
+            .query_async(con)
+            .await;
+        match taken {
+            Ok((frames,)) => {
+                for frame in frames {
+                    self.rooms.remote_signal(room, peer, &frame);
+                }
+            }
+            Err(e) => tracing::debug!("taking the kept signals of {peer} failed: {e}"),
         }
     }
 

@@ -7,6 +7,7 @@
 //! | `mw:instance:{id}:peers` | set of `room\npeer` | the peers that instance owns, to reap them when it dies |
 //! | `mw:room:{room}` | hash peer → record | the room's members, cluster-wide; `HLEN` is its size |
 //! | `mw:rooms` | set | names of rooms with at least one member |
+//! | `mw:queue:{room}:{peer}` | list, TTL `--resume-grace` | signals published to a peer's instance that nobody received (≤ 64), for its resume elsewhere |
 //!
 //! A record is `instance \n user \n info`: the owning instance, the member's user id
 //! as JSON (`null` without auth; JSON keeps it free of newlines), and its `PeerInfo`
@@ -40,6 +41,11 @@ pub fn room(name: &str) -> String {
 /// The set of non-empty rooms.
 pub fn rooms() -> String {
     format!("{PREFIX}rooms")
+}
+/// Signals kept for a peer whose instance did not receive them (it died, or lost
+/// Redis), for `--resume-grace`, until the peer resumes elsewhere.
+pub fn queue(room: &str, peer: &str) -> String {
+    format!("{PREFIX}queue:{room}:{peer}")
 }
 /// An instance's channel.
 pub fn channel(id: &str) -> String {
