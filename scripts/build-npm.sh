@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${SKIP_SDK:-}" != 1 ] || [ ! -f npm/src/wasm/meshwire_bg.wasm ]; then
-  bash scripts/build-sdk.sh npm/src/wasm 2>/dev/null
+  bash scripts/build-sdk.sh npm/src/wasm
 fi
 # wasm-bindgen declares `[Symbol.dispose]`, which needs TypeScript's esnext lib: an
 # app type-checking our typings with an ES2022 lib (and skipLibCheck off) would fail.

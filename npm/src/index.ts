@@ -57,8 +57,18 @@ export interface FileTransfer extends Omit<WasmFileTransfer, "on" | "off" | "fre
 export interface Room
   extends Omit<
     WasmRoom,
-    "on" | "off" | "free" | "send" | "createChannel" | "enableMedia" | "startScreenShare" | "sendFile"
+    | "on"
+    | "off"
+    | "free"
+    | "send"
+    | "createChannel"
+    | "enableMedia"
+    | "startScreenShare"
+    | "sendFile"
+    | "signalingState"
   > {
+  /** The relay connection: `connecting`, `connected`, `reconnecting` or `closed`. */
+  readonly signalingState: "connecting" | "connected" | "reconnecting" | "closed";
   /** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
   on<K extends RoomEventName>(event: K, handler: RoomEventHandler<K>): () => void;
   /** Unsubscribes `handler` from `event`. */

@@ -15,7 +15,6 @@ import {
   start,
   startRelay,
   videoPlaying,
-  videoWidthChanges,
 } from "./harness.mjs";
 
 const ARTIFACTS = `${ROOT}tests/e2e/artifacts`;
@@ -46,7 +45,7 @@ const apps = {
 
 for (const [name, serve] of Object.entries(apps)) {
   describe(name, () => {
-    let relay, app, browser, a, b, idA, idB, aSeenByB;
+    let relay, app, browser, a, b, idA, idB;
     const room = `e2e-${name}-${Date.now()}`;
 
     before(async () => {
@@ -76,7 +75,7 @@ for (const [name, serve] of Object.entries(apps)) {
 
     it("each sees the other's video playing", async () => {
       const bSeenByA = await videoPlaying(a.page, idB);
-      aSeenByB = await videoPlaying(b.page, idA);
+      const aSeenByB = await videoPlaying(b.page, idA);
       assert.ok(bSeenByA.width > 0 && aSeenByB.width > 0);
       await a.page.screenshot({ path: `${ARTIFACTS}/${name}-two-peers.png` });
     });
@@ -97,9 +96,16 @@ for (const [name, serve] of Object.entries(apps)) {
       await share.click();
       await a.page.waitForFunction(() => document.querySelector("[data-testid=screen-share]")?.getAttribute("aria-pressed") === "true");
       // The fake camera is 4:3, the fake screen the window's shape (about 16:9 here).
-      await videoWidthChanges(b.page, idA, aSeenByB.width);
-      const shared = await b.page.$eval(`[data-peer-id="${idA}"] video`, (v) => v.videoWidth / v.videoHeight);
-      assert.ok(Math.abs(shared - 4 / 3) > 0.2, `screen frames are not the camera's 4:3, got ratio ${shared}`);
+      // Waiting on the shape, not on a width change: the camera's own resolution may
+      // still be ramping up.
+      await b.page.waitForFunction(
+        (s) => {
+          const v = document.querySelector(s);
+          return v && v.videoHeight > 0 && Math.abs(v.videoWidth / v.videoHeight - 4 / 3) > 0.2;
+        },
+        `[data-peer-id="${idA}"] video`,
+        { timeout: 20_000 },
+      );
       await b.page.screenshot({ path: `${ARTIFACTS}/${name}-screen-share.png` });
       await share.click();
       await a.page.waitForFunction(() => document.querySelector("[data-testid=screen-share]")?.getAttribute("aria-pressed") === "false");
@@ -140,12 +146,16 @@ for (const [name, serve] of Object.entries(apps)) {
       });
       assert.deepEqual(got, { size: bytes.length, hex: want });
       const progress = await b.page.evaluate(() => window.__progress);
-      assert.ok(progress.length >= 2, `progress was shown while it ran (${progress.length} updates)`);
+      assert.ok(
+        progress.some((x) => x > 0 && x < 1),
+        `progress was shown while the file was on its way, not only at the end: ${progress}`,
+      );
       for (let i = 1; i < progress.length; i++) assert.ok(progress[i] >= progress[i - 1], `progress went back: ${progress}`);
     });
 
     it("closing a page removes its tile on the other side within 2 s", async () => {
       await a.page.locator(`[data-peer-id="${idB}"]`).waitFor();
+      assert.deepEqual(b.errors, [], "no page errors on Grace's side");
       const closed = Date.now();
       await b.context.close();
       await a.page.locator(`[data-peer-id="${idB}"]`).waitFor({ state: "detached", timeout: 2000 });

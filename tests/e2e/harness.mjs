@@ -128,15 +128,3 @@ export async function videoPlaying(page, peerId, timeout = 20_000) {
   await page.waitForFunction(([s, t]) => document.querySelector(s)?.currentTime > t + 0.2, [sel, t0], { timeout });
   return page.$eval(sel, (v) => ({ width: v.videoWidth, height: v.videoHeight }));
 }
-
-/** Waits until `peerId`'s video frames have a width other than `width`. */
-export function videoWidthChanges(page, peerId, width, timeout = 20_000) {
-  return page.waitForFunction(
-    ([s, w]) => {
-      const v = document.querySelector(s);
-      return v && v.videoWidth > 0 && v.videoWidth !== w;
-    },
-    [`[data-peer-id="${peerId}"] video`, width],
-    { timeout },
-  );
-}

@@ -1,5 +1,5 @@
 "use client";
-import { useEffect, useMemo, useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import {
   AudioTrack,
   MeshwireProvider,
@@ -166,10 +166,17 @@ function Files() {
 }
 
 function Download({ blob, name }: { blob: Blob | null; name: string }) {
-  const url = useMemo(() => (blob ? URL.createObjectURL(blob) : null), [blob]);
-  useEffect(() => () => {
-    if (url) URL.revokeObjectURL(url);
-  }, [url]);
+  // Made and revoked in one effect (never during render, which React may repeat).
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    if (!blob) return;
+    const made = URL.createObjectURL(blob);
+    setUrl(made);
+    return () => {
+      URL.revokeObjectURL(made);
+      setUrl(null);
+    };
+  }, [blob]);
   return url ? (
     <a data-testid="download" href={url} download={name}>
       save

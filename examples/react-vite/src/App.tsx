@@ -73,7 +73,7 @@ function Call({ room, name, onLeave }: { room: string; name: string; onLeave: ()
         <button
           data-testid="screen-share"
           aria-pressed={call.isScreenSharing}
-          onClick={call.isScreenSharing ? call.stopScreenShare : call.startScreenShare}
+          onClick={() => void (call.isScreenSharing ? call.stopScreenShare() : call.startScreenShare())}
         >
           {call.isScreenSharing ? "Stop sharing" : "Share screen"}
         </button>

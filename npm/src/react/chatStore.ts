@@ -33,7 +33,13 @@ let counter = 0;
 class Chat extends Store<readonly ChatMessage[]> {
   constructor(private readonly room: Room) {
     super(NO_MESSAGES);
-    openChannel(room, CHAT_CHANNEL);
+    try {
+      openChannel(room, CHAT_CHANNEL);
+    } catch (e) {
+      // A room already left refuses new channels; the history stays readable, and
+      // `send` reports the same error with its code.
+      console.warn("meshwire: the chat channel could not be opened:", e);
+    }
     room.on("message", (e) => {
       if (e.channel !== CHAT_CHANNEL || typeof e.data !== "string") return;
       let parsed: unknown;

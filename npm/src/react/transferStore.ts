@@ -64,15 +64,24 @@ class Transfers extends Store<readonly TransferView[]> {
       const i = views.findIndex((v) => v.transfer === transfer);
       this.publish(i < 0 ? [...views, view] : views.map((v, j) => (j === i ? view : v)));
     };
-    transfer.on("progress", (p) => {
-      rate = p.bytesPerSecond;
-      refresh();
-    });
-    transfer.on("done", refresh);
-    transfer.on("error", (e) => {
-      error = Object.assign(new Error(e.message), { code: e.code });
-      refresh();
-    });
+    // Once it is over nothing more comes: let go of the handlers (and so of the
+    // transfer object), the snapshot keeps what it showed.
+    const finish = () => offs.forEach((off) => off());
+    const offs = [
+      transfer.on("progress", (p) => {
+        rate = p.bytesPerSecond;
+        refresh();
+      }),
+      transfer.on("done", () => {
+        refresh();
+        finish();
+      }),
+      transfer.on("error", (e) => {
+        error = Object.assign(new Error(e.message), { code: e.code });
+        refresh();
+        finish();
+      }),
+    ];
     refresh();
   }
 

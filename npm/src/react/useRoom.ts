@@ -1,5 +1,5 @@
 'use client';
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { Room, type JoinOptions, type MeshwireErrorObject, type PeerInfo, isMeshwireError } from "../index.js";
 import { useRoomEvents } from "./internal.js";
 import { usePeers } from "./usePeers.js";
@@ -53,6 +53,7 @@ export function useRoom(url: string | null | undefined, room: string | null | un
   useEffect(() => {
     if (!key || !url || !room) {
       setState("idle");
+      setError(null);
       return;
     }
     let current = lease.current;
@@ -85,7 +86,10 @@ export function useRoom(url: string | null | undefined, room: string | null | un
       // A StrictMode remount comes back before this fires and cancels it.
       mine.leaving = setTimeout(() => {
         if (lease.current === mine) lease.current = null;
-        mine.joined.then((r) => r.leave(), () => undefined);
+        mine.joined.then(
+          (r) => r.leave().catch(() => undefined),
+          () => undefined,
+        );
       }, 0);
     };
   }, [key, url, room]);
@@ -100,5 +104,7 @@ export function useRoom(url: string | null | undefined, room: string | null | un
   });
 
   const peers = usePeers(joined);
-  return { room: joined, state, error, peers, localPeerId: joined?.peerId ?? null };
+  const localPeerId = joined?.peerId ?? null;
+  // One object per change, so a provider's consumers re-render only when it changed.
+  return useMemo(() => ({ room: joined, state, error, peers, localPeerId }), [joined, state, error, peers, localPeerId]);
 }

@@ -8,5 +8,5 @@ export type SignalingConnectionState = "connecting" | "connected" | "reconnectin
 /** The relay connection's state, kept current (`closed` without a room). */
 export function useSignalingState(room?: Room | null): SignalingConnectionState {
   const r = useResolvedRoom(room);
-  return useRoomValue(r, ["signaling"], (x) => x.signalingState as SignalingConnectionState, "closed");
+  return useRoomValue(r, ["signaling"], (x) => x.signalingState, "closed");
 }

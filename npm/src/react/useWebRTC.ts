@@ -45,6 +45,8 @@ export interface UseWebRTCResult {
   sendFile: (file: Blob, to?: string) => FileTransfer[];
   /** Every file transfer, both directions, with progress. */
   transfers: readonly TransferView[];
+  /** Drops finished transfers (and the received files they hold) from `transfers`. */
+  clearFinishedTransfers: () => void;
   /** Each peer connection's stats (`room.getStats()`), empty before joining. */
   getStats: () => Promise<PeerStats[]>;
   /** The join's failure, a media call's, or the room's last `error` event. */
@@ -86,6 +88,10 @@ export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
     (file: Blob, to?: string) => (to === undefined ? sendFileToAll(file) : [sendOne(file, to)]),
     [sendOne, sendFileToAll],
   );
+  // Wrapped so that an onClick handler's event never reaches the SDK as options.
+  const { start: startShare, stop: stopShare } = screen;
+  const startScreenShare = useCallback(() => startShare(), [startShare]);
+  const stopScreenShare = useCallback(() => stopShare(), [stopShare]);
   const getStats = useCallback(async () => (room ? room.getStats() : []), [room]);
 
   const clearError = useCallback(() => {
@@ -102,12 +108,13 @@ export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
     isScreenSharing: screen.enabled,
     toggleAudio: media.microphone.toggle,
     toggleVideo: media.camera.toggle,
-    startScreenShare: screen.start,
-    stopScreenShare: screen.stop,
+    startScreenShare,
+    stopScreenShare,
     sendMessage: chat.send,
     messages: chat.messages,
     sendFile,
     transfers: files.transfers,
+    clearFinishedTransfers: files.clearFinished,
     getStats,
     error: media.error ?? (roomError === dismissed ? null : roomError),
     clearError,
