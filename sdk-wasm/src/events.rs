@@ -2,6 +2,10 @@
 //! `Map<event, Set<handler>>`, and `on` returns an unsubscribe function made in JS, so
 //! no Rust closure is created per subscription and nothing can leak. A handler that
 //! throws is logged and does not stop the others.
+//!
+//! The same snippet module holds the active-speaker analysers of `speaking.rs` and the
+//! stats report reader of `stats.rs` (in JavaScript they are a fraction of the wasm they
+//! took, and one module gzips better than two).
 
 use wasm_bindgen::prelude::*;
 
@@ -45,6 +49,133 @@ export class Emitter {
   }
   clear() { this.handlers.clear(); }
 }
+
+// speaking.rs: the analysers of a room (thresholds and why in the module doc there).
+const dropMeter = (m) => {
+  try { m.source.disconnect(); } catch {}
+  if (m.sink) m.sink.srcObject = null;
+};
+export class Speaking {
+  constructor() { this.ctx = null; this.meters = []; }
+  tick(me, peers, tracks) {
+    const changes = [];
+    const say = (peerId, speaking) => changes.push({ peerId, speaking });
+    this.meters = this.meters.filter((m) => {
+      const keep = m.track.readyState !== "ended" && tracks.some((t, i) => peers[i] === m.peer && t === m.track);
+      if (!keep) {
+        if (m.speaking) say(m.peer, false);
+        dropMeter(m);
+      }
+      return keep;
+    });
+    tracks.forEach((track, i) => {
+      const peer = peers[i];
+      if (!this.meters.some((m) => m.peer === peer && m.track === track) && track.readyState === "live") {
+        const m = this.meter(peer, track, peer !== me);
+        if (m) this.meters.push(m);
+      }
+    });
+    for (const m of this.meters) {
+      m.analyser.getFloatTimeDomainData(m.samples);
+      let peak = 0;
+      for (const s of m.samples) peak = Math.max(peak, Math.abs(s));
+      if (peak > 0.05) {
+        m.quiet = 0;
+        if (!m.speaking) { m.speaking = true; say(m.peer, true); }
+      } else if (m.speaking) {
+        if (peak < 0.02) m.quiet++;
+        if (m.quiet >= 10) { m.speaking = false; m.quiet = 0; say(m.peer, false); }
+      }
+    }
+    return changes;
+  }
+  meter(peer, track, remote) {
+    if (!this.ctx) {
+      try {
+        this.ctx = new AudioContext();
+      } catch (e) {
+        const what = e instanceof Error ? `${e.name}: ${e.message}` : typeof e === "string" ? e : "unknown error";
+        console.warn(`meshwire: speaking detection needs WebAudio: ${what}`);
+        return null;
+      }
+      try { this.ctx.resume(); } catch {}
+    }
+    try {
+      const stream = new MediaStream();
+      stream.addTrack(track);
+      const source = this.ctx.createMediaStreamSource(stream);
+      const analyser = this.ctx.createAnalyser();
+      analyser.fftSize = 2048;
+      source.connect(analyser);
+      let sink = null;
+      if (remote) {
+        try {
+          sink = new Audio();
+          sink.muted = true;
+          sink.srcObject = stream;
+          sink.play();
+        } catch {}
+      }
+      return { peer, track, source, analyser, samples: new Float32Array(2048), speaking: false, quiet: 0, sink };
+    } catch {
+      return null;
+    }
+  }
+  stop() {
+    this.meters.forEach(dropMeter);
+    this.meters = [];
+    if (this.ctx) {
+      try { this.ctx.close(); } catch {}
+      this.ctx = null;
+    }
+  }
+  hasContext() { return !!this.ctx; }
+}
+
+// stats.rs: one peer's RTCStatsReport read against the counters the previous call left
+// in `holder` (module doc there); `quality` is set by the Rust side.
+export function readStats(report, holder, peerId) {
+  const all = [];
+  for (const [, s] of report) all.push(s);
+  const byId = (id) => all.find((s) => s.id === id);
+  const n = (v) => (typeof v === "number" ? v : 0);
+  const str = (v) => (typeof v === "string" ? v : "");
+  let pair;
+  for (const t of all) if (t.type === "transport" && (pair = byId(t.selectedCandidatePairId))) break;
+  if (!pair) pair = all.find((s) => s.type === "candidate-pair" && s.nominated === true && s.state === "succeeded");
+  const now = { at: 0, sent: 0, received: 0, lost: 0, got: 0 };
+  let jitter = 0, rtt = 0, type = "";
+  for (const s of all) {
+    if (s.type !== "inbound-rtp") continue;
+    now.lost += Math.max(n(s.packetsLost), 0);
+    now.got += n(s.packetsReceived);
+    jitter = Math.max(jitter, n(s.jitter));
+  }
+  if (pair) {
+    rtt = n(pair.currentRoundTripTime) * 1000;
+    now.at = n(pair.timestamp);
+    now.sent = n(pair.bytesSent);
+    now.received = n(pair.bytesReceived);
+    const end = (key) => str((byId(pair[key]) || {}).candidateType);
+    const local = end("localCandidateId");
+    type = local === "relay" || end("remoteCandidateId") === "relay" ? "relay" : local;
+  }
+  let bitrateIn = 0, bitrateOut = 0, packetLoss = 0;
+  const prev = holder.counters;
+  if (prev) {
+    const secs = (now.at - prev.at) / 1000;
+    if (secs > 0) {
+      bitrateIn = Math.round((Math.max(now.received - prev.received, 0) * 8) / secs);
+      bitrateOut = Math.round((Math.max(now.sent - prev.sent, 0) * 8) / secs);
+    }
+    const lost = Math.max(now.lost - prev.lost, 0), got = Math.max(now.got - prev.got, 0);
+    if (lost + got > 0) packetLoss = lost / (lost + got);
+  }
+  holder.counters = now;
+  holder.pair = !!pair;
+  return { peerId, rttMs: rtt, bitrateIn, bitrateOut, packetLoss, jitterMs: jitter * 1000,
+    candidateType: type || null, quality: "lost" };
+}
 "#)]
 extern "C" {
     /// Handlers by event name.
@@ -72,4 +203,34 @@ extern "C" {
     /// Drops every handler.
     #[wasm_bindgen(method)]
     pub fn clear(this: &Emitter);
+
+    /// The analysers of a room (`speaking.rs`).
+    pub type Speaking;
+
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Speaking;
+
+    /// Measures `tracks` (audio tracks; `peers[i]` is the peer of `tracks[i]`, our
+    /// microphone under our own id `me`); returns the changes as `speaking` payloads.
+    #[wasm_bindgen(method)]
+    pub fn tick(
+        this: &Speaking,
+        me: &str,
+        peers: &js_sys::Array,
+        tracks: &js_sys::Array,
+    ) -> js_sys::Array;
+
+    /// Drops every analyser and closes the context.
+    #[wasm_bindgen(method)]
+    pub fn stop(this: &Speaking);
+
+    /// Whether an `AudioContext` exists.
+    #[wasm_bindgen(method, js_name = hasContext)]
+    pub fn has_context(this: &Speaking) -> bool;
+
+    /// `PeerStats` of `peer_id` from `report` (an `RTCStatsReport`), its rates against
+    /// the counters in `holder` (a per-peer object, updated; its `pair` tells whether a
+    /// selected candidate pair was found), `quality` still `lost` (`stats::read`).
+    #[wasm_bindgen(js_name = readStats)]
+    pub fn read_stats(report: &JsValue, holder: &JsValue, peer_id: &str) -> JsValue;
 }

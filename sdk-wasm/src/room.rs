@@ -160,9 +160,10 @@ pub struct Inner {
     quality_polling: Cell<bool>,
     quality_timer: RefCell<Option<Timer>>,
     /// The last quality reported per peer.
-    qualities: RefCell<Vec<(String, &'static str)>>,
-    /// Each peer's counters at the previous `getStats` (rates are deltas).
-    stats_prev: RefCell<Vec<(String, stats::Counters)>>,
+    qualities: RefCell<Vec<(String, String)>>,
+    /// Each peer's object holding its counters at the previous `getStats` (rates are
+    /// deltas; `stats::read`).
+    stats_prev: RefCell<Vec<(String, JsValue)>>,
     /// `devicechange`, listened to once someone subscribes to `devices-changed`.
     devices_listener: RefCell<Option<Listener>>,
     left: Cell<bool>,
@@ -1262,14 +1263,8 @@ impl Inner {
         }
         let changes = self.speaking.borrow_mut().tick(&self.my_id(), &audio);
         self.schedule_speaking();
-        for (peer, on) in changes {
-            self.emit(
-                "speaking",
-                &js::object(&[
-                    ("peerId", JsValue::from_str(&peer)),
-                    ("speaking", JsValue::from_bool(on)),
-                ]),
-            );
+        for change in changes.iter() {
+            self.emit("speaking", &change);
         }
     }
 
@@ -1306,15 +1301,16 @@ impl Inner {
             let mut known = room.qualities.borrow_mut();
             known.retain(|(id, _)| samples.iter().any(|(p, _)| p == id));
             for (peer, sample) in &samples {
+                let quality = js::get_string(sample, "quality").unwrap_or_default();
                 match known.iter_mut().find(|(id, _)| id == peer) {
-                    Some((_, q)) if *q == sample.quality => {}
+                    Some((_, q)) if *q == quality => {}
                     Some((_, q)) => {
-                        *q = sample.quality;
-                        changed.push((peer.clone(), sample.quality));
+                        q.clone_from(&quality);
+                        changed.push((peer.clone(), quality));
                     }
                     None => {
-                        known.push((peer.clone(), sample.quality));
-                        changed.push((peer.clone(), sample.quality));
+                        known.push((peer.clone(), quality.clone()));
+                        changed.push((peer.clone(), quality));
                     }
                 }
             }
@@ -1325,7 +1321,7 @@ impl Inner {
                 "quality",
                 &js::object(&[
                     ("peerId", JsValue::from_str(&peer)),
-                    ("quality", JsValue::from_str(quality)),
+                    ("quality", JsValue::from_str(&quality)),
                 ]),
             );
         }
@@ -1333,9 +1329,7 @@ impl Inner {
 
     /// `getStats()` of every peer connection, as samples against the previous call.
     /// Holds only a `Weak` across the awaits.
-    fn collect_stats(
-        weak: std::rc::Weak<Inner>,
-    ) -> crate::Task<'static, Vec<(String, stats::Sample)>> {
+    fn collect_stats(weak: std::rc::Weak<Inner>) -> crate::Task<'static, Vec<(String, JsValue)>> {
         Box::pin(async move {
             let pcs: Vec<(String, web_sys::RtcPeerConnection)> = match weak.upgrade() {
                 Some(room) => room
@@ -1354,14 +1348,18 @@ impl Inner {
                 };
                 let Ok(report) = report else { continue };
                 let state = js::get_string(&pc, "connectionState").unwrap_or_default();
-                let mut prev = room.stats_prev.borrow_mut();
-                let i = prev.iter().position(|(p, _)| *p == id);
-                let (sample, now) =
-                    stats::read(&report, &state, i.and_then(|i| prev.get(i)).map(|(_, c)| c));
-                match i.and_then(|i| prev.get_mut(i)) {
-                    Some(slot) => slot.1 = now,
-                    None => prev.push((id.clone(), now)),
-                }
+                let holder = {
+                    let mut prev = room.stats_prev.borrow_mut();
+                    match prev.iter().find(|(p, _)| *p == id) {
+                        Some((_, holder)) => holder.clone(),
+                        None => {
+                            let holder: JsValue = js_sys::Object::new().into();
+                            prev.push((id.clone(), holder.clone()));
+                            holder
+                        }
+                    }
+                };
+                let sample = stats::read(&report, &state, &holder, &id);
                 out.push((id, sample));
             }
             if let Some(room) = weak.upgrade() {
@@ -1377,7 +1375,7 @@ impl Inner {
     pub async fn get_stats(self: &Rc<Self>) -> Result<js_sys::Array> {
         self.ensure_joined()?;
         let samples = Inner::collect_stats(Rc::downgrade(self)).await;
-        Ok(samples.iter().map(|(id, s)| s.to_js(id)).collect())
+        Ok(samples.into_iter().map(|(_, s)| s).collect())
     }
 
     fn watch_devices(self: &Rc<Self>) {
