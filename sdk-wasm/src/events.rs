@@ -3,9 +3,10 @@
 //! no Rust closure is created per subscription and nothing can leak. A handler that
 //! throws is logged and does not stop the others.
 //!
-//! The same snippet module holds the active-speaker analysers of `speaking.rs` and the
-//! stats report reader of `stats.rs` (in JavaScript they are a fraction of the wasm they
-//! took, and one module gzips better than two).
+//! The same snippet module holds the active-speaker analysers of `speaking.rs`, the
+//! `getStats` round and report reader of `stats.rs` and the `quality` change check (in
+//! JavaScript they are a fraction of the wasm they took, and one module gzips better
+//! than two).
 
 use wasm_bindgen::prelude::*;
 
@@ -132,9 +133,33 @@ export class Speaking {
   hasContext() { return !!this.ctx; }
 }
 
-// stats.rs: one peer's RTCStatsReport read against the counters the previous call left
-// in `holder` (module doc there); `quality` is set by the Rust side.
-export function readStats(report, holder, peerId) {
+// stats.rs (module doc there): `getStats()` of each connection in turn, each report
+// read against the counters the previous call left in the peer's `holder`. Returns
+// the holders of the reports that came, each with its `sample` (a `PeerStats`, its
+// `quality` set by the Rust side) and `connected`.
+export async function collectStats(pcs, holders, ids) {
+  const out = [];
+  for (let i = 0; i < pcs.length; i++) {
+    let report;
+    try {
+      report = await pcs[i].getStats();
+    } catch {
+      continue;
+    }
+    const holder = holders[i];
+    holder.sample = readStats(report, holder, ids[i]);
+    holder.connected = pcs[i].connectionState === "connected" && holder.pair;
+    out.push(holder);
+  }
+  return out;
+}
+// room.rs, `quality` polling: the `{ peerId, quality }` of each sample whose quality
+// differs from the peer's in `before` (the previous poll's samples, if any).
+export function qualityChanges(before, samples) {
+  const was = new Map((before || []).map((s) => [s.peerId, s.quality]));
+  return samples.filter((s) => was.get(s.peerId) !== s.quality).map(({ peerId, quality }) => ({ peerId, quality }));
+}
+function readStats(report, holder, peerId) {
   const all = [];
   for (const [, s] of report) all.push(s);
   const byId = (id) => all.find((s) => s.id === id);
@@ -228,9 +253,19 @@ extern "C" {
     #[wasm_bindgen(method, js_name = hasContext)]
     pub fn has_context(this: &Speaking) -> bool;
 
-    /// `PeerStats` of `peer_id` from `report` (an `RTCStatsReport`), its rates against
-    /// the counters in `holder` (a per-peer object, updated; its `pair` tells whether a
-    /// selected candidate pair was found), `quality` still `lost` (`stats::read`).
-    #[wasm_bindgen(js_name = readStats)]
-    pub fn read_stats(report: &JsValue, holder: &JsValue, peer_id: &str) -> JsValue;
+    /// `getStats()` of each of `pcs` in turn, read against the counters in `holders`
+    /// (one object per connection, kept across calls) for the peers `ids`; resolves to
+    /// the holders whose report came, with their `sample` (quality still `lost`) and
+    /// `connected` (`stats::finish`).
+    #[wasm_bindgen(js_name = collectStats)]
+    pub fn collect_stats(
+        pcs: &js_sys::Array,
+        holders: &js_sys::Array,
+        ids: &js_sys::Array,
+    ) -> js_sys::Promise;
+
+    /// `quality` payloads for the `samples` whose quality differs from `before`'s (the
+    /// previous samples, or `undefined`).
+    #[wasm_bindgen(js_name = qualityChanges)]
+    pub fn quality_changes(before: &JsValue, samples: &js_sys::Array) -> js_sys::Array;
 }

@@ -15,7 +15,7 @@ use crate::signaling::{Socket, SocketEvent};
 use crate::speaking::{self, Speaking};
 use crate::wire::{self, Frame};
 use crate::{devices, stats};
-use js_sys::Function;
+use js_sys::{Array, Function};
 use meshwire_protocol::peer::Source;
 use meshwire_protocol::{close_code, ErrorCode};
 use std::cell::{Cell, RefCell};
@@ -159,8 +159,9 @@ pub struct Inner {
     /// `quality` polling runs (only while someone listens to `quality`); its next tick.
     quality_polling: Cell<bool>,
     quality_timer: RefCell<Option<Timer>>,
-    /// The last quality reported per peer.
-    qualities: RefCell<Vec<(String, String)>>,
+    /// The samples of the previous `quality` poll (their `quality` was reported), or
+    /// `undefined`.
+    qualities: RefCell<JsValue>,
     /// Each peer's object holding its counters at the previous `getStats` (rates are
     /// deltas; `stats::read`).
     stats_prev: RefCell<Vec<(String, JsValue)>>,
@@ -1293,81 +1294,56 @@ impl Inner {
         if !room.emitter.has("quality") {
             room.quality_polling.set(false);
             room.quality_timer.borrow_mut().take();
-            room.qualities.borrow_mut().clear();
+            *room.qualities.borrow_mut() = JsValue::UNDEFINED;
             return;
         }
-        let mut changed = Vec::new();
-        {
-            let mut known = room.qualities.borrow_mut();
-            known.retain(|(id, _)| samples.iter().any(|(p, _)| p == id));
-            for (peer, sample) in &samples {
-                let quality = js::get_string(sample, "quality").unwrap_or_default();
-                match known.iter_mut().find(|(id, _)| id == peer) {
-                    Some((_, q)) if *q == quality => {}
-                    Some((_, q)) => {
-                        q.clone_from(&quality);
-                        changed.push((peer.clone(), quality));
-                    }
-                    None => {
-                        known.push((peer.clone(), quality.clone()));
-                        changed.push((peer.clone(), quality));
-                    }
-                }
-            }
-        }
+        let changed = crate::events::quality_changes(&room.qualities.borrow(), &samples);
+        *room.qualities.borrow_mut() = samples.into();
         room.schedule_quality(stats::QUALITY_POLL_MS);
-        for (peer, quality) in changed {
-            room.emit(
-                "quality",
-                &js::object(&[
-                    ("peerId", JsValue::from_str(&peer)),
-                    ("quality", JsValue::from_str(&quality)),
-                ]),
-            );
+        for change in changed.iter() {
+            room.emit("quality", &change);
         }
     }
 
     /// `getStats()` of every peer connection, as samples against the previous call.
     /// Holds only a `Weak` across the awaits.
-    fn collect_stats(weak: std::rc::Weak<Inner>) -> crate::Task<'static, Vec<(String, JsValue)>> {
+    fn collect_stats(weak: std::rc::Weak<Inner>) -> crate::Task<'static, Array> {
         Box::pin(async move {
-            let pcs: Vec<(String, web_sys::RtcPeerConnection)> = match weak.upgrade() {
-                Some(room) => room
-                    .peers
-                    .borrow()
-                    .iter()
-                    .map(|p| (p.shared.id.clone(), p.shared.pc.clone()))
-                    .collect(),
-                None => return Vec::new(),
-            };
-            let mut out = Vec::new();
-            for (id, pc) in pcs {
-                let report = JsFuture::from(pc.get_stats()).await;
+            let round = {
                 let Some(room) = weak.upgrade() else {
-                    return Vec::new();
+                    return Array::new();
                 };
-                let Ok(report) = report else { continue };
-                let state = js::get_string(&pc, "connectionState").unwrap_or_default();
-                let holder = {
-                    let mut prev = room.stats_prev.borrow_mut();
-                    match prev.iter().find(|(p, _)| *p == id) {
+                let (pcs, holders, ids) = (Array::new(), Array::new(), Array::new());
+                let mut prev = room.stats_prev.borrow_mut();
+                for p in room.peers.borrow().iter() {
+                    let id = &p.shared.id;
+                    let holder = match prev.iter().find(|(p, _)| p == id) {
                         Some((_, holder)) => holder.clone(),
                         None => {
                             let holder: JsValue = js_sys::Object::new().into();
                             prev.push((id.clone(), holder.clone()));
                             holder
                         }
-                    }
-                };
-                let sample = stats::read(&report, &state, &holder, &id);
-                out.push((id, sample));
-            }
-            if let Some(room) = weak.upgrade() {
-                room.stats_prev
-                    .borrow_mut()
-                    .retain(|(p, _)| out.iter().any(|(id, _)| id == p));
-            }
-            out
+                    };
+                    pcs.push(&p.shared.pc);
+                    holders.push(&holder);
+                    ids.push(&JsValue::from_str(id));
+                }
+                crate::events::collect_stats(&pcs, &holders, &ids)
+            };
+            let done = JsFuture::from(round).await;
+            let Some(room) = weak.upgrade() else {
+                return Array::new();
+            };
+            let done: Array = match done {
+                Ok(done) => done.unchecked_into(),
+                Err(_) => Array::new(),
+            };
+            // Counters are kept for the peers whose report came.
+            room.stats_prev
+                .borrow_mut()
+                .retain(|(_, holder)| done.includes(holder, 0));
+            done.iter().map(|holder| stats::finish(&holder)).collect()
         })
     }
 
@@ -1375,7 +1351,7 @@ impl Inner {
     pub async fn get_stats(self: &Rc<Self>) -> Result<js_sys::Array> {
         self.ensure_joined()?;
         let samples = Inner::collect_stats(Rc::downgrade(self)).await;
-        Ok(samples.into_iter().map(|(_, s)| s).collect())
+        Ok(samples)
     }
 
     fn watch_devices(self: &Rc<Self>) {

@@ -22,13 +22,12 @@ use wasm_bindgen::JsValue;
 /// How often `quality` is polled while someone listens to it.
 pub const QUALITY_POLL_MS: u32 = 2_000;
 
-/// Reads `report` (an `RTCStatsReport`) of a connection in `state` into a `PeerStats`
-/// object for `peer`. `holder` is the peer's own object across calls: it keeps the
-/// previous counters for the rates. The parsing is JavaScript (`events.rs`' snippet):
-/// property reads cost a call each from wasm.
-pub fn read(report: &JsValue, state: &str, holder: &JsValue, peer: &str) -> JsValue {
-    let stats = crate::events::read_stats(report, holder, peer);
-    let connected = state == "connected" && js::get_bool(holder, "pair") == Some(true);
+/// The `PeerStats` in `holder` (a peer's object from `events::collect_stats`, which read
+/// its report in JavaScript: property reads cost a call each from wasm), with its
+/// `quality`.
+pub fn finish(holder: &JsValue) -> JsValue {
+    let stats = js::get(holder, "sample");
+    let connected = js::get_bool(holder, "connected") == Some(true);
     let f = |key| js::get_f64(&stats, key).unwrap_or(0.0);
     let q = quality(connected, f("rttMs"), f("packetLoss"), f("jitterMs"));
     js::set(&stats, "quality", &JsValue::from_str(q));
