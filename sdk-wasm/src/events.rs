@@ -51,6 +51,11 @@ export class Emitter {
   clear() { this.handlers.clear(); }
 }
 
+// devices.rs: `previous` constraints (an object, or `true`/absent) with the device.
+export function withDevice(previous, deviceId) {
+  return { ...(typeof previous === "object" ? previous : {}), deviceId: { exact: deviceId } };
+}
+
 // speaking.rs: the analysers of a room (thresholds and why in the module doc there).
 const dropMeter = (m) => {
   try { m.source.disconnect(); } catch {}
@@ -134,11 +139,12 @@ export class Speaking {
 }
 
 // stats.rs (module doc there): `getStats()` of each connection in turn, each report
-// read against the counters the previous call left in the peer's `holder`. Returns
-// the holders of the reports that came, each with its `sample` (a `PeerStats`, its
-// `quality` set by the Rust side) and `connected`.
-export async function collectStats(pcs, holders, ids) {
-  const out = [];
+// read against the counters the previous call left in the peer's holder (in the Map
+// `prev.holders`, which keeps only the peers whose report came). Returns those holders,
+// each with its `sample` (a `PeerStats`, its `quality` set by the Rust side) and
+// `connected`.
+export async function collectStats(pcs, ids, prev) {
+  const out = [], holders = prev.holders || new Map(), kept = new Map();
   for (let i = 0; i < pcs.length; i++) {
     let report;
     try {
@@ -146,11 +152,13 @@ export async function collectStats(pcs, holders, ids) {
     } catch {
       continue;
     }
-    const holder = holders[i];
+    const holder = holders.get(ids[i]) || {};
     holder.sample = readStats(report, holder, ids[i]);
     holder.connected = pcs[i].connectionState === "connected" && holder.pair;
+    kept.set(ids[i], holder);
     out.push(holder);
   }
+  prev.holders = kept;
   return out;
 }
 // room.rs, `quality` polling: the `{ peerId, quality }` of each sample whose quality
@@ -229,6 +237,10 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn clear(this: &Emitter);
 
+    /// `devices::with_device`.
+    #[wasm_bindgen(js_name = withDevice)]
+    pub fn with_device(previous: &JsValue, device_id: &str) -> JsValue;
+
     /// The analysers of a room (`speaking.rs`).
     pub type Speaking;
 
@@ -253,15 +265,15 @@ extern "C" {
     #[wasm_bindgen(method, js_name = hasContext)]
     pub fn has_context(this: &Speaking) -> bool;
 
-    /// `getStats()` of each of `pcs` in turn, read against the counters in `holders`
-    /// (one object per connection, kept across calls) for the peers `ids`; resolves to
-    /// the holders whose report came, with their `sample` (quality still `lost`) and
-    /// `connected` (`stats::finish`).
+    /// `getStats()` of each of `pcs` (the connections to the peers `ids`) in turn, read
+    /// against the counters of the previous call (kept in `prev`, the room's object);
+    /// resolves to one holder per report that came, with its `sample` (quality still
+    /// `lost`) and `connected` (`stats::finish`).
     #[wasm_bindgen(js_name = collectStats)]
     pub fn collect_stats(
         pcs: &js_sys::Array,
-        holders: &js_sys::Array,
         ids: &js_sys::Array,
+        prev: &js_sys::Object,
     ) -> js_sys::Promise;
 
     /// `quality` payloads for the `samples` whose quality differs from `before`'s (the

@@ -162,9 +162,9 @@ pub struct Inner {
     /// The samples of the previous `quality` poll (their `quality` was reported), or
     /// `undefined`.
     qualities: RefCell<JsValue>,
-    /// Each peer's object holding its counters at the previous `getStats` (rates are
-    /// deltas; `stats::read`).
-    stats_prev: RefCell<Vec<(String, JsValue)>>,
+    /// Holds each peer's counters at the previous `getStats` (rates are deltas;
+    /// `events::collect_stats`).
+    stats_prev: js_sys::Object,
     /// `devicechange`, listened to once someone subscribes to `devices-changed`.
     devices_listener: RefCell<Option<Listener>>,
     left: Cell<bool>,
@@ -220,7 +220,7 @@ impl Inner {
             quality_polling: Cell::new(false),
             quality_timer: RefCell::default(),
             qualities: RefCell::default(),
-            stats_prev: RefCell::default(),
+            stats_prev: js_sys::Object::new(),
             devices_listener: RefCell::default(),
             left: Cell::new(false),
         });
@@ -1253,16 +1253,21 @@ impl Inner {
             self.speaking.borrow_mut().stop();
             return;
         }
-        let mut audio = Vec::new();
+        // `peers[i]` is the peer of `tracks[i]`; our microphone is under our own id.
+        let me = self.my_id();
+        let (peers, tracks) = (Array::new(), Array::new());
         if let Some(mic) = &self.local.borrow().mic {
-            audio.push((self.my_id(), Clone::clone(mic)));
+            peers.push(&JsValue::from_str(&me));
+            tracks.push(mic);
         }
         for p in self.peers.borrow().iter() {
+            let id = JsValue::from_str(&p.shared.id);
             for t in p.shared.audio_tracks() {
-                audio.push((p.shared.id.clone(), t));
+                peers.push(&id);
+                tracks.push(&t);
             }
         }
-        let changes = self.speaking.borrow_mut().tick(&self.my_id(), &audio);
+        let changes = self.speaking.borrow_mut().tick(&me, &peers, &tracks);
         self.schedule_speaking();
         for change in changes.iter() {
             self.emit("speaking", &change);
@@ -1313,36 +1318,21 @@ impl Inner {
                 let Some(room) = weak.upgrade() else {
                     return Array::new();
                 };
-                let (pcs, holders, ids) = (Array::new(), Array::new(), Array::new());
-                let mut prev = room.stats_prev.borrow_mut();
+                let (pcs, ids) = (Array::new(), Array::new());
                 for p in room.peers.borrow().iter() {
-                    let id = &p.shared.id;
-                    let holder = match prev.iter().find(|(p, _)| p == id) {
-                        Some((_, holder)) => holder.clone(),
-                        None => {
-                            let holder: JsValue = js_sys::Object::new().into();
-                            prev.push((id.clone(), holder.clone()));
-                            holder
-                        }
-                    };
                     pcs.push(&p.shared.pc);
-                    holders.push(&holder);
-                    ids.push(&JsValue::from_str(id));
+                    ids.push(&JsValue::from_str(&p.shared.id));
                 }
-                crate::events::collect_stats(&pcs, &holders, &ids)
+                crate::events::collect_stats(&pcs, &ids, &room.stats_prev)
             };
             let done = JsFuture::from(round).await;
-            let Some(room) = weak.upgrade() else {
+            if weak.strong_count() == 0 {
                 return Array::new();
-            };
+            }
             let done: Array = match done {
                 Ok(done) => done.unchecked_into(),
                 Err(_) => Array::new(),
             };
-            // Counters are kept for the peers whose report came.
-            room.stats_prev
-                .borrow_mut()
-                .retain(|(_, holder)| done.includes(holder, 0));
             done.iter().map(|holder| stats::finish(&holder)).collect()
         })
     }

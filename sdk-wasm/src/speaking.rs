@@ -18,9 +18,6 @@
 //! The analysers are JavaScript (the `Speaking` class in `events.rs`' snippet): every
 //! step is a WebAudio call, which from wasm costs an import and a shim each.
 
-use wasm_bindgen::JsValue;
-use web_sys::MediaStreamTrack;
-
 /// Sampling period of the levels.
 pub const TICK_MS: u32 = 100;
 
@@ -35,20 +32,20 @@ impl Drop for Speaking {
 }
 
 impl Speaking {
-    /// Measures the tracks in `audio` (peer id, track; our microphone under our own id),
-    /// adding analysers for new tracks and dropping those of tracks that went (or
-    /// ended). Returns the changes as `speaking` payloads (`{ peerId, speaking }`). A
-    /// peer whose track went while speaking is reported as not speaking.
-    pub fn tick(&mut self, me: &str, audio: &[(String, MediaStreamTrack)]) -> js_sys::Array {
-        let peers = js_sys::Array::new();
-        let tracks = js_sys::Array::new();
-        for (peer, track) in audio {
-            peers.push(&JsValue::from_str(peer));
-            tracks.push(track);
-        }
+    /// Measures `tracks` (audio tracks; `peers[i]` is the id of the peer of `tracks[i]`,
+    /// our microphone under our own id `me`), adding analysers for new tracks and
+    /// dropping those of tracks that went (or ended). Returns the changes as `speaking`
+    /// payloads (`{ peerId, speaking }`). A peer whose track went while speaking is
+    /// reported as not speaking.
+    pub fn tick(
+        &mut self,
+        me: &str,
+        peers: &js_sys::Array,
+        tracks: &js_sys::Array,
+    ) -> js_sys::Array {
         self.0
             .get_or_insert_with(crate::events::Speaking::new)
-            .tick(me, &peers, &tracks)
+            .tick(me, peers, tracks)
     }
 
     /// Drops every analyser and closes the context.
