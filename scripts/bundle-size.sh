@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bundle size of the SDK (`make bench`): builds it as the demo ships it
-# (scripts/build-sdk.sh: wasm-release profile, wasm-bindgen --target web, wasm-opt -Oz)
+# (scripts/build-sdk.sh: wasm-release profile, wasm-bindgen --target web, wasm-opt -Os)
 # and writes raw and gzip -9 sizes of the wasm and its JS glue into docs/benchmarks.md
 # (between the sdk-bundle markers).
 set -euo pipefail
@@ -20,7 +20,7 @@ for js in "$OUT"/meshwire.js "$OUT"/snippets/*/*.js; do
   glue_raw=$((glue_raw + $(size "$js"))); glue_gz=$((glue_gz + $(gz "$js")))
 done
 total_gz=$((wasm_gz + glue_gz))
-opt=$([ -x .tools/node_modules/.bin/wasm-opt ] && echo "wasm-opt -Oz (npm binaryen)" || echo "no wasm-opt")
+opt=$([ -x .tools/node_modules/.bin/wasm-opt ] && echo "wasm-opt -Os (npm binaryen)" || echo "no wasm-opt")
 opt="$opt; $([ -x .tools/node_modules/.bin/terser ] && echo "glue minified with terser" || echo "glue not minified")"
 kb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000 }'; }
 

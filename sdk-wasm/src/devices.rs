@@ -40,22 +40,8 @@ pub fn track_kind(kind: &str) -> Result<&'static str, Error> {
     }
 }
 
-/// `previous` constraints (an object, or `true`/absent) with `deviceId: { exact: id }`.
+/// `previous` constraints (an object, or `true`/absent) with `deviceId: { exact: id }`
+/// (a copy: `{ ...previous, deviceId }` in the snippet, `events.rs`).
 pub fn with_device(previous: &JsValue, device_id: &str) -> JsValue {
-    let c = js::object(&[]);
-    if let Some(previous) = previous.dyn_ref::<js_sys::Object>() {
-        for key in js_sys::Object::keys(previous).iter() {
-            let _ = js_sys::Reflect::set(
-                &c,
-                &key,
-                &js_sys::Reflect::get(previous, &key).unwrap_or_default(),
-            );
-        }
-    }
-    js::set(
-        &c,
-        "deviceId",
-        &js::object(&[("exact", JsValue::from_str(device_id))]),
-    );
-    c
+    crate::events::with_device(previous, device_id)
 }

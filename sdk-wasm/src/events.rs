@@ -2,6 +2,11 @@
 //! `Map<event, Set<handler>>`, and `on` returns an unsubscribe function made in JS, so
 //! no Rust closure is created per subscription and nothing can leak. A handler that
 //! throws is logged and does not stop the others.
+//!
+//! The same snippet module holds the active-speaker analysers of `speaking.rs`, the
+//! `getStats` round and report reader of `stats.rs` and the `quality` change check (in
+//! JavaScript they are a fraction of the wasm they took, and one module gzips better
+//! than two).
 
 use wasm_bindgen::prelude::*;
 
@@ -45,6 +50,165 @@ export class Emitter {
   }
   clear() { this.handlers.clear(); }
 }
+
+// devices.rs: `previous` constraints (an object, or `true`/absent) with the device.
+export function withDevice(previous, deviceId) {
+  return { ...(typeof previous === "object" ? previous : {}), deviceId: { exact: deviceId } };
+}
+
+// speaking.rs: the analysers of a room (thresholds and why in the module doc there).
+const dropMeter = (m) => {
+  try { m.source.disconnect(); } catch {}
+  if (m.sink) m.sink.srcObject = null;
+};
+export class Speaking {
+  constructor() { this.ctx = null; this.meters = []; }
+  tick(me, peers, tracks) {
+    const changes = [];
+    const say = (peerId, speaking) => changes.push({ peerId, speaking });
+    this.meters = this.meters.filter((m) => {
+      const keep = m.track.readyState !== "ended" && tracks.some((t, i) => peers[i] === m.peer && t === m.track);
+      if (!keep) {
+        if (m.speaking) say(m.peer, false);
+        dropMeter(m);
+      }
+      return keep;
+    });
+    tracks.forEach((track, i) => {
+      const peer = peers[i];
+      if (!this.meters.some((m) => m.peer === peer && m.track === track) && track.readyState === "live") {
+        const m = this.meter(peer, track, peer !== me);
+        if (m) this.meters.push(m);
+      }
+    });
+    for (const m of this.meters) {
+      m.analyser.getFloatTimeDomainData(m.samples);
+      let peak = 0;
+      for (const s of m.samples) peak = Math.max(peak, Math.abs(s));
+      if (peak > 0.05) {
+        m.quiet = 0;
+        if (!m.speaking) { m.speaking = true; say(m.peer, true); }
+      } else if (m.speaking) {
+        if (peak < 0.02) m.quiet++;
+        if (m.quiet >= 10) { m.speaking = false; m.quiet = 0; say(m.peer, false); }
+      }
+    }
+    return changes;
+  }
+  meter(peer, track, remote) {
+    if (!this.ctx) {
+      try {
+        this.ctx = new AudioContext();
+      } catch (e) {
+        const what = e instanceof Error ? `${e.name}: ${e.message}` : typeof e === "string" ? e : "unknown error";
+        console.warn(`meshwire: speaking detection needs WebAudio: ${what}`);
+        return null;
+      }
+      try { this.ctx.resume(); } catch {}
+    }
+    try {
+      const stream = new MediaStream();
+      stream.addTrack(track);
+      const source = this.ctx.createMediaStreamSource(stream);
+      const analyser = this.ctx.createAnalyser();
+      analyser.fftSize = 2048;
+      source.connect(analyser);
+      let sink = null;
+      if (remote) {
+        try {
+          sink = new Audio();
+          sink.muted = true;
+          sink.srcObject = stream;
+          sink.play();
+        } catch {}
+      }
+      return { peer, track, source, analyser, samples: new Float32Array(2048), speaking: false, quiet: 0, sink };
+    } catch {
+      return null;
+    }
+  }
+  stop() {
+    this.meters.forEach(dropMeter);
+    this.meters = [];
+    if (this.ctx) {
+      try { this.ctx.close(); } catch {}
+      this.ctx = null;
+    }
+  }
+  hasContext() { return !!this.ctx; }
+}
+
+// stats.rs (module doc there): `getStats()` of each connection in turn, each report
+// read against the counters the previous call left in the peer's holder (in the Map
+// `prev.holders`, which keeps only the peers whose report came). Returns those holders,
+// each with its `sample` (a `PeerStats`, its `quality` set by the Rust side) and
+// `connected`.
+export async function collectStats(pcs, ids, prev) {
+  const out = [], holders = prev.holders || new Map(), kept = new Map();
+  for (let i = 0; i < pcs.length; i++) {
+    let report;
+    try {
+      report = await pcs[i].getStats();
+    } catch {
+      continue;
+    }
+    const holder = holders.get(ids[i]) || {};
+    holder.sample = readStats(report, holder, ids[i]);
+    holder.connected = pcs[i].connectionState === "connected" && holder.pair;
+    kept.set(ids[i], holder);
+    out.push(holder);
+  }
+  prev.holders = kept;
+  return out;
+}
+// room.rs, `quality` polling: the `{ peerId, quality }` of each sample whose quality
+// differs from the peer's in `before` (the previous poll's samples, if any).
+export function qualityChanges(before, samples) {
+  const was = new Map((before || []).map((s) => [s.peerId, s.quality]));
+  return samples.filter((s) => was.get(s.peerId) !== s.quality).map(({ peerId, quality }) => ({ peerId, quality }));
+}
+function readStats(report, holder, peerId) {
+  const all = [];
+  for (const [, s] of report) all.push(s);
+  const byId = (id) => all.find((s) => s.id === id);
+  const n = (v) => (typeof v === "number" ? v : 0);
+  const str = (v) => (typeof v === "string" ? v : "");
+  let pair;
+  for (const t of all) if (t.type === "transport" && (pair = byId(t.selectedCandidatePairId))) break;
+  if (!pair) pair = all.find((s) => s.type === "candidate-pair" && s.nominated === true && s.state === "succeeded");
+  const now = { at: 0, sent: 0, received: 0, lost: 0, got: 0 };
+  let jitter = 0, rtt = 0, type = "";
+  for (const s of all) {
+    if (s.type !== "inbound-rtp") continue;
+    now.lost += Math.max(n(s.packetsLost), 0);
+    now.got += n(s.packetsReceived);
+    jitter = Math.max(jitter, n(s.jitter));
+  }
+  if (pair) {
+    rtt = n(pair.currentRoundTripTime) * 1000;
+    now.at = n(pair.timestamp);
+    now.sent = n(pair.bytesSent);
+    now.received = n(pair.bytesReceived);
+    const end = (key) => str((byId(pair[key]) || {}).candidateType);
+    const local = end("localCandidateId");
+    type = local === "relay" || end("remoteCandidateId") === "relay" ? "relay" : local;
+  }
+  let bitrateIn = 0, bitrateOut = 0, packetLoss = 0;
+  const prev = holder.counters;
+  if (prev) {
+    const secs = (now.at - prev.at) / 1000;
+    if (secs > 0) {
+      bitrateIn = Math.round((Math.max(now.received - prev.received, 0) * 8) / secs);
+      bitrateOut = Math.round((Math.max(now.sent - prev.sent, 0) * 8) / secs);
+    }
+    const lost = Math.max(now.lost - prev.lost, 0), got = Math.max(now.got - prev.got, 0);
+    if (lost + got > 0) packetLoss = lost / (lost + got);
+  }
+  holder.counters = now;
+  holder.pair = !!pair;
+  return { peerId, rttMs: rtt, bitrateIn, bitrateOut, packetLoss, jitterMs: jitter * 1000,
+    candidateType: type || null, quality: "lost" };
+}
 "#)]
 extern "C" {
     /// Handlers by event name.
@@ -72,4 +236,48 @@ extern "C" {
     /// Drops every handler.
     #[wasm_bindgen(method)]
     pub fn clear(this: &Emitter);
+
+    /// `devices::with_device`.
+    #[wasm_bindgen(js_name = withDevice)]
+    pub fn with_device(previous: &JsValue, device_id: &str) -> JsValue;
+
+    /// The analysers of a room (`speaking.rs`).
+    pub type Speaking;
+
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Speaking;
+
+    /// Measures `tracks` (audio tracks; `peers[i]` is the peer of `tracks[i]`, our
+    /// microphone under our own id `me`); returns the changes as `speaking` payloads.
+    #[wasm_bindgen(method)]
+    pub fn tick(
+        this: &Speaking,
+        me: &str,
+        peers: &js_sys::Array,
+        tracks: &js_sys::Array,
+    ) -> js_sys::Array;
+
+    /// Drops every analyser and closes the context.
+    #[wasm_bindgen(method)]
+    pub fn stop(this: &Speaking);
+
+    /// Whether an `AudioContext` exists.
+    #[wasm_bindgen(method, js_name = hasContext)]
+    pub fn has_context(this: &Speaking) -> bool;
+
+    /// `getStats()` of each of `pcs` (the connections to the peers `ids`) in turn, read
+    /// against the counters of the previous call (kept in `prev`, the room's object);
+    /// resolves to one holder per report that came, with its `sample` (quality still
+    /// `lost`) and `connected` (`stats::finish`).
+    #[wasm_bindgen(js_name = collectStats)]
+    pub fn collect_stats(
+        pcs: &js_sys::Array,
+        ids: &js_sys::Array,
+        prev: &js_sys::Object,
+    ) -> js_sys::Promise;
+
+    /// `quality` payloads for the `samples` whose quality differs from `before`'s (the
+    /// previous samples, or `undefined`).
+    #[wasm_bindgen(js_name = qualityChanges)]
+    pub fn quality_changes(before: &JsValue, samples: &js_sys::Array) -> js_sys::Array;
 }

@@ -255,6 +255,21 @@ impl Room {
     pub fn has_audio_context(&self) -> bool {
         self.inner.has_audio_context()
     }
+
+    /// This peer's relay-assigned id (kept across reconnects).
+    pub fn peer_id(&self) -> String {
+        self.inner.my_id()
+    }
+
+    /// The room's name.
+    pub fn room_id(&self) -> String {
+        self.inner.room_id.clone()
+    }
+
+    /// The relay connection's state: `connecting`, `connected`, `reconnecting`, `closed`.
+    pub fn signaling_state(&self) -> String {
+        self.inner.signaling_state().to_owned()
+    }
 }
 
 #[wasm_bindgen]
@@ -262,20 +277,27 @@ impl Room {
     /// Connects to the relay at `url` (`ws(s)://host[:port]`, `/ws` is added) and
     /// joins `room`. Resolves once the relay has admitted this peer.
     #[wasm_bindgen(js_name = join, unchecked_return_type = "Promise<Room>")]
-    pub fn join_js(url: String, room: String, options: JsJoinOptions) -> Promise {
+    pub fn join_js(
+        url: js_sys::JsString,
+        room: js_sys::JsString,
+        options: JsJoinOptions,
+    ) -> Promise {
+        // Strings as JS values (here and below): the glue then copies nothing in, and a
+        // value of another type reads as "" and is refused like an empty one.
+        let (url, room) = (string_arg(&url), string_arg(&room));
         promise(async move { Ok(Room::join(url, room, options).await?.into()) })
     }
 
     /// This peer's relay-assigned id (kept across reconnects).
     #[wasm_bindgen(getter, js_name = peerId)]
-    pub fn peer_id(&self) -> String {
-        self.inner.my_id()
+    pub fn peer_id_js(&self) -> js_sys::JsString {
+        self.peer_id().as_str().into()
     }
 
     /// The room's name.
     #[wasm_bindgen(getter, js_name = roomId)]
-    pub fn room_id(&self) -> String {
-        self.inner.room_id.clone()
+    pub fn room_id_js(&self) -> js_sys::JsString {
+        self.inner.room_id.as_str().into()
     }
 
     /// The other peers, as they are now.
@@ -300,8 +322,8 @@ impl Room {
 
     /// The relay connection's state: `connecting`, `connected`, `reconnecting`, `closed`.
     #[wasm_bindgen(getter, js_name = signalingState)]
-    pub fn signaling_state(&self) -> String {
-        self.inner.signaling_state().to_owned()
+    pub fn signaling_state_js(&self) -> js_sys::JsString {
+        self.inner.signaling_state().into()
     }
 
     /// Subscribes `handler` to `event`; returns a function that unsubscribes it.
@@ -353,9 +375,13 @@ impl Room {
 
     /// Opens a data channel `label` to every current and future peer.
     #[wasm_bindgen(js_name = createChannel)]
-    pub fn create_channel(&self, label: String, options: JsChannelOptions) -> Result<(), JsValue> {
+    pub fn create_channel(
+        &self,
+        label: js_sys::JsString,
+        options: JsChannelOptions,
+    ) -> Result<(), JsValue> {
         let options = room::channel_options(&options.into())?;
-        Ok(self.inner.create_channel(label, options)?)
+        Ok(self.inner.create_channel(string_arg(&label), options)?)
     }
 
     /// Starts the microphone and/or camera (default both) and sends them to every
@@ -430,9 +456,10 @@ impl Room {
     pub fn switch_device(
         &self,
         kind: JsDeviceKind,
-        #[wasm_bindgen(js_name = "deviceId")] device_id: String,
+        #[wasm_bindgen(js_name = "deviceId")] device_id: js_sys::JsString,
     ) -> Promise {
         let inner = self.inner.clone();
+        let device_id = string_arg(&device_id);
         let kind: JsValue = kind.into();
         let kind = kind.as_string().unwrap_or_default();
         promise(async move {
@@ -465,20 +492,45 @@ impl FileTransfer {
     fn wrap(inner: Rc<files::Transfer>) -> FileTransfer {
         FileTransfer { inner }
     }
-}
 
-#[wasm_bindgen]
-impl FileTransfer {
     /// The transfer's id (the same on both sides).
-    #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {
         self.inner.id.clone()
     }
 
     /// The file's name.
-    #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {
         self.inner.meta.borrow().name.clone()
+    }
+
+    /// The file's MIME type (`""` if unknown).
+    pub fn mime(&self) -> String {
+        self.inner.meta.borrow().mime.clone()
+    }
+
+    /// The sender's peer id.
+    pub fn from(&self) -> String {
+        self.inner.from.clone()
+    }
+
+    /// The receiver's peer id.
+    pub fn to(&self) -> String {
+        self.inner.to.clone()
+    }
+}
+
+#[wasm_bindgen]
+impl FileTransfer {
+    /// The transfer's id (the same on both sides).
+    #[wasm_bindgen(getter, js_name = id)]
+    pub fn id_js(&self) -> js_sys::JsString {
+        self.inner.id.as_str().into()
+    }
+
+    /// The file's name.
+    #[wasm_bindgen(getter, js_name = name)]
+    pub fn name_js(&self) -> js_sys::JsString {
+        self.inner.meta.borrow().name.as_str().into()
     }
 
     /// The file's size in bytes.
@@ -488,21 +540,21 @@ impl FileTransfer {
     }
 
     /// The file's MIME type (`""` if unknown).
-    #[wasm_bindgen(getter)]
-    pub fn mime(&self) -> String {
-        self.inner.meta.borrow().mime.clone()
+    #[wasm_bindgen(getter, js_name = mime)]
+    pub fn mime_js(&self) -> js_sys::JsString {
+        self.inner.meta.borrow().mime.as_str().into()
     }
 
     /// The sender's peer id.
-    #[wasm_bindgen(getter)]
-    pub fn from(&self) -> String {
-        self.inner.from.clone()
+    #[wasm_bindgen(getter, js_name = from)]
+    pub fn from_js(&self) -> js_sys::JsString {
+        self.inner.from.as_str().into()
     }
 
     /// The receiver's peer id.
-    #[wasm_bindgen(getter)]
-    pub fn to(&self) -> String {
-        self.inner.to.clone()
+    #[wasm_bindgen(getter, js_name = to)]
+    pub fn to_js(&self) -> js_sys::JsString {
+        self.inner.to.as_str().into()
     }
 
     /// `pending`, `active`, `done`, `cancelled` or `failed`.
@@ -566,6 +618,12 @@ fn event_args(
     handler: JsHandler,
 ) -> Result<(String, js_sys::Function), JsValue> {
     handler_args(event.into(), handler, &events::EVENTS)
+}
+
+/// A string argument, or "" for a value of another type (typed `string`, but nothing
+/// stops JavaScript passing anything).
+fn string_arg(s: &js_sys::JsString) -> String {
+    s.as_string().unwrap_or_default()
 }
 
 fn handler_args(

@@ -15,7 +15,7 @@ use crate::signaling::{Socket, SocketEvent};
 use crate::speaking::{self, Speaking};
 use crate::wire::{self, Frame};
 use crate::{devices, stats};
-use js_sys::Function;
+use js_sys::{Array, Function};
 use meshwire_protocol::peer::Source;
 use meshwire_protocol::{close_code, ErrorCode};
 use std::cell::{Cell, RefCell};
@@ -159,10 +159,12 @@ pub struct Inner {
     /// `quality` polling runs (only while someone listens to `quality`); its next tick.
     quality_polling: Cell<bool>,
     quality_timer: RefCell<Option<Timer>>,
-    /// The last quality reported per peer.
-    qualities: RefCell<Vec<(String, &'static str)>>,
-    /// Each peer's counters at the previous `getStats` (rates are deltas).
-    stats_prev: RefCell<Vec<(String, stats::Counters)>>,
+    /// The samples of the previous `quality` poll (their `quality` was reported), or
+    /// `undefined`.
+    qualities: RefCell<JsValue>,
+    /// Holds each peer's counters at the previous `getStats` (rates are deltas;
+    /// `events::collect_stats`).
+    stats_prev: js_sys::Object,
     /// `devicechange`, listened to once someone subscribes to `devices-changed`.
     devices_listener: RefCell<Option<Listener>>,
     left: Cell<bool>,
@@ -218,7 +220,7 @@ impl Inner {
             quality_polling: Cell::new(false),
             quality_timer: RefCell::default(),
             qualities: RefCell::default(),
-            stats_prev: RefCell::default(),
+            stats_prev: js_sys::Object::new(),
             devices_listener: RefCell::default(),
             left: Cell::new(false),
         });
@@ -1251,25 +1253,24 @@ impl Inner {
             self.speaking.borrow_mut().stop();
             return;
         }
-        let mut audio = Vec::new();
+        // `peers[i]` is the peer of `tracks[i]`; our microphone is under our own id.
+        let me = self.my_id();
+        let (peers, tracks) = (Array::new(), Array::new());
         if let Some(mic) = &self.local.borrow().mic {
-            audio.push((self.my_id(), Clone::clone(mic)));
+            peers.push(&JsValue::from_str(&me));
+            tracks.push(mic);
         }
         for p in self.peers.borrow().iter() {
+            let id = JsValue::from_str(&p.shared.id);
             for t in p.shared.audio_tracks() {
-                audio.push((p.shared.id.clone(), t));
+                peers.push(&id);
+                tracks.push(&t);
             }
         }
-        let changes = self.speaking.borrow_mut().tick(&self.my_id(), &audio);
+        let changes = self.speaking.borrow_mut().tick(&me, &peers, &tracks);
         self.schedule_speaking();
-        for (peer, on) in changes {
-            self.emit(
-                "speaking",
-                &js::object(&[
-                    ("peerId", JsValue::from_str(&peer)),
-                    ("speaking", JsValue::from_bool(on)),
-                ]),
-            );
+        for change in changes.iter() {
+            self.emit("speaking", &change);
         }
     }
 
@@ -1298,78 +1299,41 @@ impl Inner {
         if !room.emitter.has("quality") {
             room.quality_polling.set(false);
             room.quality_timer.borrow_mut().take();
-            room.qualities.borrow_mut().clear();
+            *room.qualities.borrow_mut() = JsValue::UNDEFINED;
             return;
         }
-        let mut changed = Vec::new();
-        {
-            let mut known = room.qualities.borrow_mut();
-            known.retain(|(id, _)| samples.iter().any(|(p, _)| p == id));
-            for (peer, sample) in &samples {
-                match known.iter_mut().find(|(id, _)| id == peer) {
-                    Some((_, q)) if *q == sample.quality => {}
-                    Some((_, q)) => {
-                        *q = sample.quality;
-                        changed.push((peer.clone(), sample.quality));
-                    }
-                    None => {
-                        known.push((peer.clone(), sample.quality));
-                        changed.push((peer.clone(), sample.quality));
-                    }
-                }
-            }
-        }
+        let changed = crate::events::quality_changes(&room.qualities.borrow(), &samples);
+        *room.qualities.borrow_mut() = samples.into();
         room.schedule_quality(stats::QUALITY_POLL_MS);
-        for (peer, quality) in changed {
-            room.emit(
-                "quality",
-                &js::object(&[
-                    ("peerId", JsValue::from_str(&peer)),
-                    ("quality", JsValue::from_str(quality)),
-                ]),
-            );
+        for change in changed.iter() {
+            room.emit("quality", &change);
         }
     }
 
     /// `getStats()` of every peer connection, as samples against the previous call.
     /// Holds only a `Weak` across the awaits.
-    fn collect_stats(
-        weak: std::rc::Weak<Inner>,
-    ) -> crate::Task<'static, Vec<(String, stats::Sample)>> {
+    fn collect_stats(weak: std::rc::Weak<Inner>) -> crate::Task<'static, Array> {
         Box::pin(async move {
-            let pcs: Vec<(String, web_sys::RtcPeerConnection)> = match weak.upgrade() {
-                Some(room) => room
-                    .peers
-                    .borrow()
-                    .iter()
-                    .map(|p| (p.shared.id.clone(), p.shared.pc.clone()))
-                    .collect(),
-                None => return Vec::new(),
-            };
-            let mut out = Vec::new();
-            for (id, pc) in pcs {
-                let report = JsFuture::from(pc.get_stats()).await;
+            let round = {
                 let Some(room) = weak.upgrade() else {
-                    return Vec::new();
+                    return Array::new();
                 };
-                let Ok(report) = report else { continue };
-                let state = js::get_string(&pc, "connectionState").unwrap_or_default();
-                let mut prev = room.stats_prev.borrow_mut();
-                let i = prev.iter().position(|(p, _)| *p == id);
-                let (sample, now) =
-                    stats::read(&report, &state, i.and_then(|i| prev.get(i)).map(|(_, c)| c));
-                match i.and_then(|i| prev.get_mut(i)) {
-                    Some(slot) => slot.1 = now,
-                    None => prev.push((id.clone(), now)),
+                let (pcs, ids) = (Array::new(), Array::new());
+                for p in room.peers.borrow().iter() {
+                    pcs.push(&p.shared.pc);
+                    ids.push(&JsValue::from_str(&p.shared.id));
                 }
-                out.push((id, sample));
+                crate::events::collect_stats(&pcs, &ids, &room.stats_prev)
+            };
+            let done = JsFuture::from(round).await;
+            if weak.strong_count() == 0 {
+                return Array::new();
             }
-            if let Some(room) = weak.upgrade() {
-                room.stats_prev
-                    .borrow_mut()
-                    .retain(|(p, _)| out.iter().any(|(id, _)| id == p));
-            }
-            out
+            let done: Array = match done {
+                Ok(done) => done.unchecked_into(),
+                Err(_) => Array::new(),
+            };
+            done.iter().map(|holder| stats::finish(&holder)).collect()
         })
     }
 
@@ -1377,7 +1341,7 @@ impl Inner {
     pub async fn get_stats(self: &Rc<Self>) -> Result<js_sys::Array> {
         self.ensure_joined()?;
         let samples = Inner::collect_stats(Rc::downgrade(self)).await;
-        Ok(samples.iter().map(|(id, s)| s.to_js(id)).collect())
+        Ok(samples)
     }
 
     fn watch_devices(self: &Rc<Self>) {

@@ -1291,7 +1291,7 @@ async fn bad_channel_options_are_refused_and_the_room_keeps_working() {
     }
     let long = "x".repeat(65_536);
     let err = a
-        .create_channel(long, JsValue::UNDEFINED.unchecked_into())
+        .create_channel(long.as_str().into(), JsValue::UNDEFINED.unchecked_into())
         .unwrap_err();
     assert_eq!(get_str(&err, "code"), "invalid-argument");
 
@@ -2055,13 +2055,13 @@ async fn switch_device_keeps_the_remote_track_flowing_without_renegotiation() {
     let old_mic = media_track(&stream, "audio");
     done(a.switch_device(
         JsValue::from_str("videoinput").unchecked_into(),
-        cams.last().unwrap().clone(),
+        cams.last().unwrap().as_str().into(),
     ))
     .await
     .unwrap();
     done(a.switch_device(
         JsValue::from_str("audioinput").unchecked_into(),
-        mics.last().unwrap().clone(),
+        mics.last().unwrap().as_str().into(),
     ))
     .await
     .unwrap();
@@ -2086,7 +2086,7 @@ async fn switch_device_keeps_the_remote_track_flowing_without_renegotiation() {
         1,
         "no new track event"
     );
-    let e = done(a.switch_device(JsValue::from_str("speaker").unchecked_into(), String::new()))
+    let e = done(a.switch_device(JsValue::from_str("speaker").unchecked_into(), "".into()))
         .await
         .unwrap_err();
     assert_eq!(get_str(&e, "code"), "invalid-argument");
