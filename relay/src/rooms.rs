@@ -274,9 +274,103 @@ fn remote_member(info: &str, instance: Arc<str>) -> Option<Member> {
     })
 }
 
+/// Applies a kept presence event to a room being built from a join's snapshot (nobody
+/// local to tell yet: the newcomer's welcome lists the result). `newcomer` and this
+/// instance's (`me`) own members are not the mirror's business.
+fn replay(members: &mut HashMap<PeerId, Member>, e: Presence, newcomer: &str, me: &str) {
+    match e {
+        Presence::Joined {
+            peer,
+            instance,
+            info,
+        } => {
+            if *peer == *newcomer || *instance == *me {
+                return;
+            }
+            match members.get_mut(&peer) {
+                Some(m) => {
+                    if let Link::Remote { instance: at, .. } = &mut m.link {
+                        *at = instance;
+                    }
+                }
+                None => {
+                    if let Some(m) = remote_member(&info, instance) {
+                        members.insert(peer, m);
+                    }
+                }
+            }
+        }
+        Presence::Left { peer } => {
+            if *peer != *newcomer && members.get(&peer).is_some_and(|m| !m.link.is_local()) {
+                members.remove(&peer);
+            }
+        }
+        Presence::Moved { peer, instance } => {
+            if let Some(Link::Remote { instance: at, .. }) =
+                members.get_mut(&peer).map(|m| &mut m.link)
+            {
+                *at = instance;
+            }
+        }
+    }
+}
+
 /// The `peer-joined` frame for a `PeerInfo` JSON (what [`encode`] writes for it).
 fn joined_frame(info: &str) -> String {
     format!(r#"{{"type":"peer-joined","peer":{info}}}"#)
+}
+
+/// Most presence events kept for one room while joins to it are in flight. Past it,
+/// the newcomer's view may be out of step until reconciliation repairs it.
+const IN_FLIGHT_EVENTS: usize = 4096;
+
+/// A presence change another instance announced, as kept for a join in flight.
+#[derive(Clone)]
+enum Presence {
+    Joined {
+        peer: PeerId,
+        instance: Arc<str>,
+        info: Box<str>,
+    },
+    Left {
+        peer: PeerId,
+    },
+    Moved {
+        peer: PeerId,
+        instance: Arc<str>,
+    },
+}
+
+/// Joins to one room whose Redis script has been (or is being) run but whose local
+/// admission has not happened yet, and the presence events heard meanwhile.
+///
+/// The join script's reply and the other instances' `J`/`L`/`M` messages arrive on
+/// one Redis connection but are handled by different tasks; an event published
+/// after the script ran must be applied to the newcomer's view even if it is handled
+/// before the room exists here. Replaying every event heard since before the script
+/// ran, in order, is safe: each is idempotent against the script's snapshot.
+#[derive(Default)]
+struct InFlight {
+    joins: usize,
+    events: Vec<Presence>,
+}
+
+/// Keeps a room's presence events for a join until dropped (see [`Rooms::expect_join`]).
+pub struct JoinWatch<'a> {
+    rooms: &'a Rooms,
+    room: Arc<str>,
+}
+
+impl Drop for JoinWatch<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.rooms.flights();
+        if let Some(f) = flights.get_mut(&self.room) {
+            f.joins = f.joins.saturating_sub(1);
+            if f.joins == 0 {
+                flights.remove(&self.room);
+            }
+        }
+    }
 }
 
 /// The registry of rooms.
@@ -290,6 +384,8 @@ pub struct Rooms {
     /// Set once in cluster mode: where frames for remote members and local departures
     /// go. Unset, the registry is the whole relay.
     cluster: OnceLock<Outlet>,
+    /// Cluster joins in flight, by room. Locked alone or last (after a room).
+    in_flight: Mutex<HashMap<Arc<str>, InFlight>>,
 }
 
 impl Rooms {
@@ -302,7 +398,31 @@ impl Rooms {
             grace,
             me: me.clone(),
             cluster: OnceLock::new(),
+            in_flight: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn flights(&self) -> MutexGuard<'_, HashMap<Arc<str>, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts keeping `room`'s presence events for a cluster join about to run its
+    /// Redis script; [`Rooms::join`] replays them onto the script's snapshot. Call it
+    /// before the script, and keep the watch until the join is over.
+    pub fn expect_join(&self, room: &str) -> JoinWatch<'_> {
+        let room: Arc<str> = Arc::from(room);
+        self.flights().entry(room.clone()).or_default().joins += 1;
+        JoinWatch { rooms: self, room }
+    }
+
+    /// Keeps `event` for the joins in flight to `room`, if any.
+    fn note(&self, room: &str, event: impl FnOnce() -> Presence) {
+        let mut flights = self.flights();
+        if let Some(f) = flights.get_mut(room) {
+            if f.events.len() < IN_FLIGHT_EVENTS {
+                f.events.push(event());
+            }
+        }
     }
 
     /// The cluster's outlet, in cluster mode.
@@ -360,6 +480,18 @@ impl Rooms {
                     if let Some(m) = remote_member(info, instance.clone()) {
                         members.insert(PeerId::from(id.as_str()), m);
                     }
+                }
+                // What the other instances announced after the snapshot was taken
+                // (and maybe before: harmless) may have been handled while the room
+                // was not here; apply it now, in order, under the room lock, so later
+                // events find the room and queue behind this.
+                let events = self
+                    .flights()
+                    .get(a.room)
+                    .map(|f| f.events.clone())
+                    .unwrap_or_default();
+                for e in events {
+                    replay(&mut members, e, &a.peer_id, outlet.me());
                 }
             }
         }
@@ -767,6 +899,17 @@ impl Rooms {
     /// A peer joined on another instance (or is confirmed there): local members get
     /// `peer-joined` unless they already know it.
     pub fn remote_joined(&self, room: &str, peer: &str, instance: &str, info: &str) {
+        self.note(room, || Presence::Joined {
+            peer: peer.into(),
+            instance: instance.into(),
+            info: info.into(),
+        });
+        self.mirror_joined(room, peer, instance, info);
+    }
+
+    /// [`Rooms::remote_joined`] without keeping it for joins in flight (reconciliation:
+    /// its data is a snapshot, not an event in the stream's order).
+    fn mirror_joined(&self, room: &str, peer: &str, instance: &str, info: &str) {
         let Some(room) = self.get(room) else { return };
         let mut members = room.lock();
         match members.get_mut(peer) {
@@ -814,6 +957,7 @@ impl Rooms {
 
     /// A remote peer is gone: local members get `peer-left` if they knew it.
     pub fn remote_left(&self, room: &str, peer: &str, reason: LeaveReason) {
+        self.note(room, || Presence::Left { peer: peer.into() });
         let Some(room) = self.get(room) else { return };
         let mut members = room.lock();
         if members.get(peer).is_some_and(|m| !m.link.is_local()) {
@@ -827,6 +971,10 @@ impl Rooms {
     /// what its still-open connection had not written) is returned, oldest first, for
     /// the cluster to forward. Another instance's move only updates the mirror.
     pub fn moved(&self, room: &str, peer: &str, instance: &str) -> Vec<Box<str>> {
+        self.note(room, || Presence::Moved {
+            peer: peer.into(),
+            instance: instance.into(),
+        });
         let Some(room) = self.get(room) else {
             return Vec::new();
         };
@@ -885,7 +1033,7 @@ impl Rooms {
         };
         for (peer, instance, info) in records {
             if instance != me {
-                self.remote_joined(&room.name, peer, instance, info);
+                self.mirror_joined(&room.name, peer, instance, info);
             }
         }
         let now = Instant::now();

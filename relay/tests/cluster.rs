@@ -743,3 +743,153 @@ async fn resuming_on_the_same_instance_works_as_without_a_cluster() {
     back.ping_pong().await;
     c2.ping_pong().await;
 }
+
+/// Applies a presence message to `view`; false for anything else.
+fn apply_presence(view: &mut std::collections::BTreeSet<String>, m: &Value) -> bool {
+    match m["type"].as_str() {
+        Some("peer-joined") => {
+            let id = m["peer"]["id"].as_str().expect("peer id").to_owned();
+            assert!(view.insert(id), "peer-joined for a peer already known: {m}");
+            true
+        }
+        Some("peer-left") => {
+            let id = m["peerId"].as_str().expect("peerId");
+            assert!(view.remove(id), "peer-left for a peer not known: {m}");
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reads until `until` holds, applying presence to `view`; returns the other messages.
+async fn read_until(
+    c: &mut Client,
+    view: &mut std::collections::BTreeSet<String>,
+    what: &str,
+    mut until: impl FnMut(&Value, &std::collections::BTreeSet<String>) -> bool,
+) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(m) = c.recv_within(left).await else {
+            panic!("no {what} within {STEP:?}; view {view:?}");
+        };
+        let presence = apply_presence(view, &m);
+        if until(&m, view) {
+            return;
+        }
+        assert!(
+            presence || m["type"] == "broadcast",
+            "unexpected message while waiting for {what}: {m}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_joins_and_leaves_leave_every_view_exact() {
+    use futures_util::future::join_all;
+    use std::collections::BTreeSet;
+    let redis = Redis::start().await;
+    let cap = ["--room-capacity", "64"];
+    let a = Instance::start(&redis, &cap).await;
+    let b = Instance::start(&redis, &cap).await;
+    const N: usize = 16;
+    for round in 0..40 {
+        let room = room("race");
+        // On B: one who stays and N who leave. A has nobody in the room, so A's first
+        // member joins a room A does not have yet while B's members come and go.
+        let mut stay = b.connect().await;
+        let w = stay.join(&room).await;
+        let stay_id = peer_id(&w);
+        let mut stay_view: BTreeSet<String> = peers_of(&w).into_iter().collect();
+        let mut leavers = Vec::new();
+        for _ in 0..N {
+            let mut c = b.connect().await;
+            let id = peer_id(&c.join(&room).await);
+            read_until(&mut stay, &mut stay_view, "a peer-joined", |_, v| {
+                v.contains(&id)
+            })
+            .await;
+            leavers.push((id, c));
+        }
+        let left: Vec<String> = leavers.iter().map(|(id, _)| id.clone()).collect();
+        let mut joiners = Vec::new();
+        for _ in 0..N {
+            joiners.push(b.connect().await);
+        }
+        let mut newcomer = a.connect().await;
+
+        // The race: A's join, N leaves and N joins on B, all at once.
+        let join = |mut c: Client| {
+            let room = room.clone();
+            async move {
+                let w = c.join(&room).await;
+                (c, w)
+            }
+        };
+        let ((newcomer_w, joined), _) = tokio::join!(
+            async {
+                tokio::join!(
+                    async {
+                        // Spread over the rounds, so A's join lands early, in or
+                        // after B's burst of presence.
+                        let d = Duration::from_micros(400 * (round % 10));
+                        tokio::time::sleep(d).await;
+                        newcomer.join(&room).await
+                    },
+                    join_all(joiners.into_iter().map(join))
+                )
+            },
+            join_all(leavers.into_iter().map(|(_, c)| c.close()))
+        );
+
+        // Every survivor with its view: the welcome's peers, then presence.
+        let mut all: Vec<(String, Client, BTreeSet<String>)> = vec![(
+            peer_id(&newcomer_w),
+            newcomer,
+            peers_of(&newcomer_w).into_iter().collect(),
+        )];
+        for (c, w) in joined {
+            all.push((peer_id(&w), c, peers_of(&w).into_iter().collect()));
+        }
+        // B has handled every leave once its own member has seen them all (what B
+        // publishes from now on queues behind the `L`s), and mirrors the newcomer
+        // once that member has seen it (so B's broadcasts reach A).
+        let newcomer_id = all[0].0.clone();
+        read_until(&mut stay, &mut stay_view, "the leaves", |_, v| {
+            left.iter().all(|id| !v.contains(id)) && v.contains(&newcomer_id)
+        })
+        .await;
+        all.push((stay_id, stay, stay_view));
+        let ids: BTreeSet<String> = all.iter().map(|(id, _, _)| id.clone()).collect();
+
+        // A marker from everyone: once a client has every other marker, it has heard
+        // all presence sent before them, from either instance.
+        for (id, c, _) in all.iter_mut() {
+            c.send_json(json!({"type": "broadcast", "data": {"marker": id}}))
+                .await;
+        }
+        for (id, c, view) in all.iter_mut() {
+            let mut markers: BTreeSet<String> = BTreeSet::new();
+            let others = ids.len() - 1;
+            read_until(c, view, "every marker", |m, _| {
+                if m["type"] == "broadcast" {
+                    let from = m["data"]["marker"].as_str().expect("marker").to_owned();
+                    assert_eq!(m["from"], from.as_str(), "{m}");
+                    assert!(markers.insert(from), "marker twice: {m}");
+                }
+                markers.len() == others
+            })
+            .await;
+            let mut expected = ids.clone();
+            expected.remove(id.as_str());
+            assert_eq!(
+                *view, expected,
+                "round {round}: {id}'s view (ghosts or missing peers)"
+            );
+        }
+        for (_, c, _) in all.iter_mut() {
+            c.ping_pong().await;
+        }
+    }
+}

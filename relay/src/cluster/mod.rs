@@ -282,6 +282,10 @@ impl Cluster {
             user_id: a.user_id.map(Cow::Borrowed),
         };
         let info = serde_json::to_string(&info).unwrap_or_default();
+        // Before the script: presence events published after it ran may be handled
+        // (by the subscriber) before the room exists here; the watch keeps them for
+        // `Rooms::join` to apply on top of the script's snapshot.
+        let _watch = self.rooms.expect_join(a.room);
         let mut con = self.con.clone();
         let result = tokio::time::timeout(
             JOIN_TIMEOUT,
