@@ -28,6 +28,7 @@ use meshwire_protocol::{
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -150,6 +151,12 @@ pub struct Room {
     /// When it was created (shown by `/api/rooms`).
     pub created: SystemTime,
     members: Mutex<HashMap<PeerId, Member>>,
+    /// The [`Rooms::epoch`] at which the room was created here.
+    born: u64,
+    /// The epoch of each remote peer's latest `peer-left` heard here, so that a
+    /// reconciliation reading Redis before it cannot bring the peer back. Pruned by
+    /// reconciliation. Locked after `members`, never across an `.await`.
+    left: Mutex<HashMap<PeerId, u64>>,
 }
 
 /// A snapshot of one member for `/api/rooms/{room}`.
@@ -386,6 +393,9 @@ pub struct Rooms {
     cluster: OnceLock<Outlet>,
     /// Cluster joins in flight, by room. Locked alone or last (after a room).
     in_flight: Mutex<HashMap<Arc<str>, InFlight>>,
+    /// Counts room creations and remote departures, so reconciliation can tell which
+    /// of them happened after it read Redis (see [`Rooms::epoch`]).
+    epoch: AtomicU64,
 }
 
 impl Rooms {
@@ -399,7 +409,18 @@ impl Rooms {
             me: me.clone(),
             cluster: OnceLock::new(),
             in_flight: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
         })
+    }
+
+    /// The current epoch. Take it before reading Redis for [`Rooms::reconcile`]: a
+    /// room created or a `peer-left` heard after it is newer than what was read.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     fn flights(&self) -> MutexGuard<'_, HashMap<Arc<str>, InFlight>> {
@@ -462,6 +483,8 @@ impl Rooms {
                     name: Arc::from(a.room),
                     created: SystemTime::now(),
                     members: Mutex::new(HashMap::new()),
+                    born: self.bump(),
+                    left: Mutex::new(HashMap::new()),
                 })
             })
             .clone();
@@ -960,6 +983,13 @@ impl Rooms {
         self.note(room, || Presence::Left { peer: peer.into() });
         let Some(room) = self.get(room) else { return };
         let mut members = room.lock();
+        // Even if the mirror lacks it: a reconciliation may be about to add it from
+        // what it read before this.
+        let at = self.bump();
+        room.left
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(PeerId::from(peer), at);
         if members.get(peer).is_some_and(|m| !m.link.is_local()) {
             self.evict_one(&room, &mut members, peer, reason);
         }
@@ -1012,15 +1042,19 @@ impl Rooms {
     }
 
     /// Compares `room` with its members in Redis (`records`: peer id, owning instance,
-    /// `PeerInfo` JSON; `me` is this instance). Remote peers Redis has and the mirror
-    /// lacks are announced; mirrored ones Redis has lost for longer than `patience`
-    /// are dropped with `peer-left` "lost". Returns what this instance must fix in Redis.
+    /// `PeerInfo` JSON, read after [`Rooms::epoch`] returned `read`; `me` is this
+    /// instance). Remote peers Redis has and the mirror lacks are announced, unless
+    /// their `peer-left` was heard since `read` (the record is older than that); a
+    /// room created since `read` is left alone (its join's snapshot is newer).
+    /// Mirrored ones Redis has lost for longer than `patience` are dropped with
+    /// `peer-left` "lost". Returns what this instance must fix in Redis.
     pub fn reconcile(
         &self,
         room: &str,
         records: &[(String, String, String)],
         me: &str,
         patience: Duration,
+        read: u64,
     ) -> Drift {
         let mut drift = Drift::default();
         let Some(room) = self.get(room) else {
@@ -1031,8 +1065,18 @@ impl Rooms {
                 .collect();
             return drift;
         };
+        if room.born > read {
+            return drift;
+        }
+        let left_since: Vec<PeerId> = {
+            let mut left = room.left.lock().unwrap_or_else(|p| p.into_inner());
+            // Older departures cannot matter to this or any later pass (they read
+            // Redis after them).
+            left.retain(|_, at| *at > read);
+            left.keys().cloned().collect()
+        };
         for (peer, instance, info) in records {
-            if instance != me {
+            if instance != me && !left_since.iter().any(|p| **p == **peer) {
                 self.mirror_joined(&room.name, peer, instance, info);
             }
         }
@@ -1122,6 +1166,59 @@ mod tests {
             relayed_frame("broadcast", from, Raw::from(&*data)).concat(),
             encode(&broadcast)
         );
+    }
+
+    fn count(bytes: &[u8], needle: &str) -> usize {
+        bytes
+            .windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
+    }
+
+    #[test]
+    fn a_reconciliation_read_before_a_leave_does_not_bring_the_peer_back() {
+        let rooms = Rooms::new(Arc::new(Metrics::new()), 8, Duration::from_secs(5));
+        let outbox = Arc::new(Outbox::default());
+        let limits = Limits {
+            max_message_bytes: 65536,
+            rate_limit: 0,
+            rate_burst: 0,
+            room_capacity: 8,
+            resume_grace_ms: 5000,
+            ping_interval_ms: 20000,
+        };
+        let room = rooms
+            .join(Admission {
+                room: "r",
+                peer_id: PeerId::from("local"),
+                resuming: false,
+                name: None,
+                meta: None,
+                user_id: None,
+                conn: 1,
+                outbox: outbox.clone(),
+                ice_servers: Vec::new(),
+                resume_token: String::new(),
+                limits,
+                cluster: None,
+            })
+            .unwrap();
+        let info = r#"{"id":"x"}"#;
+        rooms.remote_joined("r", "x", "other", info);
+        // Reconciliation reads Redis (x still listed), then the `L` is handled, then
+        // the pass reaches this room.
+        let read = rooms.epoch();
+        let records = vec![("x".to_string(), "other".to_string(), info.to_string())];
+        rooms.remote_left("r", "x", LeaveReason::Left);
+        rooms.reconcile("r", &records, "me", Duration::from_secs(10), read);
+        assert_eq!(room.members().len(), 1, "x came back");
+        let bytes = outbox.take().bytes;
+        assert_eq!(count(&bytes, r#""type":"peer-joined""#), 1);
+        assert_eq!(count(&bytes, r#""type":"peer-left""#), 1);
+        // A later pass, reading after the leave, lists x again (it rejoined): added.
+        let read = rooms.epoch();
+        rooms.reconcile("r", &records, "me", Duration::from_secs(10), read);
+        assert_eq!(room.members().len(), 2);
     }
 
     #[test]

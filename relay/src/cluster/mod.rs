@@ -746,6 +746,9 @@ impl Cluster {
         con: &mut ConnectionManager,
         suspects: &mut HashSet<(String, String)>,
     ) -> redis::RedisResult<()> {
+        // Before reading: departures heard after this may be missing from what is read
+        // only because it was read first (the pass below awaits between rooms).
+        let read = self.rooms.epoch();
         let rooms = self.rooms.list();
         let mut pipe = redis::pipe();
         for r in &rooms {
@@ -765,7 +768,7 @@ impl Cluster {
             // back within a heartbeat or two of seeing it again.
             let drift = self
                 .rooms
-                .reconcile(&r.name, &records, &self.me, self.ttl * 2);
+                .reconcile(&r.name, &records, &self.me, self.ttl * 2, read);
             for m in drift.unlisted {
                 let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
                 self.scripts
