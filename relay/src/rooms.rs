@@ -436,6 +436,18 @@ impl Rooms {
         JoinWatch { rooms: self, room }
     }
 
+    /// Whether a cluster join to `room` is in flight (its Redis record may exist before
+    /// the room lists the member).
+    pub fn joining(&self, room: &str) -> bool {
+        self.flights().contains_key(room)
+    }
+
+    /// Whether `peer` is a local (live or held) member of `room` here.
+    pub fn owns(&self, room: &str, peer: &str) -> bool {
+        self.get(room)
+            .is_some_and(|r| r.lock().get(peer).is_some_and(|m| m.link.is_local()))
+    }
+
     /// Keeps `event` for the joins in flight to `room`, if any.
     fn note(&self, room: &str, event: impl FnOnce() -> Presence) {
         let mut flights = self.flights();

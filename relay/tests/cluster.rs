@@ -893,3 +893,55 @@ async fn racing_joins_and_leaves_leave_every_view_exact() {
         }
     }
 }
+
+/// Sends one command to Redis and returns its raw reply (enough for writes).
+async fn redis_cmd(port: u16, args: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to redis");
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).await.expect("write to redis");
+    let mut buf = [0u8; 512];
+    let n = within(STEP, "a Redis reply", s.read(&mut buf))
+        .await
+        .expect("read from redis");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_left_by_a_join_that_timed_out_is_removed_by_its_instance() {
+    let redis = Redis::start().await;
+    let ttl = ["--instance-ttl", "1s"];
+    let a = Instance::start(&redis, &ttl).await;
+    let b = Instance::start(&redis, &ttl).await;
+    let room = room("ghost");
+    let mut c = b.connect().await;
+    c.join(&room).await;
+    // What a join on A whose script ran but whose reply never came leaves behind: a
+    // record of A's in a room where A has nobody.
+    let health: Value = a.get("/health").await.json();
+    let me = health["cluster"]["instance"].as_str().expect("instance id");
+    let ghost = "ghostghostghostghost00";
+    let record = format!("{me}\nnull\n{{\"id\":\"{ghost}\"}}");
+    let key = format!("mw:room:{room}");
+    redis_cmd(redis.port, &["HSET", &key, ghost, &record]).await;
+    let entry = format!("{room}\n{ghost}");
+    let owned = format!("mw:instance:{me}:peers");
+    redis_cmd(redis.port, &["SADD", &owned, &entry]).await;
+    // B's reconciliation announces it; A's removes it within two passes and tells B.
+    let m = c.expect("peer-joined").await;
+    assert_eq!(m["peer"]["id"], ghost, "{m}");
+    let m = c.expect("peer-left").await;
+    assert_eq!(m["peerId"], ghost, "{m}");
+    let detail: Value = b.get(&format!("/api/rooms/{room}")).await.json();
+    assert_eq!(
+        detail["peers"].as_array().map(Vec::len),
+        Some(1),
+        "{detail}"
+    );
+    c.ping_pong().await;
+}

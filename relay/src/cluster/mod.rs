@@ -741,6 +741,9 @@ impl Cluster {
     /// Compares every local room with Redis (see `Rooms::reconcile`), writes back local
     /// members Redis lacks, and removes records of this instance's that no local member
     /// matches in two passes running (one pass could race a join in progress).
+    /// Records in rooms this instance does not have are found through its peer set
+    /// (`mw:instance:{me}:peers`): a join whose script ran but whose reply timed out
+    /// (the client got `internal`) leaves one behind, which nothing else would remove.
     async fn reconcile(
         &self,
         con: &mut ConnectionManager,
@@ -754,8 +757,25 @@ impl Cluster {
         for r in &rooms {
             pipe.hgetall(store::room(&r.name));
         }
-        let hashes: Vec<Vec<(String, String)>> = pipe.query_async(con).await?;
-        let mut next = HashSet::new();
+        pipe.smembers(store::owned(&self.me));
+        let mut values: Vec<Value> = pipe.query_async(con).await?;
+        let owned: Vec<String> = match values.pop() {
+            Some(v) => redis::from_redis_value(v)?,
+            None => Vec::new(),
+        };
+        let hashes: Vec<Vec<(String, String)>> = values
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()?;
+        let mut stale: HashSet<(String, String)> = HashSet::new();
+        for entry in owned {
+            let Some((room, peer)) = entry.split_once('\n') else {
+                continue;
+            };
+            if !self.rooms.owns(room, peer) && !self.rooms.joining(room) {
+                stale.insert((room.to_string(), peer.to_string()));
+            }
+        }
         for (r, hash) in rooms.iter().zip(hashes) {
             let records: Vec<(String, String, String)> = hash
                 .into_iter()
@@ -776,12 +796,16 @@ impl Cluster {
                     .await?;
             }
             for peer in drift.stale {
-                let key = (r.name.to_string(), peer);
-                if suspects.contains(&key) {
-                    self.leave(con, &r.name, &key.1, LeaveReason::Lost).await;
-                } else {
-                    next.insert(key);
-                }
+                stale.insert((r.name.to_string(), peer));
+            }
+        }
+        let mut next = HashSet::new();
+        for key in stale {
+            if suspects.contains(&key) {
+                let room: Arc<str> = key.0.as_str().into();
+                self.leave(con, &room, &key.1, LeaveReason::Lost).await;
+            } else {
+                next.insert(key);
             }
         }
         *suspects = next;
