@@ -3,7 +3,8 @@
 //! Cross-instance presence, signal, broadcast, room isolation, the capacity race,
 //! an instance killed with SIGKILL (peer-left on the others, resume elsewhere, with the
 //! signals sent to the dead instance kept), a Redis restart, and throughout: nothing duplicated, nothing in the wrong room
-//! (every exchange ends with `ping_pong`, which fails on any unexpected message).
+//! (every exchange ends with `ping_pong`, which fails on any unexpected message, and
+//! cross-instance ones with `quiet_after`, which also catches a duplicate through Redis).
 //!
 //! Without `redis-server` on PATH these tests fail (`make test` installs it through
 //! scripts/setup.sh).
@@ -362,10 +363,31 @@ async fn presence_signal_broadcast_and_isolation_across_instances() {
             (Some(&*id4), Some("left"))
         );
     }
-    // And nothing else is pending anywhere: no duplicates, nothing from the other room.
-    for c in [&mut c1, &mut c2, &mut c3, &mut outsider] {
+    // And nothing else is pending anywhere: no duplicates (a duplicate through Redis
+    // would come after a `pong`, so A's members wait for a marker from B first),
+    // nothing from the other room.
+    quiet_after(&mut c2, &mut c1, &id1).await;
+    quiet_after(&mut c2, &mut c3, &id3).await;
+    for c in [&mut c2, &mut outsider] {
         c.ping_pong().await;
     }
+}
+
+/// Asserts nothing more is coming to `to` (id `to_id`) from `from`'s instance, nor
+/// pending in its outbox: `from` signals it a marker, which travels the same path as
+/// anything that instance sent before (one publisher, one channel, in order), so it
+/// must be `to`'s very next message; a short quiet period then catches anything
+/// arriving from elsewhere.
+async fn quiet_after(from: &mut Client, to: &mut Client, to_id: &str) {
+    from.send_json(json!({"type": "signal", "to": to_id, "data": {"quiet": true}}))
+        .await;
+    let m = to.recv().await;
+    assert!(
+        m["type"] == "signal" && m["data"]["quiet"] == true,
+        "expected the quiet marker (nothing else pending), got {m}"
+    );
+    to.assert_quiet(Duration::from_millis(100)).await;
+    to.ping_pong().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +402,7 @@ async fn the_last_seat_goes_to_exactly_one_of_two_racing_instances() {
         } else {
             b.connect().await
         };
-        first.join(&room).await;
+        let first_id = peer_id(&first.join(&room).await);
         let mut x = a.connect().await;
         let mut y = b.connect().await;
         let join = json!({"type": "join", "room": room});
@@ -402,9 +424,14 @@ async fn the_last_seat_goes_to_exactly_one_of_two_racing_instances() {
         assert_eq!(kinds, ["error", "welcome"], "round {round}: {rx} / {ry}");
         let refused = if rx["type"] == "error" { &rx } else { &ry };
         assert_eq!(refused["code"], "room-full", "{refused}");
-        // The winner's arrival is the only presence the first peer sees.
+        // The winner's arrival is the only presence the first peer sees, once.
         first.expect("peer-joined").await;
-        first.ping_pong().await;
+        let winner = if rx["type"] == "welcome" {
+            &mut x
+        } else {
+            &mut y
+        };
+        quiet_after(winner, &mut first, &first_id).await;
     }
 }
 
