@@ -746,12 +746,7 @@ impl Cluster {
         con.subscribe(store::channel(&self.me)).await?;
         let members = self.rooms.local_members();
         let n = members.len();
-        for m in members {
-            let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
-            self.scripts
-                .restore(con, &self.me, &m.room, &m.peer, &rec)
-                .await?;
-        }
+        self.restore(con, members).await?;
         let leaves =
             std::mem::take(&mut *self.retry_leaves.lock().unwrap_or_else(|p| p.into_inner()));
         for (room, peer) in leaves {
@@ -762,6 +757,34 @@ impl Cluster {
             peers = n,
             "registered with the cluster"
         );
+        Ok(())
+    }
+
+    /// Writes local members back, pipelined (one round trip per member made a big
+    /// instance's write-back outlast its TTL after a Redis restart: reaped, it wrote
+    /// everything back again, forever), refreshing liveness between pipelines.
+    async fn restore(
+        &self,
+        con: &mut ConnectionManager,
+        members: Vec<crate::rooms::LocalMember>,
+    ) -> redis::RedisResult<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(String, String, String)> = members
+            .into_iter()
+            .map(|m| {
+                let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
+                (m.room.to_string(), m.peer.to_string(), rec)
+            })
+            .collect();
+        for part in records.chunks(BATCH) {
+            self.scripts
+                .restore_pipeline(&self.me, part)
+                .exec_async(con)
+                .await?;
+            self.beat(con).await?;
+        }
         Ok(())
     }
 
@@ -873,12 +896,7 @@ impl Cluster {
             let drift = self
                 .rooms
                 .reconcile(&r.name, &records, &self.me, self.ttl * 2, read);
-            for m in drift.unlisted {
-                let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
-                self.scripts
-                    .restore(con, &self.me, &m.room, &m.peer, &rec)
-                    .await?;
-            }
+            self.restore(con, drift.unlisted).await?;
             for peer in drift.stale {
                 stale.insert((r.name.to_string(), peer));
             }
