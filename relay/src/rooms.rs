@@ -28,6 +28,7 @@ use meshwire_protocol::{
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -150,6 +151,12 @@ pub struct Room {
     /// When it was created (shown by `/api/rooms`).
     pub created: SystemTime,
     members: Mutex<HashMap<PeerId, Member>>,
+    /// The [`Rooms::epoch`] at which the room was created here.
+    born: u64,
+    /// The epoch of each remote peer's latest `peer-left` heard here, so that a
+    /// reconciliation reading Redis before it cannot bring the peer back. Pruned by
+    /// reconciliation. Locked after `members`, never across an `.await`.
+    left: Mutex<HashMap<PeerId, u64>>,
 }
 
 /// A snapshot of one member for `/api/rooms/{room}`.
@@ -274,9 +281,103 @@ fn remote_member(info: &str, instance: Arc<str>) -> Option<Member> {
     })
 }
 
+/// Applies a kept presence event to a room being built from a join's snapshot (nobody
+/// local to tell yet: the newcomer's welcome lists the result). `newcomer` and this
+/// instance's (`me`) own members are not the mirror's business.
+fn replay(members: &mut HashMap<PeerId, Member>, e: Presence, newcomer: &str, me: &str) {
+    match e {
+        Presence::Joined {
+            peer,
+            instance,
+            info,
+        } => {
+            if *peer == *newcomer || *instance == *me {
+                return;
+            }
+            match members.get_mut(&peer) {
+                Some(m) => {
+                    if let Link::Remote { instance: at, .. } = &mut m.link {
+                        *at = instance;
+                    }
+                }
+                None => {
+                    if let Some(m) = remote_member(&info, instance) {
+                        members.insert(peer, m);
+                    }
+                }
+            }
+        }
+        Presence::Left { peer } => {
+            if *peer != *newcomer && members.get(&peer).is_some_and(|m| !m.link.is_local()) {
+                members.remove(&peer);
+            }
+        }
+        Presence::Moved { peer, instance } => {
+            if let Some(Link::Remote { instance: at, .. }) =
+                members.get_mut(&peer).map(|m| &mut m.link)
+            {
+                *at = instance;
+            }
+        }
+    }
+}
+
 /// The `peer-joined` frame for a `PeerInfo` JSON (what [`encode`] writes for it).
 fn joined_frame(info: &str) -> String {
     format!(r#"{{"type":"peer-joined","peer":{info}}}"#)
+}
+
+/// Most presence events kept for one room while joins to it are in flight. Past it,
+/// the newcomer's view may be out of step until reconciliation repairs it.
+const IN_FLIGHT_EVENTS: usize = 4096;
+
+/// A presence change another instance announced, as kept for a join in flight.
+#[derive(Clone)]
+enum Presence {
+    Joined {
+        peer: PeerId,
+        instance: Arc<str>,
+        info: Box<str>,
+    },
+    Left {
+        peer: PeerId,
+    },
+    Moved {
+        peer: PeerId,
+        instance: Arc<str>,
+    },
+}
+
+/// Joins to one room whose Redis script has been (or is being) run but whose local
+/// admission has not happened yet, and the presence events heard meanwhile.
+///
+/// The join script's reply and the other instances' `J`/`L`/`M` messages arrive on
+/// one Redis connection but are handled by different tasks; an event published
+/// after the script ran must be applied to the newcomer's view even if it is handled
+/// before the room exists here. Replaying every event heard since before the script
+/// ran, in order, is safe: each is idempotent against the script's snapshot.
+#[derive(Default)]
+struct InFlight {
+    joins: usize,
+    events: Vec<Presence>,
+}
+
+/// Keeps a room's presence events for a join until dropped (see [`Rooms::expect_join`]).
+pub struct JoinWatch<'a> {
+    rooms: &'a Rooms,
+    room: Arc<str>,
+}
+
+impl Drop for JoinWatch<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.rooms.flights();
+        if let Some(f) = flights.get_mut(&self.room) {
+            f.joins = f.joins.saturating_sub(1);
+            if f.joins == 0 {
+                flights.remove(&self.room);
+            }
+        }
+    }
 }
 
 /// The registry of rooms.
@@ -290,6 +391,11 @@ pub struct Rooms {
     /// Set once in cluster mode: where frames for remote members and local departures
     /// go. Unset, the registry is the whole relay.
     cluster: OnceLock<Outlet>,
+    /// Cluster joins in flight, by room. Locked alone or last (after a room).
+    in_flight: Mutex<HashMap<Arc<str>, InFlight>>,
+    /// Counts room creations and remote departures, so reconciliation can tell which
+    /// of them happened after it read Redis (see [`Rooms::epoch`]).
+    epoch: AtomicU64,
 }
 
 impl Rooms {
@@ -302,7 +408,54 @@ impl Rooms {
             grace,
             me: me.clone(),
             cluster: OnceLock::new(),
+            in_flight: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
         })
+    }
+
+    /// The current epoch. Take it before reading Redis for [`Rooms::reconcile`]: a
+    /// room created or a `peer-left` heard after it is newer than what was read.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn flights(&self) -> MutexGuard<'_, HashMap<Arc<str>, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts keeping `room`'s presence events for a cluster join about to run its
+    /// Redis script; [`Rooms::join`] replays them onto the script's snapshot. Call it
+    /// before the script, and keep the watch until the join is over.
+    pub fn expect_join(&self, room: &str) -> JoinWatch<'_> {
+        let room: Arc<str> = Arc::from(room);
+        self.flights().entry(room.clone()).or_default().joins += 1;
+        JoinWatch { rooms: self, room }
+    }
+
+    /// Whether a cluster join to `room` is in flight (its Redis record may exist before
+    /// the room lists the member).
+    pub fn joining(&self, room: &str) -> bool {
+        self.flights().contains_key(room)
+    }
+
+    /// Whether `peer` is a local (live or held) member of `room` here.
+    pub fn owns(&self, room: &str, peer: &str) -> bool {
+        self.get(room)
+            .is_some_and(|r| r.lock().get(peer).is_some_and(|m| m.link.is_local()))
+    }
+
+    /// Keeps `event` for the joins in flight to `room`, if any.
+    fn note(&self, room: &str, event: impl FnOnce() -> Presence) {
+        let mut flights = self.flights();
+        if let Some(f) = flights.get_mut(room) {
+            if f.events.len() < IN_FLIGHT_EVENTS {
+                f.events.push(event());
+            }
+        }
     }
 
     /// The cluster's outlet, in cluster mode.
@@ -342,6 +495,8 @@ impl Rooms {
                     name: Arc::from(a.room),
                     created: SystemTime::now(),
                     members: Mutex::new(HashMap::new()),
+                    born: self.bump(),
+                    left: Mutex::new(HashMap::new()),
                 })
             })
             .clone();
@@ -360,6 +515,18 @@ impl Rooms {
                     if let Some(m) = remote_member(info, instance.clone()) {
                         members.insert(PeerId::from(id.as_str()), m);
                     }
+                }
+                // What the other instances announced after the snapshot was taken
+                // (and maybe before: harmless) may have been handled while the room
+                // was not here; apply it now, in order, under the room lock, so later
+                // events find the room and queue behind this.
+                let events = self
+                    .flights()
+                    .get(a.room)
+                    .map(|f| f.events.clone())
+                    .unwrap_or_default();
+                for e in events {
+                    replay(&mut members, e, &a.peer_id, outlet.me());
                 }
             }
         }
@@ -767,6 +934,17 @@ impl Rooms {
     /// A peer joined on another instance (or is confirmed there): local members get
     /// `peer-joined` unless they already know it.
     pub fn remote_joined(&self, room: &str, peer: &str, instance: &str, info: &str) {
+        self.note(room, || Presence::Joined {
+            peer: peer.into(),
+            instance: instance.into(),
+            info: info.into(),
+        });
+        self.mirror_joined(room, peer, instance, info);
+    }
+
+    /// [`Rooms::remote_joined`] without keeping it for joins in flight (reconciliation:
+    /// its data is a snapshot, not an event in the stream's order).
+    fn mirror_joined(&self, room: &str, peer: &str, instance: &str, info: &str) {
         let Some(room) = self.get(room) else { return };
         let mut members = room.lock();
         match members.get_mut(peer) {
@@ -814,8 +992,16 @@ impl Rooms {
 
     /// A remote peer is gone: local members get `peer-left` if they knew it.
     pub fn remote_left(&self, room: &str, peer: &str, reason: LeaveReason) {
+        self.note(room, || Presence::Left { peer: peer.into() });
         let Some(room) = self.get(room) else { return };
         let mut members = room.lock();
+        // Even if the mirror lacks it: a reconciliation may be about to add it from
+        // what it read before this.
+        let at = self.bump();
+        room.left
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(PeerId::from(peer), at);
         if members.get(peer).is_some_and(|m| !m.link.is_local()) {
             self.evict_one(&room, &mut members, peer, reason);
         }
@@ -827,6 +1013,10 @@ impl Rooms {
     /// what its still-open connection had not written) is returned, oldest first, for
     /// the cluster to forward. Another instance's move only updates the mirror.
     pub fn moved(&self, room: &str, peer: &str, instance: &str) -> Vec<Box<str>> {
+        self.note(room, || Presence::Moved {
+            peer: peer.into(),
+            instance: instance.into(),
+        });
         let Some(room) = self.get(room) else {
             return Vec::new();
         };
@@ -864,15 +1054,19 @@ impl Rooms {
     }
 
     /// Compares `room` with its members in Redis (`records`: peer id, owning instance,
-    /// `PeerInfo` JSON; `me` is this instance). Remote peers Redis has and the mirror
-    /// lacks are announced; mirrored ones Redis has lost for longer than `patience`
-    /// are dropped with `peer-left` "lost". Returns what this instance must fix in Redis.
+    /// `PeerInfo` JSON, read after [`Rooms::epoch`] returned `read`; `me` is this
+    /// instance). Remote peers Redis has and the mirror lacks are announced, unless
+    /// their `peer-left` was heard since `read` (the record is older than that); a
+    /// room created since `read` is left alone (its join's snapshot is newer).
+    /// Mirrored ones Redis has lost for longer than `patience` are dropped with
+    /// `peer-left` "lost". Returns what this instance must fix in Redis.
     pub fn reconcile(
         &self,
         room: &str,
         records: &[(String, String, String)],
         me: &str,
         patience: Duration,
+        read: u64,
     ) -> Drift {
         let mut drift = Drift::default();
         let Some(room) = self.get(room) else {
@@ -883,9 +1077,19 @@ impl Rooms {
                 .collect();
             return drift;
         };
+        if room.born > read {
+            return drift;
+        }
+        let left_since: Vec<PeerId> = {
+            let mut left = room.left.lock().unwrap_or_else(|p| p.into_inner());
+            // Older departures cannot matter to this or any later pass (they read
+            // Redis after them).
+            left.retain(|_, at| *at > read);
+            left.keys().cloned().collect()
+        };
         for (peer, instance, info) in records {
-            if instance != me {
-                self.remote_joined(&room.name, peer, instance, info);
+            if instance != me && !left_since.iter().any(|p| **p == **peer) {
+                self.mirror_joined(&room.name, peer, instance, info);
             }
         }
         let now = Instant::now();
@@ -974,6 +1178,59 @@ mod tests {
             relayed_frame("broadcast", from, Raw::from(&*data)).concat(),
             encode(&broadcast)
         );
+    }
+
+    fn count(bytes: &[u8], needle: &str) -> usize {
+        bytes
+            .windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
+    }
+
+    #[test]
+    fn a_reconciliation_read_before_a_leave_does_not_bring_the_peer_back() {
+        let rooms = Rooms::new(Arc::new(Metrics::new()), 8, Duration::from_secs(5));
+        let outbox = Arc::new(Outbox::default());
+        let limits = Limits {
+            max_message_bytes: 65536,
+            rate_limit: 0,
+            rate_burst: 0,
+            room_capacity: 8,
+            resume_grace_ms: 5000,
+            ping_interval_ms: 20000,
+        };
+        let room = rooms
+            .join(Admission {
+                room: "r",
+                peer_id: PeerId::from("local"),
+                resuming: false,
+                name: None,
+                meta: None,
+                user_id: None,
+                conn: 1,
+                outbox: outbox.clone(),
+                ice_servers: Vec::new(),
+                resume_token: String::new(),
+                limits,
+                cluster: None,
+            })
+            .unwrap();
+        let info = r#"{"id":"x"}"#;
+        rooms.remote_joined("r", "x", "other", info);
+        // Reconciliation reads Redis (x still listed), then the `L` is handled, then
+        // the pass reaches this room.
+        let read = rooms.epoch();
+        let records = vec![("x".to_string(), "other".to_string(), info.to_string())];
+        rooms.remote_left("r", "x", LeaveReason::Left);
+        rooms.reconcile("r", &records, "me", Duration::from_secs(10), read);
+        assert_eq!(room.members().len(), 1, "x came back");
+        let bytes = outbox.take().bytes;
+        assert_eq!(count(&bytes, r#""type":"peer-joined""#), 1);
+        assert_eq!(count(&bytes, r#""type":"peer-left""#), 1);
+        // A later pass, reading after the leave, lists x again (it rejoined): added.
+        let read = rooms.epoch();
+        rooms.reconcile("r", &records, "me", Duration::from_secs(10), read);
+        assert_eq!(room.members().len(), 2);
     }
 
     #[test]

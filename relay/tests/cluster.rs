@@ -3,7 +3,8 @@
 //! Cross-instance presence, signal, broadcast, room isolation, the capacity race,
 //! an instance killed with SIGKILL (peer-left on the others, resume elsewhere, with the
 //! signals sent to the dead instance kept), a Redis restart, and throughout: nothing duplicated, nothing in the wrong room
-//! (every exchange ends with `ping_pong`, which fails on any unexpected message).
+//! (every exchange ends with `ping_pong`, which fails on any unexpected message, and
+//! cross-instance ones with `quiet_after`, which also catches a duplicate through Redis).
 //!
 //! Without `redis-server` on PATH these tests fail (`make test` installs it through
 //! scripts/setup.sh).
@@ -362,10 +363,31 @@ async fn presence_signal_broadcast_and_isolation_across_instances() {
             (Some(&*id4), Some("left"))
         );
     }
-    // And nothing else is pending anywhere: no duplicates, nothing from the other room.
-    for c in [&mut c1, &mut c2, &mut c3, &mut outsider] {
+    // And nothing else is pending anywhere: no duplicates (a duplicate through Redis
+    // would come after a `pong`, so A's members wait for a marker from B first),
+    // nothing from the other room.
+    quiet_after(&mut c2, &mut c1, &id1).await;
+    quiet_after(&mut c2, &mut c3, &id3).await;
+    for c in [&mut c2, &mut outsider] {
         c.ping_pong().await;
     }
+}
+
+/// Asserts nothing more is coming to `to` (id `to_id`) from `from`'s instance, nor
+/// pending in its outbox: `from` signals it a marker, which travels the same path as
+/// anything that instance sent before (one publisher, one channel, in order), so it
+/// must be `to`'s very next message; a short quiet period then catches anything
+/// arriving from elsewhere.
+async fn quiet_after(from: &mut Client, to: &mut Client, to_id: &str) {
+    from.send_json(json!({"type": "signal", "to": to_id, "data": {"quiet": true}}))
+        .await;
+    let m = to.recv().await;
+    assert!(
+        m["type"] == "signal" && m["data"]["quiet"] == true,
+        "expected the quiet marker (nothing else pending), got {m}"
+    );
+    to.assert_quiet(Duration::from_millis(100)).await;
+    to.ping_pong().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +402,7 @@ async fn the_last_seat_goes_to_exactly_one_of_two_racing_instances() {
         } else {
             b.connect().await
         };
-        first.join(&room).await;
+        let first_id = peer_id(&first.join(&room).await);
         let mut x = a.connect().await;
         let mut y = b.connect().await;
         let join = json!({"type": "join", "room": room});
@@ -402,9 +424,14 @@ async fn the_last_seat_goes_to_exactly_one_of_two_racing_instances() {
         assert_eq!(kinds, ["error", "welcome"], "round {round}: {rx} / {ry}");
         let refused = if rx["type"] == "error" { &rx } else { &ry };
         assert_eq!(refused["code"], "room-full", "{refused}");
-        // The winner's arrival is the only presence the first peer sees.
+        // The winner's arrival is the only presence the first peer sees, once.
         first.expect("peer-joined").await;
-        first.ping_pong().await;
+        let winner = if rx["type"] == "welcome" {
+            &mut x
+        } else {
+            &mut y
+        };
+        quiet_after(winner, &mut first, &first_id).await;
     }
 }
 
@@ -742,4 +769,206 @@ async fn resuming_on_the_same_instance_works_as_without_a_cluster() {
     assert_eq!(c2.expect("signal").await["data"], "hi");
     back.ping_pong().await;
     c2.ping_pong().await;
+}
+
+/// Applies a presence message to `view`; false for anything else.
+fn apply_presence(view: &mut std::collections::BTreeSet<String>, m: &Value) -> bool {
+    match m["type"].as_str() {
+        Some("peer-joined") => {
+            let id = m["peer"]["id"].as_str().expect("peer id").to_owned();
+            assert!(view.insert(id), "peer-joined for a peer already known: {m}");
+            true
+        }
+        Some("peer-left") => {
+            let id = m["peerId"].as_str().expect("peerId");
+            assert!(view.remove(id), "peer-left for a peer not known: {m}");
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reads until `until` holds, applying presence to `view`; returns the other messages.
+async fn read_until(
+    c: &mut Client,
+    view: &mut std::collections::BTreeSet<String>,
+    what: &str,
+    mut until: impl FnMut(&Value, &std::collections::BTreeSet<String>) -> bool,
+) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(m) = c.recv_within(left).await else {
+            panic!("no {what} within {STEP:?}; view {view:?}");
+        };
+        let presence = apply_presence(view, &m);
+        if until(&m, view) {
+            return;
+        }
+        assert!(
+            presence || m["type"] == "broadcast",
+            "unexpected message while waiting for {what}: {m}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_joins_and_leaves_leave_every_view_exact() {
+    use futures_util::future::join_all;
+    use std::collections::BTreeSet;
+    let redis = Redis::start().await;
+    let cap = ["--room-capacity", "64"];
+    let a = Instance::start(&redis, &cap).await;
+    let b = Instance::start(&redis, &cap).await;
+    const N: usize = 16;
+    for round in 0..40 {
+        let room = room("race");
+        // On B: one who stays and N who leave. A has nobody in the room, so A's first
+        // member joins a room A does not have yet while B's members come and go.
+        let mut stay = b.connect().await;
+        let w = stay.join(&room).await;
+        let stay_id = peer_id(&w);
+        let mut stay_view: BTreeSet<String> = peers_of(&w).into_iter().collect();
+        let mut leavers = Vec::new();
+        for _ in 0..N {
+            let mut c = b.connect().await;
+            let id = peer_id(&c.join(&room).await);
+            read_until(&mut stay, &mut stay_view, "a peer-joined", |_, v| {
+                v.contains(&id)
+            })
+            .await;
+            leavers.push((id, c));
+        }
+        let left: Vec<String> = leavers.iter().map(|(id, _)| id.clone()).collect();
+        let mut joiners = Vec::new();
+        for _ in 0..N {
+            joiners.push(b.connect().await);
+        }
+        let mut newcomer = a.connect().await;
+
+        // The race: A's join, N leaves and N joins on B, all at once.
+        let join = |mut c: Client| {
+            let room = room.clone();
+            async move {
+                let w = c.join(&room).await;
+                (c, w)
+            }
+        };
+        let ((newcomer_w, joined), _) = tokio::join!(
+            async {
+                tokio::join!(
+                    async {
+                        // Spread over the rounds, so A's join lands early, in or
+                        // after B's burst of presence.
+                        let d = Duration::from_micros(400 * (round % 10));
+                        tokio::time::sleep(d).await;
+                        newcomer.join(&room).await
+                    },
+                    join_all(joiners.into_iter().map(join))
+                )
+            },
+            join_all(leavers.into_iter().map(|(_, c)| c.close()))
+        );
+
+        // Every survivor with its view: the welcome's peers, then presence.
+        let mut all: Vec<(String, Client, BTreeSet<String>)> = vec![(
+            peer_id(&newcomer_w),
+            newcomer,
+            peers_of(&newcomer_w).into_iter().collect(),
+        )];
+        for (c, w) in joined {
+            all.push((peer_id(&w), c, peers_of(&w).into_iter().collect()));
+        }
+        // B has handled every leave once its own member has seen them all (what B
+        // publishes from now on queues behind the `L`s), and mirrors the newcomer
+        // once that member has seen it (so B's broadcasts reach A).
+        let newcomer_id = all[0].0.clone();
+        read_until(&mut stay, &mut stay_view, "the leaves", |_, v| {
+            left.iter().all(|id| !v.contains(id)) && v.contains(&newcomer_id)
+        })
+        .await;
+        all.push((stay_id, stay, stay_view));
+        let ids: BTreeSet<String> = all.iter().map(|(id, _, _)| id.clone()).collect();
+
+        // A marker from everyone: once a client has every other marker, it has heard
+        // all presence sent before them, from either instance.
+        for (id, c, _) in all.iter_mut() {
+            c.send_json(json!({"type": "broadcast", "data": {"marker": id}}))
+                .await;
+        }
+        for (id, c, view) in all.iter_mut() {
+            let mut markers: BTreeSet<String> = BTreeSet::new();
+            let others = ids.len() - 1;
+            read_until(c, view, "every marker", |m, _| {
+                if m["type"] == "broadcast" {
+                    let from = m["data"]["marker"].as_str().expect("marker").to_owned();
+                    assert_eq!(m["from"], from.as_str(), "{m}");
+                    assert!(markers.insert(from), "marker twice: {m}");
+                }
+                markers.len() == others
+            })
+            .await;
+            let mut expected = ids.clone();
+            expected.remove(id.as_str());
+            assert_eq!(
+                *view, expected,
+                "round {round}: {id}'s view (ghosts or missing peers)"
+            );
+        }
+        for (_, c, _) in all.iter_mut() {
+            c.ping_pong().await;
+        }
+    }
+}
+
+/// Sends one command to Redis and returns its raw reply (enough for writes).
+async fn redis_cmd(port: u16, args: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to redis");
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).await.expect("write to redis");
+    let mut buf = [0u8; 512];
+    let n = within(STEP, "a Redis reply", s.read(&mut buf))
+        .await
+        .expect("read from redis");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_left_by_a_join_that_timed_out_is_removed_by_its_instance() {
+    let redis = Redis::start().await;
+    let ttl = ["--instance-ttl", "1s"];
+    let a = Instance::start(&redis, &ttl).await;
+    let b = Instance::start(&redis, &ttl).await;
+    let room = room("ghost");
+    let mut c = b.connect().await;
+    c.join(&room).await;
+    // What a join on A whose script ran but whose reply never came leaves behind: a
+    // record of A's in a room where A has nobody.
+    let health: Value = a.get("/health").await.json();
+    let me = health["cluster"]["instance"].as_str().expect("instance id");
+    let ghost = "ghostghostghostghost00";
+    let record = format!("{me}\nnull\n{{\"id\":\"{ghost}\"}}");
+    let key = format!("mw:room:{room}");
+    redis_cmd(redis.port, &["HSET", &key, ghost, &record]).await;
+    let entry = format!("{room}\n{ghost}");
+    let owned = format!("mw:instance:{me}:peers");
+    redis_cmd(redis.port, &["SADD", &owned, &entry]).await;
+    // B's reconciliation announces it; A's removes it within two passes and tells B.
+    let m = c.expect("peer-joined").await;
+    assert_eq!(m["peer"]["id"], ghost, "{m}");
+    let m = c.expect("peer-left").await;
+    assert_eq!(m["peerId"], ghost, "{m}");
+    let detail: Value = b.get(&format!("/api/rooms/{room}")).await.json();
+    assert_eq!(
+        detail["peers"].as_array().map(Vec::len),
+        Some(1),
+        "{detail}"
+    );
+    c.ping_pong().await;
 }

@@ -34,6 +34,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, PushKind, Value};
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::{Joined, Scripts};
@@ -42,6 +43,49 @@ use tokio::sync::mpsc;
 /// How many commands may wait for the publisher before frames are dropped (a full
 /// queue means Redis is far behind; blocking a connection instead would stall rooms).
 const QUEUE: usize = 65_536;
+/// Most payload bytes waiting for the publisher. A count alone would let 65,536
+/// frames of up to `--max-message-bytes` each (GiBs) pile up while Redis stalls; past
+/// this, frames are dropped and counted, as when Redis is down.
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// Most channel messages (and their payload bytes) received from Redis and not yet
+/// handed to the rooms; past either, messages are dropped and counted.
+const PUSHES: usize = 65_536;
+const PUSH_BYTES: usize = 32 * 1024 * 1024;
+
+/// A byte allowance shared by a queue's producers and its consumer, so the queue is
+/// bounded by memory, not only by count, without ever blocking a producer.
+pub struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    /// An allowance of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes `n` bytes if they fit; false (nothing taken) otherwise.
+    pub fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.max)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` bytes taken before.
+    pub fn give(&self, n: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+}
 /// Most commands sent to Redis as one pipeline.
 const BATCH: usize = 512;
 /// How long a join waits for Redis before the client gets `internal`.
@@ -79,6 +123,8 @@ enum Cmd {
 pub struct Outlet {
     me: Arc<str>,
     tx: mpsc::Sender<Cmd>,
+    /// Payload bytes queued in `tx`.
+    bytes: Arc<Budget>,
     metrics: Arc<Metrics>,
 }
 
@@ -91,11 +137,17 @@ impl Outlet {
     /// Publishes `payload` to instance `to`. Dropped (and counted) when the queue is
     /// full or the cluster is stopping.
     pub fn publish(&self, to: &Arc<str>, payload: Vec<u8>) {
+        let n = payload.len();
+        if !self.bytes.try_take(n) {
+            self.metrics.cluster.dropped.inc();
+            return;
+        }
         let cmd = Cmd::Publish {
             to: to.clone(),
             payload,
         };
         if self.tx.try_send(cmd).is_err() {
+            self.bytes.give(n);
             self.metrics.cluster.dropped.inc();
         }
     }
@@ -176,9 +228,28 @@ impl Cluster {
         info = info.set_redis_settings(redis_settings);
         let client =
             redis::Client::open(info).map_err(|e| Error::Config(format!("--redis-url: {e}")))?;
-        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let (push_tx, push_rx) = mpsc::channel(PUSHES);
+        let push_bytes = Arc::new(Budget::new(PUSH_BYTES));
+        let push_sender = {
+            let bytes = push_bytes.clone();
+            let metrics = metrics.clone();
+            // Called by the connection's reader, which must not block: a full channel
+            // drops the message (counted), as a slow consumer would.
+            move |push: redis::PushInfo| -> Result<(), ()> {
+                let n = push_size(&push);
+                if !bytes.try_take(n) {
+                    metrics.cluster.dropped.inc();
+                    return Ok(());
+                }
+                if push_tx.try_send((push, n)).is_err() {
+                    bytes.give(n);
+                    metrics.cluster.dropped.inc();
+                }
+                Ok(())
+            }
+        };
         let config = ConnectionManagerConfig::new()
-            .set_push_sender(push_tx)
+            .set_push_sender(push_sender)
             .set_automatic_resubscription()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -190,6 +261,7 @@ impl Cluster {
             .map_err(|e| Error::Config(format!("--redis-url: {e}")))?;
         let me: Arc<str> = crate::rooms::new_peer_id();
         let (tx, rx) = mpsc::channel(QUEUE);
+        let queued = Arc::new(Budget::new(QUEUE_BYTES));
         let cluster = Arc::new(Cluster {
             me: me.clone(),
             con,
@@ -209,12 +281,13 @@ impl Cluster {
         rooms.set_cluster(Outlet {
             me: me.clone(),
             tx,
+            bytes: queued.clone(),
             metrics,
         });
         tracing::info!(instance = &*me, "cluster mode: coordinating through Redis");
         let tasks = vec![
-            tokio::spawn(cluster.clone().publisher(rx)),
-            tokio::spawn(cluster.clone().subscriber(push_rx)),
+            tokio::spawn(cluster.clone().publisher(rx, queued)),
+            tokio::spawn(cluster.clone().subscriber(push_rx, push_bytes)),
             tokio::spawn(cluster.clone().heartbeat()),
         ];
         *cluster.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
@@ -282,6 +355,10 @@ impl Cluster {
             user_id: a.user_id.map(Cow::Borrowed),
         };
         let info = serde_json::to_string(&info).unwrap_or_default();
+        // Before the script: presence events published after it ran may be handled
+        // (by the subscriber) before the room exists here; the watch keeps them for
+        // `Rooms::join` to apply on top of the script's snapshot.
+        let _watch = self.rooms.expect_join(a.room);
         let mut con = self.con.clone();
         let result = tokio::time::timeout(
             JOIN_TIMEOUT,
@@ -389,10 +466,16 @@ impl Cluster {
     }
 
     /// Sends the rooms' commands to Redis in order, pipelining runs of PUBLISH.
-    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Cmd>) {
+    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Cmd>, queued: Arc<Budget>) {
         let mut con = self.con.clone();
         let mut batch: Vec<Cmd> = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
+            // Out of the queue: what is in flight is bounded by BATCH.
+            for cmd in &batch {
+                if let Cmd::Publish { payload, .. } = cmd {
+                    queued.give(payload.len());
+                }
+            }
             if !self.health().up {
                 // Fail fast while Redis is away, so nothing stale piles up for later.
                 for cmd in batch.drain(..) {
@@ -541,8 +624,13 @@ impl Cluster {
     }
 
     /// Hands each message on this instance's channel to the rooms.
-    async fn subscriber(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<redis::PushInfo>) {
-        while let Some(push) = rx.recv().await {
+    async fn subscriber(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<(redis::PushInfo, usize)>,
+        bytes: Arc<Budget>,
+    ) {
+        while let Some((push, n)) = rx.recv().await {
+            bytes.give(n);
             match push.kind {
                 PushKind::Message => {
                     let Some(Value::BulkString(payload)) = push.data.get(1) else {
@@ -658,12 +746,7 @@ impl Cluster {
         con.subscribe(store::channel(&self.me)).await?;
         let members = self.rooms.local_members();
         let n = members.len();
-        for m in members {
-            let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
-            self.scripts
-                .restore(con, &self.me, &m.room, &m.peer, &rec)
-                .await?;
-        }
+        self.restore(con, members).await?;
         let leaves =
             std::mem::take(&mut *self.retry_leaves.lock().unwrap_or_else(|p| p.into_inner()));
         for (room, peer) in leaves {
@@ -674,6 +757,34 @@ impl Cluster {
             peers = n,
             "registered with the cluster"
         );
+        Ok(())
+    }
+
+    /// Writes local members back, pipelined (one round trip per member made a big
+    /// instance's write-back outlast its TTL after a Redis restart: reaped, it wrote
+    /// everything back again, forever), refreshing liveness between pipelines.
+    async fn restore(
+        &self,
+        con: &mut ConnectionManager,
+        members: Vec<crate::rooms::LocalMember>,
+    ) -> redis::RedisResult<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(String, String, String)> = members
+            .into_iter()
+            .map(|m| {
+                let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
+                (m.room.to_string(), m.peer.to_string(), rec)
+            })
+            .collect();
+        for part in records.chunks(BATCH) {
+            self.scripts
+                .restore_pipeline(&self.me, part)
+                .exec_async(con)
+                .await?;
+            self.beat(con).await?;
+        }
         Ok(())
     }
 
@@ -737,18 +848,41 @@ impl Cluster {
     /// Compares every local room with Redis (see `Rooms::reconcile`), writes back local
     /// members Redis lacks, and removes records of this instance's that no local member
     /// matches in two passes running (one pass could race a join in progress).
+    /// Records in rooms this instance does not have are found through its peer set
+    /// (`mw:instance:{me}:peers`): a join whose script ran but whose reply timed out
+    /// (the client got `internal`) leaves one behind, which nothing else would remove.
     async fn reconcile(
         &self,
         con: &mut ConnectionManager,
         suspects: &mut HashSet<(String, String)>,
     ) -> redis::RedisResult<()> {
+        // Before reading: departures heard after this may be missing from what is read
+        // only because it was read first (the pass below awaits between rooms).
+        let read = self.rooms.epoch();
         let rooms = self.rooms.list();
         let mut pipe = redis::pipe();
         for r in &rooms {
             pipe.hgetall(store::room(&r.name));
         }
-        let hashes: Vec<Vec<(String, String)>> = pipe.query_async(con).await?;
-        let mut next = HashSet::new();
+        pipe.smembers(store::owned(&self.me));
+        let mut values: Vec<Value> = pipe.query_async(con).await?;
+        let owned: Vec<String> = match values.pop() {
+            Some(v) => redis::from_redis_value(v)?,
+            None => Vec::new(),
+        };
+        let hashes: Vec<Vec<(String, String)>> = values
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()?;
+        let mut stale: HashSet<(String, String)> = HashSet::new();
+        for entry in owned {
+            let Some((room, peer)) = entry.split_once('\n') else {
+                continue;
+            };
+            if !self.rooms.owns(room, peer) && !self.rooms.joining(room) {
+                stale.insert((room.to_string(), peer.to_string()));
+            }
+        }
         for (r, hash) in rooms.iter().zip(hashes) {
             let records: Vec<(String, String, String)> = hash
                 .into_iter()
@@ -761,20 +895,19 @@ impl Cluster {
             // back within a heartbeat or two of seeing it again.
             let drift = self
                 .rooms
-                .reconcile(&r.name, &records, &self.me, self.ttl * 2);
-            for m in drift.unlisted {
-                let rec = store::record(&self.me, m.user_id.as_deref(), &m.info);
-                self.scripts
-                    .restore(con, &self.me, &m.room, &m.peer, &rec)
-                    .await?;
-            }
+                .reconcile(&r.name, &records, &self.me, self.ttl * 2, read);
+            self.restore(con, drift.unlisted).await?;
             for peer in drift.stale {
-                let key = (r.name.to_string(), peer);
-                if suspects.contains(&key) {
-                    self.leave(con, &r.name, &key.1, LeaveReason::Lost).await;
-                } else {
-                    next.insert(key);
-                }
+                stale.insert((r.name.to_string(), peer));
+            }
+        }
+        let mut next = HashSet::new();
+        for key in stale {
+            if suspects.contains(&key) {
+                let room: Arc<str> = key.0.as_str().into();
+                self.leave(con, &room, &key.1, LeaveReason::Lost).await;
+            } else {
+                next.insert(key);
             }
         }
         *suspects = next;
@@ -820,6 +953,17 @@ impl Cluster {
     }
 }
 
+/// The payload bytes a push holds (what its channel message carries).
+fn push_size(push: &redis::PushInfo) -> usize {
+    push.data
+        .iter()
+        .map(|v| match v {
+            Value::BulkString(b) => b.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// The distinct instances among `all`, without `me`.
 fn distinct_others<'a>(all: impl Iterator<Item = &'a Arc<str>>, me: &str) -> Vec<Arc<str>> {
     let mut out: Vec<Arc<str>> = Vec::new();
@@ -829,4 +973,21 @@ fn distinct_others<'a>(all: impl Iterator<Item = &'a Arc<str>>, me: &str) -> Vec
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_refuses_what_does_not_fit_and_takes_it_back() {
+        let b = Budget::new(10);
+        assert!(b.try_take(6));
+        assert!(!b.try_take(5), "11 of 10");
+        assert!(b.try_take(4));
+        assert!(!b.try_take(1));
+        b.give(6);
+        assert!(b.try_take(6));
+        assert!(!b.try_take(usize::MAX), "no overflow");
+    }
 }

@@ -301,6 +301,30 @@ impl Scripts {
         Ok(n == 1)
     }
 
+    /// A pipeline running the restore script for each member (room, peer, record):
+    /// one round trip for many, where [`Scripts::restore`] takes one each.
+    pub fn restore_pipeline(
+        &self,
+        me: &str,
+        members: &[(String, String, String)],
+    ) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        // EVALSHA in a pipeline does not load the script by itself.
+        pipe.load_script(&self.restore).ignore();
+        for (room_name, peer, record) in members {
+            let mut inv = self.restore.prepare_invoke();
+            inv.key(room(room_name))
+                .key(rooms())
+                .key(owned(me))
+                .arg(room_name)
+                .arg(peer)
+                .arg(me)
+                .arg(record);
+            pipe.invoke_script(&inv).ignore();
+        }
+        pipe
+    }
+
     /// Runs the reap script for a dead instance.
     pub async fn reap(
         &self,
