@@ -528,6 +528,23 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
     );
 }
 
+/// Waits until `instance` shows a held (dropped, awaiting resume) member in `room`.
+async fn wait_until_held(instance: &Instance, room: &str) {
+    let deadline = Instant::now() + STEP;
+    while !instance
+        .get(&format!("/api/rooms/{room}"))
+        .await
+        .body
+        .contains("\"held\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the instance never held the dropped peer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_live_instance_queued_for_a_dropped_peer_follows_it_elsewhere() {
     let redis = Redis::start().await;
@@ -543,16 +560,7 @@ async fn what_a_live_instance_queued_for_a_dropped_peer_follows_it_elsewhere() {
 
     // c1's network drops: A holds it and queues what c2 sends it.
     c1.drop_abruptly();
-    let deadline = Instant::now() + STEP;
-    while !a
-        .get(&format!("/api/rooms/{room}"))
-        .await
-        .body
-        .contains("\"held\"")
-    {
-        assert!(Instant::now() < deadline, "A never held c1");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_held(&a, &room).await;
     let received = a.metric("meshwire_cluster_received_total").await;
     for n in 1..=3 {
         c2.send_json(json!({"type": "signal", "to": id1, "data": {"seq": n}}))
@@ -733,16 +741,7 @@ async fn resuming_on_the_same_instance_works_as_without_a_cluster() {
     expect_joined(&mut c1, &id2).await;
 
     c1.drop_abruptly();
-    let deadline = Instant::now() + STEP;
-    while !a
-        .get(&format!("/api/rooms/{room}"))
-        .await
-        .body
-        .contains("\"held\"")
-    {
-        assert!(Instant::now() < deadline, "A never held c1");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_held(&a, &room).await;
     let received = a.metric("meshwire_cluster_received_total").await;
     c2.send_json(json!({"type": "signal", "to": id1, "data": "queued"}))
         .await;
