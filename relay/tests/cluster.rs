@@ -528,6 +528,46 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
     );
 }
 
+/// Two instances (A keeps dropped peers 20 s) and one room with c1 on A and c2 on B,
+/// each having seen the other join: where the resume tests start.
+struct Pair {
+    redis: Redis,
+    a: Instance,
+    b: Instance,
+    room: String,
+    c1: Client,
+    w1: Value,
+    id1: String,
+    c2: Client,
+    id2: String,
+}
+
+impl Pair {
+    async fn start(name: &str) -> Pair {
+        let redis = Redis::start().await;
+        let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
+        let b = Instance::start(&redis, &[]).await;
+        let room = room(name);
+        let mut c1 = a.connect().await;
+        let w1 = c1.join(&room).await;
+        let id1 = peer_id(&w1);
+        let mut c2 = b.connect().await;
+        let id2 = peer_id(&c2.join(&room).await);
+        expect_joined(&mut c1, &id2).await;
+        Pair {
+            redis,
+            a,
+            b,
+            room,
+            c1,
+            w1,
+            id1,
+            c2,
+            id2,
+        }
+    }
+}
+
 /// Waits until `instance` shows a held (dropped, awaiting resume) member in `room`.
 async fn wait_until_held(instance: &Instance, room: &str) {
     let deadline = Instant::now() + STEP;
@@ -547,16 +587,17 @@ async fn wait_until_held(instance: &Instance, room: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_live_instance_queued_for_a_dropped_peer_follows_it_elsewhere() {
-    let redis = Redis::start().await;
-    let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
-    let b = Instance::start(&redis, &[]).await;
-    let room = room("queue");
-    let mut c1 = a.connect().await;
-    let w1 = c1.join(&room).await;
-    let id1 = peer_id(&w1);
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        redis: _redis,
+        a,
+        b,
+        room,
+        c1,
+        w1,
+        id1,
+        mut c2,
+        id2,
+    } = Pair::start("queue").await;
 
     // c1's network drops: A holds it and queues what c2 sends it.
     c1.drop_abruptly();
@@ -729,16 +770,17 @@ async fn three_instances_share_one_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_on_the_same_instance_works_as_without_a_cluster() {
-    let redis = Redis::start().await;
-    let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
-    let b = Instance::start(&redis, &[]).await;
-    let room = room("same");
-    let mut c1 = a.connect().await;
-    let w1 = c1.join(&room).await;
-    let id1 = peer_id(&w1);
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        redis: _redis,
+        a,
+        b: _b,
+        room,
+        c1,
+        w1,
+        id1,
+        mut c2,
+        id2,
+    } = Pair::start("same").await;
 
     c1.drop_abruptly();
     wait_until_held(&a, &room).await;
