@@ -17,8 +17,26 @@
 //!
 //! The channel is an SCTP stream of the peer connection, so it lives through an ICE
 //! restart (the association carries on over the new path) and the transfer continues
-//! where it was. A channel that closes before the end (the peer left, the connection
-//! was replaced) fails the transfer with `transfer-failed`.
+//! where it was.
+//!
+//! Resuming on a new connection. When the channel of an active transfer closes before
+//! the end (the connection was lost and replaced, or the peer's relay session expired
+//! and it came back under a new peer id), both sides keep the transfer for
+//! [`RESUME_WINDOW_MS`]; a peer that *left* (`peer-left` "left") fails it at once.
+//! The sender offers to resume to every peer that connects meanwhile, on a new channel
+//! with the same label:
+//! 1. sender → `{t:"resume", proof}`, `proof` = [`proof`]`(key, "sender", their id)`;
+//!    `key` is a random secret the sender put in its first `offer`;
+//! 2. the receiver (if it holds transfer `id` and the proof matches its own id) →
+//!    `{t:"resumed", bytes, proof}` with [`proof`]`(key, "receiver", sender's id)`;
+//!    anyone else closes the channel. Neither proof can be replayed to a third peer,
+//!    so a peer that hears a `resume` learns neither the key nor the file.
+//! 3. the sender goes back to the last [`READ_WINDOW`] boundary at or before `bytes`
+//!    (it keeps the hash state at each one), re-reads and re-hashes up to `bytes`, and
+//!    sends on from `bytes`: nothing the receiver has is sent twice.
+//!
+//! The transfer's `from`/`to` become the peer's new id. With no resume in the window,
+//! the transfer fails with `transfer-failed`.
 //!
 //! Ownership: the room's list owns each live [`Transfer`]; the transfer owns its channel
 //! and the channel's listener ([`Link`], dropped — and the channel closed — when the
@@ -26,7 +44,7 @@
 
 use crate::error::{Code, Error};
 use crate::events::Emitter;
-use crate::js::{self, cat, Listener};
+use crate::js::{self, cat, Listener, Timer};
 use crate::room::Inner;
 use js_sys::{Array, Function, Promise, Uint8Array};
 use sha2::{Digest, Sha256};
@@ -49,8 +67,12 @@ pub const LOW_WATER: u32 = 256 * 1024;
 pub const MAX_CHUNK: f64 = 64.0 * 1024.0;
 /// The receiver acknowledges every this many bytes.
 pub const ACK_EVERY: f64 = 1024.0 * 1024.0;
-/// The sender reads the file this much at a time.
+/// The sender reads the file this much at a time; a resume restarts hashing at one of
+/// these boundaries.
 const READ_WINDOW: f64 = 1024.0 * 1024.0;
+/// How long a transfer whose connection was lost waits for the peer to come back:
+/// longer than the relay's resume grace (10 s by default) plus the reconnect backoff.
+pub const RESUME_WINDOW_MS: u32 = 60_000;
 /// At most one receiver `progress` event per this many milliseconds (plus the last).
 const PROGRESS_MS: f64 = 100.0;
 
@@ -118,12 +140,19 @@ impl Drop for Link {
     }
 }
 
+/// A channel offering to resume the transfer, not yet proven (see the module docs).
+struct Probe {
+    peer: String,
+    link: Link,
+}
+
 /// One file transfer, either direction.
 pub struct Transfer {
     pub id: String,
-    /// Peer ids: ours and the other side's, by direction.
-    pub from: String,
-    pub to: String,
+    /// Peer ids: ours and the other side's, by direction (the other side's changes if
+    /// the transfer resumes with the peer under a new id).
+    pub from: RefCell<String>,
+    pub to: RefCell<String>,
     /// We send (else we receive).
     pub outgoing: bool,
     pub meta: RefCell<Meta>,
@@ -139,6 +168,18 @@ pub struct Transfer {
     pub emitter: Emitter,
     room: Weak<Inner>,
     link: RefCell<Option<Link>>,
+    /// The secret both sides prove they know to resume (sent in the `offer`).
+    key: RefCell<String>,
+    /// Set while the connection is lost mid-transfer: fails the transfer when the
+    /// resume window ends.
+    interrupted: RefCell<Option<Timer>>,
+    /// Channels offering to resume, until one proves itself.
+    probes: RefCell<Vec<Probe>>,
+    /// Sender: the hash state at each [`READ_WINDOW`] boundary read so far.
+    marks: RefCell<Vec<Sha256>>,
+    /// Sender: which sending task is current (a resume starts a new one; the old one
+    /// stops at its next step).
+    run: Cell<u32>,
     hasher: RefCell<Sha256>,
     /// Reused buffer for copying bytes into wasm memory to hash them.
     scratch: RefCell<Vec<u8>>,
@@ -176,8 +217,8 @@ impl Transfer {
         };
         Rc::new(Transfer {
             id,
-            from,
-            to,
+            from: RefCell::new(from),
+            to: RefCell::new(to),
             outgoing,
             meta: RefCell::new(meta),
             state: Cell::new(State::Pending),
@@ -188,6 +229,15 @@ impl Transfer {
             emitter: Emitter::new(),
             room: Rc::downgrade(room),
             link: RefCell::default(),
+            key: RefCell::new(if outgoing {
+                new_id() + &new_id()
+            } else {
+                String::new()
+            }),
+            interrupted: RefCell::default(),
+            probes: RefCell::default(),
+            marks: RefCell::default(),
+            run: Cell::new(0),
             hasher: RefCell::new(Sha256::new()),
             scratch: RefCell::default(),
             file,
@@ -208,37 +258,54 @@ impl Transfer {
         self.bytes.get()
     }
 
-    /// Listens to `dc` on behalf of this transfer and takes ownership of it.
-    fn attach(self: &Rc<Self>, dc: RtcDataChannel) {
+    /// Listens to `dc` on behalf of this transfer: events go to [`Self::on_event`] while
+    /// it is the transfer's channel, to [`Self::on_probe`] while it offers a resume.
+    fn listen(self: &Rc<Self>, dc: RtcDataChannel) -> Link {
         js::set(&dc, "binaryType", &"arraybuffer".into());
         js::set(&dc, "bufferedAmountLowThreshold", &LOW_WATER.into());
         let weak = Rc::downgrade(self);
+        let target = dc.clone();
         let listener = Listener::new(
             &dc,
             &["open", "message", "bufferedamountlow", "close"],
             move |e| {
                 if let Some(t) = weak.upgrade() {
-                    t.on_event(&e);
+                    if t.dc().as_ref() == Some(&target) {
+                        t.on_event(&e);
+                    } else {
+                        t.on_probe(&target, &e);
+                    }
                 }
             },
         );
-        *self.link.borrow_mut() = Some(Link {
+        Link {
             dc,
             _listener: listener,
-        });
+        }
+    }
+
+    /// Takes `dc` as the transfer's channel.
+    fn attach(self: &Rc<Self>, dc: RtcDataChannel) {
+        let link = self.listen(dc);
+        *self.link.borrow_mut() = Some(link);
     }
 
     fn dc(&self) -> Option<RtcDataChannel> {
         self.link.borrow().as_ref().map(|l| l.dc.clone())
     }
 
-    /// Sends a control message `{t: kind, ...fields}`.
+    /// Sends a control message `{t: kind, ...fields}` on the transfer's channel.
     fn control(&self, kind: &str, fields: &[(&str, JsValue)]) {
-        let Some(dc) = self.dc() else { return };
+        if let Some(dc) = self.dc() {
+            self.control_on(&dc, kind, fields);
+        }
+    }
+
+    fn control_on(&self, dc: &RtcDataChannel, kind: &str, fields: &[(&str, JsValue)]) {
         let msg = js::object(fields);
         js::set(&msg, "t", &JsValue::from_str(kind));
         if let Some(text) = js::stringify(&msg) {
-            if let Err(e) = js::send(&dc, &JsValue::from_str(&text)) {
+            if let Err(e) = js::send(dc, &JsValue::from_str(&text)) {
                 js::warn(&cat(&[
                     "file transfer ",
                     &self.id,
@@ -260,23 +327,13 @@ impl Transfer {
                             ("name", JsValue::from_str(&meta.name)),
                             ("size", JsValue::from_f64(meta.size)),
                             ("mime", JsValue::from_str(&meta.mime)),
+                            ("key", JsValue::from_str(&self.key.borrow())),
                         ],
                     );
                 }
             }
             "bufferedamountlow" => self.wake(),
-            "close" => {
-                if !self.state.get().is_final() {
-                    self.fail(Error::new(
-                        Code::TransferFailed,
-                        cat(&[
-                            "the channel of file transfer ",
-                            &self.id,
-                            " closed before the end (the peer left or the connection was lost)",
-                        ]),
-                    ));
-                }
-            }
+            "close" => self.peer_gone(),
             _ => {
                 let data = js::get(e, "data");
                 if let Some(text) = data.as_string() {
@@ -304,13 +361,18 @@ impl Transfer {
             (false, "offer") => self.on_offer(&msg),
             (true, "accept") if self.state.get() == State::Pending => {
                 self.activate();
-                crate::spawn(pump(Rc::downgrade(self)));
+                crate::spawn(pump(Rc::downgrade(self), 0, 0.0, 0.0));
             }
             (true, "reject") => self.end(
                 State::Cancelled,
                 Some(Error::new(
                     Code::TransferRejected,
-                    cat(&["peer ", &self.to, " rejected file transfer ", &self.id]),
+                    cat(&[
+                        "peer ",
+                        &self.to.borrow(),
+                        " rejected file transfer ",
+                        &self.id,
+                    ]),
                 )),
             ),
             (true, "ack") => {
@@ -325,8 +387,136 @@ impl Transfer {
             }
             (true, "mismatch") => self.fail(integrity_error(&self.id)),
             (false, "end") => self.on_end(&js::get_string(&msg, "sha256").unwrap_or_default()),
+            // A resume offer for a transfer we do not hold: close it, say nothing.
+            (false, "resume") if !self.announced.get() => self.release(),
             _ => {}
         }
+    }
+
+    /// A message or close on a channel offering to resume (see the module docs).
+    fn on_probe(self: &Rc<Self>, dc: &RtcDataChannel, e: &JsValue) {
+        let Some(peer) = self
+            .probes
+            .borrow()
+            .iter()
+            .find(|p| &p.link.dc == dc)
+            .map(|p| p.peer.clone())
+        else {
+            return;
+        };
+        let kind = js::event_type(e);
+        if kind == "open" && self.outgoing {
+            let proof = proof(&self.key.borrow(), "sender", &peer);
+            self.control_on(dc, "resume", &[("proof", JsValue::from_str(&proof))]);
+            return;
+        }
+        let msg = if kind == "message" {
+            js::get(e, "data")
+                .as_string()
+                .and_then(|text| js::parse(&JsValue::from_str(&text)).ok())
+        } else {
+            None
+        };
+        let Some(msg) = msg else {
+            if kind == "close" {
+                self.drop_probe(&peer);
+            }
+            return;
+        };
+        let (want, role) = if self.outgoing {
+            ("resumed", "receiver")
+        } else {
+            ("resume", "sender")
+        };
+        let proven = js::get_string(&msg, "t").as_deref() == Some(want)
+            && js::get_string(&msg, "proof") == Some(proof(&self.key.borrow(), role, &self.me()));
+        if !proven || self.state.get() != State::Active {
+            self.drop_probe(&peer);
+            return;
+        }
+        let Some(link) = self.drop_probe(&peer) else {
+            return;
+        };
+        // The proven channel becomes the transfer's; the old one (if still there) and
+        // the other offers go.
+        self.interrupted.borrow_mut().take();
+        self.probes.borrow_mut().clear();
+        *self.link.borrow_mut() = Some(link);
+        if self.outgoing {
+            *self.from.borrow_mut() = self.me();
+            *self.to.borrow_mut() = peer;
+            let bytes = js::get_f64(&msg, "bytes").unwrap_or(0.0);
+            self.resume_sending(bytes);
+        } else {
+            *self.from.borrow_mut() = peer.clone();
+            *self.to.borrow_mut() = self.me();
+            let bytes = self.bytes.get();
+            self.acked.set(bytes);
+            let proof = proof(&self.key.borrow(), "receiver", &peer);
+            self.control(
+                "resumed",
+                &[
+                    ("bytes", JsValue::from_f64(bytes)),
+                    ("proof", JsValue::from_str(&proof)),
+                ],
+            );
+        }
+    }
+
+    fn drop_probe(&self, peer: &str) -> Option<Link> {
+        let mut probes = self.probes.borrow_mut();
+        let i = probes.iter().position(|p| p.peer == peer)?;
+        Some(probes.remove(i).link)
+    }
+
+    /// Our own peer id (it changes if our relay session was replaced).
+    fn me(&self) -> String {
+        self.room.upgrade().map(|r| r.my_id()).unwrap_or_default()
+    }
+
+    /// Sender: the receiver has `bytes`; sends on from there (see the module docs).
+    fn resume_sending(self: &Rc<Self>, bytes: f64) {
+        let size = self.meta.borrow().size;
+        if !(0.0..=size).contains(&bytes) {
+            self.fail(Error::new(
+                Code::TransferFailed,
+                cat(&[
+                    "file transfer ",
+                    &self.id,
+                    ": the peer resumed at an impossible offset",
+                ]),
+            ));
+            return;
+        }
+        let start = {
+            let mut marks = self.marks.borrow_mut();
+            let mut i = (bytes / READ_WINDOW).floor() as usize;
+            i = i.min(marks.len().saturating_sub(1));
+            let hasher = marks.get(i).cloned().unwrap_or_default();
+            *self.hasher.borrow_mut() = hasher;
+            marks.truncate(i);
+            i as f64 * READ_WINDOW
+        };
+        self.bytes.set(bytes);
+        let run = self.run.get() + 1;
+        self.run.set(run);
+        crate::spawn(pump(Rc::downgrade(self), run, start, bytes));
+    }
+
+    /// Listens to `dc`, a channel to or from `peer` offering a resume: the sender opens
+    /// one to each peer that connects while the transfer waits; the receiver gets one.
+    pub fn probe(self: &Rc<Self>, peer: &str, dc: RtcDataChannel) {
+        let link = self.listen(dc);
+        drop(self.drop_probe(peer));
+        self.probes.borrow_mut().push(Probe {
+            peer: peer.to_owned(),
+            link,
+        });
+    }
+
+    /// Waiting for the peer to come back (sender: it offers to everyone who connects).
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.borrow().is_some()
     }
 
     fn activate(&self) {
@@ -344,6 +534,7 @@ impl Transfer {
             size: js::get_f64(msg, "size").unwrap_or(0.0).max(0.0),
             mime: js::get_string(msg, "mime").unwrap_or_default(),
         };
+        *self.key.borrow_mut() = js::get_string(msg, "key").unwrap_or_default();
         let Some(room) = self.room.upgrade() else {
             return;
         };
@@ -511,6 +702,8 @@ impl Transfer {
     fn release(&self) {
         let link = self.link.borrow_mut().take();
         drop(link);
+        self.interrupted.borrow_mut().take();
+        self.probes.borrow_mut().clear();
         // A failed or cancelled receive drops what it had (the `FileTransfer` object
         // may live on in the app).
         self.chunks.set_length(0);
@@ -520,26 +713,64 @@ impl Transfer {
         }
     }
 
-    /// The other peer left or its connection was replaced.
-    pub fn peer_gone(&self) {
+    /// The connection to the peer is gone (its channel closed, or the peer connection
+    /// was closed): an active transfer waits [`RESUME_WINDOW_MS`] for the peer to come
+    /// back; one not yet accepted fails.
+    pub fn peer_gone(self: &Rc<Self>) {
+        match self.state.get() {
+            State::Pending => self.fail(Error::new(
+                Code::TransferFailed,
+                cat(&[
+                    "file transfer ",
+                    &self.id,
+                    " stopped before it was accepted: the connection to the peer is gone",
+                ]),
+            )),
+            State::Active if !self.is_interrupted() => {
+                drop(self.link.borrow_mut().take());
+                // The sending task stops at its next step.
+                self.run.set(self.run.get() + 1);
+                self.wake();
+                let weak = Rc::downgrade(self);
+                let timer = Timer::new(RESUME_WINDOW_MS, move |_| {
+                    if let Some(t) = weak.upgrade() {
+                        t.fail(Error::new(
+                            Code::TransferFailed,
+                            cat(&[
+                                "file transfer ",
+                                &t.id,
+                                " stopped: the connection to the peer was lost and it did \
+                                 not come back within 60 s; send the file again",
+                            ]),
+                        ));
+                    }
+                });
+                *self.interrupted.borrow_mut() = Some(timer);
+            }
+            _ => {}
+        }
+    }
+
+    /// The peer left for good (`peer-left` "left"): the transfer fails now.
+    pub fn peer_left(&self) {
         if !self.state.get().is_final() {
             self.fail(Error::new(
                 Code::TransferFailed,
                 cat(&[
                     "file transfer ",
                     &self.id,
-                    " stopped: the connection to the peer is gone",
+                    " stopped: the peer left the room",
                 ]),
             ));
         }
     }
 
-    /// The peer on the other side.
-    pub fn other(&self) -> &str {
+    /// Whether `peer` is the other side.
+    pub fn is_with(&self, peer: &str) -> bool {
         if self.outgoing {
-            &self.to
+            *self.to.borrow() == peer
         } else {
-            &self.from
+            *self.from.borrow() == peer
         }
     }
 
@@ -550,6 +781,8 @@ impl Transfer {
         }
         let link = self.link.borrow_mut().take();
         drop(link);
+        self.interrupted.borrow_mut().take();
+        self.probes.borrow_mut().clear();
         self.wake();
     }
 
@@ -572,7 +805,7 @@ impl Transfer {
         let max = self
             .room
             .upgrade()
-            .and_then(|room| room.sctp_max_message_size(&self.to))
+            .and_then(|room| room.sctp_max_message_size(&self.to.borrow()))
             .unwrap_or(MAX_CHUNK);
         if max.is_finite() && max >= 1024.0 {
             max.min(MAX_CHUNK)
@@ -594,6 +827,16 @@ fn integrity_error(id: &str) -> Error {
     )
 }
 
+/// What a side sends to prove it holds transfer `key` when resuming: bound to its
+/// role and to the id of the peer it speaks to, so it cannot be replayed elsewhere.
+fn proof(key: &str, role: &str, peer: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [key, ":", role, ":", peer] {
+        h.update(part.as_bytes());
+    }
+    hex(&h.finalize())
+}
+
 /// Lower-case hex.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -608,11 +851,13 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The sender's task: reads the file a window at a time, hashes it, and sends it in
-/// chunks while the channel's buffer allows, waiting for `bufferedamountlow` otherwise.
-/// Holds only a `Weak` across awaits; ends when the transfer is no longer active.
-async fn pump(weak: Weak<Transfer>) {
-    let mut offset = 0.0;
+/// The sender's task: reads the file a window at a time from `start` (a window
+/// boundary), hashes it, and sends it from `send_from` in chunks while the channel's
+/// buffer allows, waiting for `bufferedamountlow` otherwise. Holds only a `Weak` across
+/// awaits; ends when the transfer is no longer active or a newer task (`run`) took over.
+async fn pump(weak: Weak<Transfer>, run: u32, start: f64, send_from: f64) {
+    let current = |t: &Transfer| t.state.get() == State::Active && t.run.get() == run;
+    let mut offset = start;
     // The next window's read, started before the current window is sent, so the channel
     // does not drain while the file is read.
     let mut ahead: Option<Promise> = None;
@@ -620,7 +865,14 @@ async fn pump(weak: Weak<Transfer>) {
         let (read, end, chunk) = {
             let Some(t) = weak.upgrade() else { return };
             let Some(file) = &t.file else { return };
+            if !current(&t) {
+                return;
+            }
             let size = t.meta.borrow().size;
+            if t.marks.borrow().len() as f64 * READ_WINDOW <= offset {
+                let mark = t.hasher.borrow().clone();
+                t.marks.borrow_mut().push(mark);
+            }
             if offset >= size {
                 let sha = hex(&t.hasher.borrow().clone().finalize());
                 t.control("end", &[("sha256", JsValue::from_str(&sha))]);
@@ -634,7 +886,7 @@ async fn pump(weak: Weak<Transfer>) {
         };
         let read = JsFuture::from(read).await;
         let Some(t) = weak.upgrade() else { return };
-        if t.state.get() != State::Active {
+        if !current(&t) {
             return;
         }
         let size = t.meta.borrow().size;
@@ -658,11 +910,11 @@ async fn pump(weak: Weak<Transfer>) {
         t.hash(&buffer);
         drop(t);
         let len = f64::from(buffer.length());
-        let mut pos = 0.0;
+        let mut pos = (send_from - offset).clamp(0.0, len);
         while pos < len {
             let wait = {
                 let Some(t) = weak.upgrade() else { return };
-                if t.state.get() != State::Active {
+                if !current(&t) {
                     return;
                 }
                 let Some(dc) = t.dc() else { return };
@@ -723,13 +975,8 @@ pub fn outgoing(
     t
 }
 
-/// A channel the remote side opened for a transfer to us (its offer follows).
-pub fn incoming(room: &Rc<Inner>, from: String, dc: RtcDataChannel) -> Rc<Transfer> {
-    let label = js::get_string(&dc, "label").unwrap_or_default();
-    let id = label
-        .strip_prefix(LABEL_PREFIX)
-        .unwrap_or_default()
-        .to_owned();
+/// A channel the remote side opened for transfer `id` to us (its offer follows).
+pub fn incoming(room: &Rc<Inner>, from: String, id: String, dc: RtcDataChannel) -> Rc<Transfer> {
     let t = Transfer::new(id, from, room.my_id(), false, Meta::default(), room, None);
     t.attach(dc);
     // A channel adopted from `datachannel` may already be open with the offer queued;
@@ -749,6 +996,15 @@ pub fn new_id() -> String {
 /// Whether `label` is a file transfer's channel.
 pub fn is_file_label(label: &str) -> bool {
     label.starts_with(LABEL_PREFIX)
+}
+
+/// The transfer id in a file channel's label.
+pub fn label_id(dc: &RtcDataChannel) -> String {
+    let label = js::get_string(dc, "label").unwrap_or_default();
+    label
+        .strip_prefix(LABEL_PREFIX)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -772,5 +1028,16 @@ mod tests {
         );
         assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
         assert!(is_file_label("meshwire-file/0123") && !is_file_label("meshwire"));
+        // A resume proof is bound to the key, the role and the peer spoken to.
+        let p = proof("k", "sender", "x");
+        assert_eq!(p, proof("k", "sender", "x"));
+        assert_eq!(p.len(), 64);
+        for other in [
+            proof("j", "sender", "x"),
+            proof("k", "receiver", "x"),
+            proof("k", "sender", "y"),
+        ] {
+            assert_ne!(p, other);
+        }
     }
 }

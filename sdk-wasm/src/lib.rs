@@ -510,12 +510,12 @@ impl FileTransfer {
 
     /// The sender's peer id.
     pub fn from(&self) -> String {
-        self.inner.from.clone()
+        self.inner.from.borrow().clone()
     }
 
     /// The receiver's peer id.
     pub fn to(&self) -> String {
-        self.inner.to.clone()
+        self.inner.to.borrow().clone()
     }
 }
 
@@ -548,13 +548,13 @@ impl FileTransfer {
     /// The sender's peer id.
     #[wasm_bindgen(getter, js_name = from)]
     pub fn from_js(&self) -> js_sys::JsString {
-        self.inner.from.as_str().into()
+        self.inner.from.borrow().as_str().into()
     }
 
     /// The receiver's peer id.
     #[wasm_bindgen(getter, js_name = to)]
     pub fn to_js(&self) -> js_sys::JsString {
-        self.inner.to.as_str().into()
+        self.inner.to.borrow().as_str().into()
     }
 
     /// `pending`, `active`, `done`, `cancelled` or `failed`.

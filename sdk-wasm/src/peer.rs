@@ -171,7 +171,7 @@ impl Peer {
         }
         // File channels belong to their transfers, which fail (on a later task).
         if let Some(room) = self.shared.room() {
-            room.transfers_peer_gone(&self.shared.id);
+            room.transfers_peer_gone(&self.shared.id, false);
         }
         self.shared.restart_timer.borrow_mut().take();
         self.shared.disconnect_timer.borrow_mut().take();
@@ -671,6 +671,7 @@ impl Shared {
         if let Some(room) = self.room() {
             let who = js::object(&[("peerId", JsValue::from_str(&self.id))]);
             room.emit("peer-connected", &who);
+            room.offer_resumes(self);
         }
     }
 

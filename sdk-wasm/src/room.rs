@@ -405,6 +405,9 @@ impl Inner {
                 self.emit("peer-joined", &js::object(&[("peer", self.peer_view(&id))]));
             }
             Frame::PeerLeft { peer_id, reason } => {
+                if reason == "left" {
+                    self.transfers_peer_gone(&peer_id, true);
+                }
                 if let Some(removed) = self.remove_peer(&peer_id) {
                     drop(removed);
                     self.emit(
@@ -888,14 +891,44 @@ impl Inner {
         Ok(t)
     }
 
-    /// A channel the remote side opened for a file (`peer.rs` routes it here).
+    /// A channel the remote side opened for a file (`peer.rs` routes it here): a new
+    /// transfer, or an offer to resume one we hold (`files.rs`).
     pub fn incoming_file(self: &Rc<Self>, from: &str, dc: web_sys::RtcDataChannel) {
         if self.left.get() {
             js::close(&dc, None);
             return;
         }
-        let t = files::incoming(self, from.to_owned(), dc);
+        let id = files::label_id(&dc);
+        let held = self
+            .transfers
+            .borrow()
+            .iter()
+            .find(|t| !t.outgoing && t.id == id && t.state() == files::State::Active)
+            .cloned();
+        if let Some(t) = held {
+            t.probe(from, dc);
+            return;
+        }
+        let t = files::incoming(self, from.to_owned(), id, dc);
         self.transfers.borrow_mut().push(t);
+    }
+
+    /// `peer` connected: each transfer of ours waiting for its peer to come back offers
+    /// it a resume (`files.rs`).
+    pub fn offer_resumes(&self, peer: &Shared) {
+        let waiting: Vec<Rc<Transfer>> = self
+            .transfers
+            .borrow()
+            .iter()
+            .filter(|t| t.outgoing && t.is_interrupted())
+            .cloned()
+            .collect();
+        for t in waiting {
+            match peer.create_raw_channel(&cat(&[files::LABEL_PREFIX, &t.id])) {
+                Ok(dc) => t.probe(&peer.id, dc),
+                Err(e) => self.emit("error", &e.to_event()),
+            }
+        }
     }
 
     /// Takes transfer `id` out of the list (it ended).
@@ -907,14 +940,15 @@ impl Inner {
         drop(gone);
     }
 
-    /// The connection to `peer` is gone: its transfers fail, on a later task (the
-    /// caller may hold the peer list; handlers may call back into the room).
-    pub fn transfers_peer_gone(&self, peer: &str) {
+    /// The connection to `peer` is gone (`left`: the peer left the room for good): its
+    /// transfers wait for it to come back, or fail; on a later task (the caller may
+    /// hold the peer list; handlers may call back into the room).
+    pub fn transfers_peer_gone(&self, peer: &str, left: bool) {
         let gone: Vec<Rc<Transfer>> = self
             .transfers
             .borrow()
             .iter()
-            .filter(|t| t.other() == peer)
+            .filter(|t| t.is_with(peer))
             .cloned()
             .collect();
         if gone.is_empty() {
@@ -922,7 +956,11 @@ impl Inner {
         }
         crate::spawn(async move {
             for t in gone {
-                t.peer_gone();
+                if left {
+                    t.peer_left();
+                } else {
+                    t.peer_gone();
+                }
             }
         });
     }

@@ -164,8 +164,18 @@ async fn mesh(
     n: usize,
     options: impl Fn(usize) -> JsValue,
 ) -> Vec<(Room, Recorder)> {
+    mesh_through(&vec![url; n], room, options).await
+}
+
+/// [`mesh`], with room `i` joining through `urls[i]`.
+async fn mesh_through(
+    urls: &[&str],
+    room: &str,
+    options: impl Fn(usize) -> JsValue,
+) -> Vec<(Room, Recorder)> {
+    let n = urls.len();
     let mut rooms: Vec<(Room, Recorder)> = Vec::new();
-    for i in 0..n {
+    for (i, url) in urls.iter().enumerate() {
         let r = join(url, room, options(i)).await;
         let rec = Recorder::new(&r);
         rooms.push((r, rec));
@@ -1522,6 +1532,29 @@ fn pattern_blob(size: u32, seed: u32) -> JsValue {
         .unwrap()
 }
 
+/// A `pattern_blob` whose bytes from `gate` on cannot be read until the returned
+/// function is called: a transfer of it stalls there, with the first `gate` bytes
+/// delivered, until the test lets it go on.
+fn gated_blob(size: u32, seed: u32, gate: u32) -> (JsValue, js_sys::Function) {
+    let make = js_sys::Function::new_with_args(
+        "file, g",
+        "let open;
+         const gate = new Promise(r => { open = r; });
+         class Gated extends File {
+           slice(s, e) {
+             const part = super.slice(s, e);
+             return s < g ? part : { arrayBuffer: () => gate.then(() => part.arrayBuffer()) };
+           }
+         }
+         return [new Gated([file], file.name, { type: file.type }), open];",
+    );
+    let pair: Array = make
+        .call2(&JsValue::UNDEFINED, &pattern_blob(size, seed), &gate.into())
+        .unwrap()
+        .unchecked_into();
+    (pair.get(0), pair.get(1).unchecked_into())
+}
+
 /// SHA-256 of a blob's bytes, in hex (through SubtleCrypto, independent of the SDK).
 async fn sha256_of(blob: &JsValue) -> String {
     let digest = js_sys::Function::new_with_args(
@@ -2270,6 +2303,109 @@ async fn file_transfer_carries_on_and_starts_while_the_relay_is_down() {
             s.as_string().as_deref() == Some("resumed")
         })
         .await;
+    }
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+/// Which side of a transfer loses its relay session for longer than the relay's grace
+/// (and so comes back under a new peer id, on new connections).
+#[derive(Clone, Copy, PartialEq)]
+enum Replaced {
+    Sender,
+    Receiver,
+}
+
+#[wasm_bindgen_test]
+async fn file_transfer_resumes_when_the_receivers_session_is_replaced() {
+    resumes_across_a_replaced_session(Replaced::Receiver).await;
+}
+
+#[wasm_bindgen_test]
+async fn file_transfer_resumes_when_the_senders_session_is_replaced() {
+    resumes_across_a_replaced_session(Replaced::Sender).await;
+}
+
+async fn resumes_across_a_replaced_session(replaced: Replaced) {
+    let room = unique("files-replaced");
+    // `moving` joins through the fault proxy; `staying` and a bystander directly.
+    let rooms = mesh_through(&[RELAY, RELAY, PROXIED], &room, |_| JsValue::UNDEFINED).await;
+    let ((staying, rs), (bystander, rby), (moving, rm)) = (&rooms[0], &rooms[1], &rooms[2]);
+    let (sender, receiver) = match replaced {
+        Replaced::Sender => (moving, staying),
+        Replaced::Receiver => (staying, moving),
+    };
+    let inbox = Inbox::new(receiver, OnOffer::Default);
+    let bystander_inbox = Inbox::new(bystander, OnOffer::Default);
+    let (size, gate) = (8u32 << 20, 3u32 << 20);
+    let (file, open) = gated_blob(size, 60, gate);
+    let out = send_file(sender, &file, &receiver.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    until("the bytes before the gate", 30_000, || {
+        inc.bytes() == f64::from(gate)
+    })
+    .await;
+
+    // `moving` is cut off for longer than the relay's resume grace (5 s in the tests):
+    // the relay forgets its session, the others drop their connections to it, and when
+    // it gets through again it is a new session (same id, `resumed: false`) and
+    // connects to everyone anew.
+    let moving_id = moving.peer_id();
+    let staying_id = staying.peer_id();
+    proxy("block").await;
+    proxy("cut").await;
+    for rec in [rs, rby] {
+        let left = rec
+            .wait("peer-left", 15_000, |e| get_str(e, "peerId") == moving_id)
+            .await;
+        assert_eq!(get_str(&left, "reason"), "lost");
+    }
+    proxy("unblock").await;
+    let connected =
+        |rec: &Recorder, id: &str| rec.count("peer-connected", |e| get_str(e, "peerId") == id);
+    until("new connections between moving and staying", 30_000, || {
+        connected(rs, &moving_id) == 2 && connected(rm, &staying_id) == 2
+    })
+    .await;
+    assert_eq!(out.state(), "active", "{:?}", out.error_codes());
+    assert_eq!(inc.state(), "active", "{:?}", inc.error_codes());
+
+    // The rest of the file: the transfer goes on from where the receiver was.
+    call(&open, "call", &[]);
+    assert_eq!(inc.ended(60_000).await, "done", "{:?}", inc.error_codes());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    inc.assert_monotonic(f64::from(size));
+    out.assert_monotonic(f64::from(size));
+    assert_eq!(
+        sha256_of(&get(&inc.transfer, "blob")).await,
+        sha256_of(&file).await
+    );
+    // Both sides name the peers by their current ids.
+    for t in [&out, &inc] {
+        assert_eq!(get_str(&t.transfer, "from"), sender.peer_id());
+        assert_eq!(get_str(&t.transfer, "to"), receiver.peer_id());
+    }
+    // The bystander may have been asked (the sender cannot tell who came back), but it
+    // saw no file and no error.
+    assert!(bystander_inbox.got.borrow().is_empty());
+    assert_eq!(rby.errors(), Vec::<String>::new());
+    assert_eq!(rs.errors(), Vec::<String>::new());
+
+    if replaced == Replaced::Receiver {
+        // A peer that leaves for good fails a transfer at once, without the wait.
+        let (file, _open) = gated_blob(size, 61, gate);
+        let out = send_file(sender, &file, &receiver.peer_id(), &[]);
+        let inc = inbox.next(&out.id(), 10_000).await;
+        until("the bytes before the gate", 30_000, || {
+            inc.bytes() == f64::from(gate)
+        })
+        .await;
+        done(receiver.leave()).await.unwrap();
+        assert_eq!(out.ended(5_000).await, "failed");
+        assert_eq!(out.error_codes(), ["transfer-failed"]);
+        let message = get_str(&out.all("error")[0], "message");
+        assert!(message.contains("left the room"), "{message}");
     }
     for (r, _) in &rooms {
         done(r.leave()).await.unwrap();
