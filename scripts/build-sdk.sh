@@ -15,6 +15,16 @@ cargo build --locked --profile wasm-release -p meshwire --target wasm32-unknown-
 mkdir -p "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" --out-name meshwire \
   target/wasm32-unknown-unknown/wasm-release/meshwire.wasm
+# Float formatting (`core::num::flt2dec`, ~13 KB gz) comes in through any `{}`/`{:?}` of
+# an f64, including the assertion inside `f64::clamp` with non-constant bounds; the SDK
+# formats numbers with `js::num` instead. wasm-bindgen's output still has function names
+# (wasm-opt strips them below).
+if grep -q flt2dec "$OUT/meshwire_bg.wasm"; then
+  echo "build-sdk: the SDK now formats floats (core::num::flt2dec is in the module, +13 KB gz):" \
+    "find the new format!/to_string/clamp of an f64 (twiggy top on $OUT/meshwire_bg.wasm)" \
+    "and use js::num or max/min instead" >&2
+  exit 1
+fi
 
 BIN=.tools/node_modules/.bin
 # Exact versions: a new terser or binaryen release must not change the shipped bundle
