@@ -138,6 +138,22 @@ export class Speaking {
   hasContext() { return !!this.ctx; }
 }
 
+// files.rs: SHA-256 by the browser (native, off the main thread), hex-encoded where
+// the Rust side compares it. `crypto.subtle` exists only in secure contexts.
+const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+export const canHash = () => !!(globalThis.crypto && crypto.subtle);
+export const sha256 = (data) => crypto.subtle.digest("SHA-256", data);
+export const sha256Text = (text) => sha256(new TextEncoder().encode(text)).then(hex);
+// The transfer digest: SHA-256 over the pieces' SHA-256s, in order.
+export function pieceDigest(pieces) {
+  return Promise.all(pieces).then((ds) => {
+    const all = new Uint8Array(32 * ds.length);
+    ds.forEach((d, i) => all.set(new Uint8Array(d), 32 * i));
+    return sha256(all).then(hex);
+  });
+}
+export const randomHex = (n) => hex(crypto.getRandomValues(new Uint8Array(n)));
+
 // stats.rs (module doc there): `getStats()` of each connection in turn, each report
 // read against the counters the previous call left in the peer's holder (in the Map
 // `prev.holders`, which keeps only the peers whose report came). Returns those holders,
@@ -280,4 +296,24 @@ extern "C" {
     /// previous samples, or `undefined`).
     #[wasm_bindgen(js_name = qualityChanges)]
     pub fn quality_changes(before: &JsValue, samples: &js_sys::Array) -> js_sys::Array;
+
+    /// Whether the browser can hash (`crypto.subtle`: secure contexts only).
+    #[wasm_bindgen(js_name = canHash)]
+    pub fn can_hash() -> bool;
+
+    /// `crypto.subtle.digest("SHA-256", data)`: a promise of the `ArrayBuffer`.
+    #[wasm_bindgen(catch)]
+    pub fn sha256(data: &JsValue) -> Result<js_sys::Promise, JsValue>;
+
+    /// The hex SHA-256 of `text` (UTF-8), as a promise.
+    #[wasm_bindgen(catch, js_name = sha256Text)]
+    pub fn sha256_text(text: &str) -> Result<js_sys::Promise, JsValue>;
+
+    /// The hex SHA-256 over the digests `pieces` resolve to, in order (`files.rs`).
+    #[wasm_bindgen(catch, js_name = pieceDigest)]
+    pub fn piece_digest(pieces: &js_sys::Array) -> Result<js_sys::Promise, JsValue>;
+
+    /// `n` random bytes (`crypto.getRandomValues`) as hex.
+    #[wasm_bindgen(js_name = randomHex)]
+    pub fn random_hex(n: u32) -> String;
 }

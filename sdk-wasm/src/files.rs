@@ -10,10 +10,19 @@
 //!    browser only while the channel buffers less than [`HIGH_WATER`] and resumed by
 //!    `bufferedamountlow` (never polled); receiver → `{t:"ack", bytes}` every
 //!    [`ACK_EVERY`] bytes and at the end (the sender's `bytes` and `progress`);
-//! 4. sender → `{t:"end", sha256}` (hex of SHA-256 over what it read); the receiver
-//!    compares with its own incremental hash and answers `{t:"verified"}` or
-//!    `{t:"mismatch"}` (both sides then fail with `integrity-failed`);
+//! 4. sender → `{t:"end", digest}`; the receiver compares it with its own and answers
+//!    `{t:"verified"}` or `{t:"mismatch"}` (both sides then fail with `integrity-failed`);
 //! 5. either side may send `{t:"cancel"}` at any time.
+//!
+//! The digest: the file is cut at every [`READ_WINDOW`] into pieces; each side hashes
+//! each piece with SHA-256 as soon as it has it (the sender when it reads it, the
+//! receiver when its last byte arrives), and the digest is the hex SHA-256 of the
+//! pieces' digests in order — a hash list, as strong as SHA-256 of the file and
+//! computed incrementally. The hashing is the browser's (`crypto.subtle`, native and
+//! off the main thread): hashing in wasm cost a quarter of the throughput on a 2-core
+//! machine (docs/benchmarks.md). `crypto.subtle` exists only in secure contexts
+//! (https, localhost), so file transfer needs one; elsewhere `sendFile` throws
+//! `unsupported` and an offer is refused with a room `error`.
 //!
 //! The channel is an SCTP stream of the peer connection, so it lives through an ICE
 //! restart (the association carries on over the new path) and the transfer continues
@@ -26,14 +35,14 @@
 //! The sender offers to resume to every peer that connects meanwhile, on a new channel
 //! with the same label:
 //! 1. sender → `{t:"resume", proof}`, `proof` = [`proof`]`(key, "sender", their id)`;
-//!    `key` is a random secret the sender put in its first `offer`;
+//!    `key` is a random secret (`crypto.getRandomValues`) the sender put in its first
+//!    `offer`;
 //! 2. the receiver (if it holds transfer `id` and the proof matches its own id) →
 //!    `{t:"resumed", bytes, proof}` with [`proof`]`(key, "receiver", sender's id)`;
 //!    anyone else closes the channel. Neither proof can be replayed to a third peer,
 //!    so a peer that hears a `resume` learns neither the key nor the file.
-//! 3. the sender goes back to the last [`READ_WINDOW`] boundary at or before `bytes`
-//!    (it keeps the hash state at each one), re-reads and re-hashes up to `bytes`, and
-//!    sends on from `bytes`: nothing the receiver has is sent twice.
+//! 3. the sender goes back to the piece that holds byte `bytes`, re-reads and re-hashes
+//!    it, and sends on from `bytes`: nothing the receiver has is sent twice.
 //!
 //! The transfer's `from`/`to` become the peer's new id. With no resume in the window,
 //! the transfer fails with `transfer-failed`.
@@ -43,11 +52,10 @@
 //! transfer ends). The sending task and the listener hold `Weak`s.
 
 use crate::error::{Code, Error};
-use crate::events::Emitter;
+use crate::events::{self, Emitter};
 use crate::js::{self, cat, Listener, Timer};
 use crate::room::Inner;
 use js_sys::{Array, Function, Promise, Uint8Array};
-use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -67,8 +75,8 @@ pub const LOW_WATER: u32 = 256 * 1024;
 pub const MAX_CHUNK: f64 = 64.0 * 1024.0;
 /// The receiver acknowledges every this many bytes.
 pub const ACK_EVERY: f64 = 1024.0 * 1024.0;
-/// The sender reads the file this much at a time; a resume restarts hashing at one of
-/// these boundaries.
+/// The sender reads the file this much at a time; it is also the size of the pieces the
+/// digest hashes one by one.
 const READ_WINDOW: f64 = 1024.0 * 1024.0;
 /// How long a transfer whose connection was lost waits for the peer to come back:
 /// longer than the relay's resume grace (10 s by default) plus the reconnect backoff.
@@ -175,21 +183,20 @@ pub struct Transfer {
     interrupted: RefCell<Option<Timer>>,
     /// Channels offering to resume, until one proves itself.
     probes: RefCell<Vec<Probe>>,
-    /// Sender: the hash state at each [`READ_WINDOW`] boundary read so far.
-    marks: RefCell<Vec<Sha256>>,
+    /// The SHA-256 of each piece so far, in order (`Promise<ArrayBuffer>`s).
+    pieces: Array,
+    /// Receiver: the piece being filled (its bytes are also in `chunks`).
+    piece: RefCell<Option<Uint8Array>>,
     /// Sender: which sending task is current (a resume starts a new one; the old one
     /// stops at its next step).
     run: Cell<u32>,
-    hasher: RefCell<Sha256>,
-    /// Reused buffer for copying bytes into wasm memory to hash them.
-    scratch: RefCell<Vec<u8>>,
     /// The sender's file.
     file: Option<JsBlob>,
     /// Resolves the promise the sending task waits on (the buffer drained, or the
     /// transfer ended).
     wake: RefCell<Option<Function>>,
     /// Test hook (`sendFile`'s hidden `corruptAt`): flip the byte at this offset after
-    /// hashing it, so the receiver's hash must differ.
+    /// hashing it, so the receiver's digest must differ.
     corrupt_at: Option<f64>,
     /// The receiver's chunks (`ArrayBuffer`s) until the `Blob` is made.
     chunks: Array,
@@ -230,16 +237,15 @@ impl Transfer {
             room: Rc::downgrade(room),
             link: RefCell::default(),
             key: RefCell::new(if outgoing {
-                new_id() + &new_id()
+                events::random_hex(16)
             } else {
                 String::new()
             }),
             interrupted: RefCell::default(),
             probes: RefCell::default(),
-            marks: RefCell::default(),
+            pieces: Array::new(),
+            piece: RefCell::default(),
             run: Cell::new(0),
-            hasher: RefCell::new(Sha256::new()),
-            scratch: RefCell::default(),
             file,
             wake: RefCell::default(),
             corrupt_at,
@@ -363,18 +369,24 @@ impl Transfer {
                 self.activate();
                 crate::spawn(pump(Rc::downgrade(self), 0, 0.0, 0.0));
             }
-            (true, "reject") => self.end(
-                State::Cancelled,
-                Some(Error::new(
-                    Code::TransferRejected,
-                    cat(&[
-                        "peer ",
-                        &self.to.borrow(),
-                        " rejected file transfer ",
-                        &self.id,
-                    ]),
-                )),
-            ),
+            (true, "reject") => {
+                let reason = js::get_string(&msg, "reason")
+                    .map(|r| cat(&[": ", &r]))
+                    .unwrap_or_default();
+                self.end(
+                    State::Cancelled,
+                    Some(Error::new(
+                        Code::TransferRejected,
+                        cat(&[
+                            "peer ",
+                            &self.to.borrow(),
+                            " rejected file transfer ",
+                            &self.id,
+                            &reason,
+                        ]),
+                    )),
+                )
+            }
             (true, "ack") => {
                 let bytes = js::get_f64(&msg, "bytes").unwrap_or(0.0);
                 if bytes > self.bytes.get() {
@@ -386,7 +398,7 @@ impl Transfer {
                 self.end(State::Done, None);
             }
             (true, "mismatch") => self.fail(integrity_error(&self.id)),
-            (false, "end") => self.on_end(&js::get_string(&msg, "sha256").unwrap_or_default()),
+            (false, "end") => self.on_end(js::get_string(&msg, "digest").unwrap_or_default()),
             // A resume offer for a transfer we do not hold: close it, say nothing.
             (false, "resume") if !self.announced.get() => self.release(),
             _ => {}
@@ -405,9 +417,18 @@ impl Transfer {
             return;
         };
         let kind = js::event_type(e);
+        let key = self.key.borrow().clone();
+        let weak = Rc::downgrade(self);
         if kind == "open" && self.outgoing {
-            let proof = proof(&self.key.borrow(), "sender", &peer);
-            self.control_on(dc, "resume", &[("proof", JsValue::from_str(&proof))]);
+            let dc = dc.clone();
+            crate::spawn(async move {
+                let proof = proof(&key, "sender", &peer).await;
+                if let (Some(t), Some(proof)) = (weak.upgrade(), proof) {
+                    if t.probes.borrow().iter().any(|p| p.link.dc == dc) {
+                        t.control_on(&dc, "resume", &[("proof", JsValue::from_str(&proof))]);
+                    }
+                }
+            });
             return;
         }
         let msg = if kind == "message" {
@@ -423,41 +444,52 @@ impl Transfer {
             }
             return;
         };
-        let (want, role) = if self.outgoing {
-            ("resumed", "receiver")
+        let (want, role, ours) = if self.outgoing {
+            ("resumed", "receiver", "sender")
         } else {
-            ("resume", "sender")
+            ("resume", "sender", "receiver")
         };
-        let proven = js::get_string(&msg, "t").as_deref() == Some(want)
-            && js::get_string(&msg, "proof") == Some(proof(&self.key.borrow(), role, &self.me()));
-        if !proven || self.state.get() != State::Active {
+        if js::get_string(&msg, "t").as_deref() != Some(want) {
             self.drop_probe(&peer);
             return;
         }
-        let Some(link) = self.drop_probe(&peer) else {
-            return;
-        };
-        // The proven channel becomes the transfer's; the old one (if still there) and
-        // the other offers go.
+        let me = self.me();
+        crate::spawn(async move {
+            let expected = proof(&key, role, &me).await;
+            let reply = proof(&key, ours, &peer).await;
+            let Some(t) = weak.upgrade() else { return };
+            let proven = expected.is_some() && js::get_string(&msg, "proof") == expected;
+            if !proven || t.state.get() != State::Active {
+                t.drop_probe(&peer);
+                return;
+            }
+            if let (Some(link), Some(reply)) = (t.drop_probe(&peer), reply) {
+                t.resume_on(link, peer, &msg, &reply);
+            }
+        });
+    }
+
+    /// A proven resume offer: its channel becomes the transfer's (the old one, if still
+    /// there, and the other offers go) and the transfer goes on.
+    fn resume_on(self: &Rc<Self>, link: Link, peer: String, msg: &JsValue, reply: &str) {
         self.interrupted.borrow_mut().take();
         self.probes.borrow_mut().clear();
         *self.link.borrow_mut() = Some(link);
         if self.outgoing {
             *self.from.borrow_mut() = self.me();
             *self.to.borrow_mut() = peer;
-            let bytes = js::get_f64(&msg, "bytes").unwrap_or(0.0);
+            let bytes = js::get_f64(msg, "bytes").unwrap_or(0.0);
             self.resume_sending(bytes);
         } else {
-            *self.from.borrow_mut() = peer.clone();
+            *self.from.borrow_mut() = peer;
             *self.to.borrow_mut() = self.me();
             let bytes = self.bytes.get();
             self.acked.set(bytes);
-            let proof = proof(&self.key.borrow(), "receiver", &peer);
             self.control(
                 "resumed",
                 &[
                     ("bytes", JsValue::from_f64(bytes)),
-                    ("proof", JsValue::from_str(&proof)),
+                    ("proof", JsValue::from_str(reply)),
                 ],
             );
         }
@@ -477,7 +509,9 @@ impl Transfer {
     /// Sender: the receiver has `bytes`; sends on from there (see the module docs).
     fn resume_sending(self: &Rc<Self>, bytes: f64) {
         let size = self.meta.borrow().size;
-        if !(0.0..=size).contains(&bytes) {
+        let piece = (bytes / READ_WINDOW).floor();
+        // Every piece before `bytes` was read (and hashed) to be sent.
+        if !(0.0..=size).contains(&bytes) || piece > f64::from(self.pieces.length()) {
             self.fail(Error::new(
                 Code::TransferFailed,
                 cat(&[
@@ -488,15 +522,7 @@ impl Transfer {
             ));
             return;
         }
-        let start = {
-            let mut marks = self.marks.borrow_mut();
-            let mut i = (bytes / READ_WINDOW).floor() as usize;
-            i = i.min(marks.len().saturating_sub(1));
-            let hasher = marks.get(i).cloned().unwrap_or_default();
-            *self.hasher.borrow_mut() = hasher;
-            marks.truncate(i);
-            i as f64 * READ_WINDOW
-        };
+        let start = piece * READ_WINDOW;
         self.bytes.set(bytes);
         let run = self.run.get() + 1;
         self.run.set(run);
@@ -538,6 +564,14 @@ impl Transfer {
         let Some(room) = self.room.upgrade() else {
             return;
         };
+        if !events::can_hash() {
+            let why = no_hashing("receiving files");
+            self.control("reject", &[("reason", JsValue::from_str(&why.message))]);
+            self.state.set(State::Cancelled);
+            self.release();
+            room.emit("error", &why.to_event());
+            return;
+        }
         let payload = js::object(&[("transfer", crate::FileTransfer::wrap(self.clone()).into())]);
         room.emit("file", &payload);
         // Default: accept, unless a handler accepted or rejected (or cancelled).
@@ -602,7 +636,7 @@ impl Transfer {
             ));
             return;
         }
-        self.hash(&bytes);
+        self.take_in(&bytes);
         self.chunks.push(data);
         self.bytes.set(total);
         if total - self.acked.get() >= ACK_EVERY || total == self.meta.borrow().size {
@@ -615,7 +649,7 @@ impl Transfer {
         }
     }
 
-    fn on_end(&self, their_hash: &str) {
+    fn on_end(self: &Rc<Self>, theirs: String) {
         if self.state.get() != State::Active {
             return;
         }
@@ -626,34 +660,64 @@ impl Transfer {
             ));
             return;
         }
-        let ours = hex(&self.hasher.borrow().clone().finalize());
-        if ours != their_hash {
-            self.control("mismatch", &[]);
-            self.fail(integrity_error(&self.id));
-            return;
-        }
-        self.control("verified", &[]);
-        let options = js::object(&[("type", JsValue::from_str(&self.meta.borrow().mime))]);
-        match JsBlob::new_blob(&self.chunks, &options) {
-            Ok(blob) => {
-                self.chunks.set_length(0);
-                *self.blob.borrow_mut() = Some(blob.into());
-                self.end(State::Done, None);
+        let pieces = self.pieces.clone();
+        let weak = Rc::downgrade(self);
+        crate::spawn(async move {
+            let ours = digest(&pieces).await;
+            let Some(t) = weak.upgrade() else { return };
+            if t.state.get() != State::Active {
+                return;
             }
-            Err(e) => self.fail(Error::js(Code::Internal, "new Blob", &e)),
+            if ours.as_deref() != Some(theirs.as_str()) {
+                t.control("mismatch", &[]);
+                t.fail(integrity_error(&t.id));
+                return;
+            }
+            t.control("verified", &[]);
+            let options = js::object(&[("type", JsValue::from_str(&t.meta.borrow().mime))]);
+            match JsBlob::new_blob(&t.chunks, &options) {
+                Ok(blob) => {
+                    t.chunks.set_length(0);
+                    *t.blob.borrow_mut() = Some(blob.into());
+                    t.end(State::Done, None);
+                }
+                Err(e) => t.fail(Error::js(Code::Internal, "new Blob", &e)),
+            }
+        });
+    }
+
+    /// Receiver: copies `bytes` (the next ones of the file) into the pieces being
+    /// filled, and starts hashing each piece as it fills.
+    fn take_in(&self, bytes: &Uint8Array) {
+        let size = self.meta.borrow().size;
+        let (len, mut at, mut pos) = (bytes.length(), 0u32, self.bytes.get());
+        while at < len {
+            let start = (pos / READ_WINDOW).floor() * READ_WINDOW;
+            let piece_len = (size - start).min(READ_WINDOW) as u32;
+            let fill = (pos - start) as u32;
+            let piece = self
+                .piece
+                .borrow_mut()
+                .get_or_insert_with(|| Uint8Array::new_with_length(piece_len))
+                .clone();
+            let take = (len - at).min(piece_len - fill);
+            piece.set(&bytes.subarray(at, at + take), fill);
+            at += take;
+            pos += f64::from(take);
+            if fill + take == piece_len {
+                self.piece.borrow_mut().take();
+                self.hash_piece(&piece);
+            }
         }
     }
 
-    /// Copies `bytes` into wasm memory (in pieces, reusing one buffer) and hashes them.
-    fn hash(&self, bytes: &Uint8Array) {
-        let mut scratch = self.scratch.borrow_mut();
-        let len = bytes.length() as usize;
-        if scratch.len() < len {
-            scratch.resize(len, 0);
-        }
-        if let Some(buf) = scratch.get_mut(..len) {
-            bytes.copy_to(buf);
-            self.hasher.borrow_mut().update(&*buf);
+    /// Starts hashing the next piece.
+    fn hash_piece(&self, piece: &JsValue) {
+        match events::sha256(piece) {
+            Ok(digest) => {
+                self.pieces.push(&digest);
+            }
+            Err(e) => self.fail(Error::js(Code::Unsupported, "crypto.subtle.digest", &e)),
         }
     }
 
@@ -829,26 +893,30 @@ fn integrity_error(id: &str) -> Error {
 
 /// What a side sends to prove it holds transfer `key` when resuming: bound to its
 /// role and to the id of the peer it speaks to, so it cannot be replayed elsewhere.
-fn proof(key: &str, role: &str, peer: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [key, ":", role, ":", peer] {
-        h.update(part.as_bytes());
-    }
-    hex(&h.finalize())
+async fn proof(key: &str, role: &str, peer: &str) -> Option<String> {
+    let text = cat(&[key, ":", role, ":", peer]);
+    let digest = events::sha256_text(&text).ok()?;
+    JsFuture::from(digest).await.ok()?.as_string()
 }
 
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 15] {
-            if let Some(&d) = DIGITS.get(usize::from(nibble)) {
-                s.push(char::from(d));
-            }
-        }
-    }
-    s
+/// The transfer's digest (module docs) over `pieces`, the SHA-256s of its pieces.
+async fn digest(pieces: &Array) -> Option<String> {
+    JsFuture::from(events::piece_digest(pieces).ok()?)
+        .await
+        .ok()?
+        .as_string()
+}
+
+/// The error for a browser without `crypto.subtle` (not a secure context).
+pub fn no_hashing(what: &str) -> Error {
+    Error::new(
+        Code::Unsupported,
+        cat(&[
+            what,
+            " needs a secure context (an https:// page, or localhost): the SHA-256 check \
+             of every file uses the browser's crypto.subtle, which other pages do not have",
+        ]),
+    )
 }
 
 /// The sender's task: reads the file a window at a time from `start` (a window
@@ -869,13 +937,15 @@ async fn pump(weak: Weak<Transfer>, run: u32, start: f64, send_from: f64) {
                 return;
             }
             let size = t.meta.borrow().size;
-            if t.marks.borrow().len() as f64 * READ_WINDOW <= offset {
-                let mark = t.hasher.borrow().clone();
-                t.marks.borrow_mut().push(mark);
-            }
             if offset >= size {
-                let sha = hex(&t.hasher.borrow().clone().finalize());
-                t.control("end", &[("sha256", JsValue::from_str(&sha))]);
+                let pieces = t.pieces.clone();
+                drop(t);
+                let digest = digest(&pieces).await;
+                let Some(t) = weak.upgrade() else { return };
+                if current(&t) {
+                    let digest = digest.unwrap_or_default();
+                    t.control("end", &[("digest", JsValue::from_str(&digest))]);
+                }
                 return;
             }
             let end = (offset + READ_WINDOW).min(size);
@@ -907,7 +977,9 @@ async fn pump(weak: Weak<Transfer>, run: u32, start: f64, send_from: f64) {
                 return;
             }
         };
-        t.hash(&buffer);
+        // A resume starts again at a piece boundary: what was hashed from here on goes.
+        t.pieces.set_length((offset / READ_WINDOW) as u32);
+        t.hash_piece(&buffer);
         drop(t);
         let len = f64::from(buffer.length());
         // Not `clamp`: its NaN assertion formats floats, which costs the bundle ~13 KB gz
@@ -988,11 +1060,7 @@ pub fn incoming(room: &Rc<Inner>, from: String, id: String, dc: RtcDataChannel) 
 
 /// A random transfer id (16 hex digits).
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    for b in &mut bytes {
-        *b = (js_sys::Math::random() * 256.0) as u8;
-    }
-    hex(&bytes)
+    events::random_hex(8)
 }
 
 /// Whether `label` is a file transfer's channel.
@@ -1007,39 +1075,4 @@ pub fn label_id(dc: &RtcDataChannel) -> String {
         .strip_prefix(LABEL_PREFIX)
         .unwrap_or_default()
         .to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sha256_hex_matches_the_fips_vectors() {
-        assert_eq!(
-            hex(&Sha256::digest(b"abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        // Incremental, as the transfer hashes it, across block boundaries.
-        let mut h = Sha256::new();
-        for piece in b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".chunks(7) {
-            h.update(piece);
-        }
-        assert_eq!(
-            hex(&h.finalize()),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-        );
-        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
-        assert!(is_file_label("meshwire-file/0123") && !is_file_label("meshwire"));
-        // A resume proof is bound to the key, the role and the peer spoken to.
-        let p = proof("k", "sender", "x");
-        assert_eq!(p, proof("k", "sender", "x"));
-        assert_eq!(p.len(), 64);
-        for other in [
-            proof("j", "sender", "x"),
-            proof("k", "receiver", "x"),
-            proof("k", "sender", "y"),
-        ] {
-            assert_ne!(p, other);
-        }
-    }
 }

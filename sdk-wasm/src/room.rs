@@ -851,6 +851,9 @@ impl Inner {
         corrupt_at: Option<f64>,
     ) -> Result<Rc<Transfer>> {
         self.ensure_joined()?;
+        if !crate::events::can_hash() {
+            return Err(files::no_hashing("sendFile()"));
+        }
         if !file.is_instance_of::<JsBlob>() {
             return Err(Error::new(
                 Code::InvalidArgument,

@@ -2411,3 +2411,58 @@ async fn resumes_across_a_replaced_session(replaced: Replaced) {
         done(r.leave()).await.unwrap();
     }
 }
+
+/// Hides `crypto.subtle` (as a page outside a secure context has none) until the
+/// returned function is called.
+fn hide_subtle() -> js_sys::Function {
+    let hide = js_sys::Function::new_with_args(
+        "",
+        "Object.defineProperty(crypto, 'subtle', { value: undefined, configurable: true });
+         return () => { delete crypto.subtle; };",
+    );
+    hide.call0(&JsValue::UNDEFINED).unwrap().unchecked_into()
+}
+
+#[wasm_bindgen_test]
+async fn file_transfer_outside_a_secure_context_is_refused_with_a_clear_error() {
+    let room = unique("files-insecure");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+
+    // Sending: a typed error at once.
+    let restore = hide_subtle();
+    let e = a
+        .send_file(
+            pattern_blob(1 << 10, 70).unchecked_into(),
+            obj(&[("to", b.peer_id().into())]).unchecked_into(),
+        )
+        .err()
+        .unwrap();
+    restore.call0(&JsValue::UNDEFINED).unwrap();
+    assert_eq!(get_str(&e, "code"), "unsupported");
+    assert!(get_str(&e, "message").contains("secure context"));
+
+    // Receiving: the offer is refused, the sender told why, the receiving room gets an
+    // `error` (the two rooms share this page, so the sender loses crypto.subtle just
+    // after sending, before the offer arrives; it needs none until the accept).
+    let out = send_file(a, &pattern_blob(1 << 10, 71), &b.peer_id(), &[]);
+    let restore = hide_subtle();
+    let ended = out.ended(10_000).await;
+    restore.call0(&JsValue::UNDEFINED).unwrap();
+    assert_eq!(ended, "cancelled");
+    assert_eq!(out.error_codes(), ["transfer-rejected"]);
+    assert!(get_str(&out.all("error")[0], "message").contains("secure context"));
+    let error = rb.wait("error", 5_000, |_| true).await;
+    assert_eq!(get_str(&error, "code"), "unsupported");
+    assert!(
+        inbox.got.borrow().is_empty(),
+        "no file event for a refused offer"
+    );
+
+    // With crypto.subtle back, files go through.
+    transfer_verified(a, b, &inbox, 1 << 20, 72).await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
