@@ -33,6 +33,7 @@ check-fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) clippy -p meshwire --all-targets --locked --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p meshwire --lib --locked --target $(WASM_TARGET) --no-default-features --features bundle -- -D warnings
 
 unit:
 	$(CARGO) test --workspace --locked --exclude meshwire

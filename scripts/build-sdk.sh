@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-examples/demo/pkg}
 
-# The talc allocator is a feature (a library must not force its allocator on Rust users
-# of the crate); the bundle has it.
+# The bundle is built without the standard library (`--no-default-features`) and with
+# the `bundle` feature: the talc allocator and a trapping panic handler, which a library
+# must not force on Rust users of the crate (sdk-wasm/Cargo.toml).
 cargo build --locked --profile wasm-release -p meshwire --target wasm32-unknown-unknown \
-  --features global-allocator
+  --no-default-features --features bundle
 mkdir -p "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" --out-name meshwire \
   target/wasm32-unknown-unknown/wasm-release/meshwire.wasm

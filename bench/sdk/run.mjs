@@ -29,20 +29,18 @@ async function open(path) {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const room = (tag, i) => `bench-${tag}-${process.pid}-${i}`;
 
-async function joinToOpen(a, b, api) {
-  const times = [];
-  for (let i = 0; i < RUNS; i++) {
-    const r = room(api, i);
-    await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
-    times.push(await b.page.evaluate(([api, r]) => window[api].joinToOpen(r), [api, r]));
-    await b.page.evaluate((api) => window[api].leave(), api);
-    await a.page.evaluate((api) => window[api].leave(), api);
-  }
-  return times;
+// One join → open run (run number `i`) on the pair of pages a, b.
+async function joinToOpen(a, b, api, i) {
+  const r = room(api, i);
+  await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
+  const ms = await b.page.evaluate(([api, r]) => window[api].joinToOpen(r), [api, r]);
+  await b.page.evaluate((api) => window[api].leave(), api);
+  await a.page.evaluate((api) => window[api].leave(), api);
+  return ms;
 }
 
-async function transfer(a, b, api) {
-  const r = room(api + "-file", 0);
+async function transfer(a, b, api, i) {
+  const r = room(api + "-file", i);
   await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
   if (api === "sdk") {
     await b.page.evaluate((r) => sdk.join(r), r);
@@ -85,20 +83,24 @@ async function memory(a, b, api) {
 
 const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
 {
-  const a = await open("/baseline.html"), b = await open("/baseline.html");
-  out.baselineJoin = await joinToOpen(a, b, "base");
-  out.baselineMBps = [];
-  for (let i = 0; i < 3; i++) out.baselineMBps.push(await transfer(a, b, "base"));
-  out.baselineMemory = await memory(a, b, "base");
-  await a.browser.close(); await b.browser.close();
-}
-{
-  const a = await open("/sdk.html"), b = await open("/sdk.html");
-  out.sdkJoin = await joinToOpen(a, b, "sdk");
-  out.sdkMBps = [];
-  for (let i = 0; i < 3; i++) out.sdkMBps.push(await transfer(a, b, "sdk"));
-  out.memory = await memory(a, b, "sdk");
-  await a.browser.close(); await b.browser.close();
+  // Both pairs of pages stay open and the runs alternate (baseline, SDK, baseline, ...),
+  // so a change in the machine's load (2 shared cores) hits both sides alike instead of
+  // whichever ran second.
+  const base = [await open("/baseline.html"), await open("/baseline.html")];
+  const sdk = [await open("/sdk.html"), await open("/sdk.html")];
+  out.baselineJoin = []; out.sdkJoin = [];
+  for (let i = 0; i < RUNS; i++) {
+    out.baselineJoin.push(await joinToOpen(...base, "base", i));
+    out.sdkJoin.push(await joinToOpen(...sdk, "sdk", i));
+  }
+  out.baselineMBps = []; out.sdkMBps = [];
+  for (let i = 0; i < 3; i++) {
+    out.baselineMBps.push(await transfer(...base, "base", i));
+    out.sdkMBps.push(await transfer(...sdk, "sdk", i));
+  }
+  out.baselineMemory = await memory(...base, "base");
+  out.memory = await memory(...sdk, "sdk");
+  for (const p of [...base, ...sdk]) await p.browser.close();
 }
 if (peerPort) {
   // PeerJS reference: the same transfer, best of 3, each on a fresh pair of peers.

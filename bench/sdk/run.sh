@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# SDK browser benchmark (issue 6): the SDK against a hand-written raw-JS baseline, in
-# two separate headless Chromium instances over the real relay (which serves the pages
+# SDK browser benchmark (issue 6): the SDK against a hand-written raw-JS baseline, one
+# headless Chromium instance per peer (both pairs open, runs alternating) over the real relay (which serves the pages
 # from bench/sdk/www). Measures join → data channel open (median of RUNS), a SIZE-byte
 # transfer (sendFile, SHA-256 verified, vs the baseline's best-practice loop, best of 3),
 # and JS heap + wasm memory after each of CYCLES join/leave cycles. Writes the section
@@ -54,18 +54,21 @@ bt, st = max(r["baselineMBps"]), max(r["sdkMBps"])
 mem = r["memory"]
 kib = lambda b: f"{b / 1024:.0f} KiB"
 first, last = mem[0], mem[-1]
+grow = lambda rows: (rows[-1]["heap"] + rows[-1]["wasm"] - rows[0]["heap"] - rows[0]["wasm"]) / 1024
+bg, sg = grow(r["baselineMemory"]), grow(mem)
 lines = [
   "<!-- sdk-browser-bench:start -->",
   "## SDK in the browser vs a raw-JS baseline (`bash bench/sdk/run.sh`)",
   "",
-  f"- Date: {datetime.date.today()}; two separate headless Chromium instances (playwright-core), one per peer, over the real relay on loopback, which serves the pages (`bench/sdk/www`: `baseline.html` is plain `RTCPeerConnection`, `sdk.html` the built SDK from `scripts/build-sdk.sh`). 2 shared cores: absolute numbers are this machine's.",
+  f"- Date: {datetime.date.today()}; a separate headless Chromium instance (playwright-core) per peer — a baseline pair and an SDK pair, all four open at once, the runs alternating baseline, SDK, baseline, … so that changes in the machine's load hit both alike — over the real relay on loopback, which serves the pages (`bench/sdk/www`: `baseline.html` is plain `RTCPeerConnection`, `sdk.html` the built SDK from `scripts/build-sdk.sh`). 2 shared cores: absolute numbers are this machine's.",
   "",
   "| check | baseline | SDK | SDK / baseline | target | |",
   "|---|---:|---:|---:|---:|---|",
   f"| join → data channel open, median of {r['runs']} (ms) | {bj:.0f} | {sj:.0f} | {sj / bj:.2f}× | ≤ 1.1× | {'pass' if sj <= 1.1 * bj else 'miss'} |",
   f"| {mb:.0f} MiB transfer, best of 3 (MB/s) | {bt:.1f} | {st:.1f} | {st / bt:.0%} | ≥ 90% | {'pass' if st >= 0.9 * bt else 'miss'} |",
+  f"| JS heap + wasm memory, growth from cycle 1 to {r['cycles']} (KiB) | {bg:.0f} | {sg:.0f} | {sg - bg:+.0f} | ≤ +1 KiB per cycle more than the baseline | {'pass' if sg - bg <= r['cycles'] - 1 else 'miss'} |",
   "",
-  f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (chunks hashed with SHA-256 on both sides and verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}.",
+  f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (each 1 MiB piece hashed with SHA-256 by `crypto.subtle` on both sides, the digest verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}.",
   "",
   f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}. The baseline page through the same cycles (same harness, so what the page-driving itself costs): {[round(m['heap'] / 1024) for m in r['baselineMemory']]}.",
   "",

@@ -17,9 +17,16 @@
 //! - [`peer`]: what meshwire peers send each other inside `signal.data`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// `no_std` (with `alloc`) so the wasm SDK can be built without the standard library,
+// whose panic machinery costs the bundle kilobytes; the relay's `json` module needs std.
+#![cfg_attr(not(feature = "json"), no_std)]
 
+extern crate alloc;
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 
 #[cfg(feature = "json")]
 pub mod json;

@@ -2,6 +2,8 @@
 //! but every meshwire client (the wasm SDK, or a peer written in another language)
 //! speaks it. docs/protocol.md ("Peer signals") is the normative description.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// One `signal.data` payload. Any combination of fields may be present; a receiver

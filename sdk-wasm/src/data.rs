@@ -8,10 +8,11 @@
 
 use crate::error::{Code, Error};
 use crate::js::{self, Listener};
+use crate::prelude::*;
 use crate::room::Inner;
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
 use wasm_bindgen::JsValue;
 use web_sys::RtcDataChannel;
 
@@ -236,7 +237,7 @@ fn whole_u16(options: &JsValue, key: &'static str) -> Result<Option<u16>, Error>
         return Ok(None);
     }
     match v.as_f64() {
-        Some(n) if n.fract() == 0.0 && (0.0..=65535.0).contains(&n) => Ok(Some(n as u16)),
+        Some(n) if (0.0..=65535.0).contains(&n) && n == f64::from(n as u16) => Ok(Some(n as u16)),
         _ => Err(invalid(js::cat(&[
             key,
             " must be a whole number from 0 to 65535, or left out; got ",

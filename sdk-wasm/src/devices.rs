@@ -7,6 +7,7 @@
 
 use crate::error::{Code, Error};
 use crate::js;
+use crate::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 

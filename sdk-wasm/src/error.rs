@@ -2,6 +2,7 @@
 //! happened and what to do. Thrown errors are real `Error` objects with a `code`
 //! property; `error` events carry `{ code, message }`.
 
+use crate::prelude::*;
 use wasm_bindgen::JsValue;
 
 /// Stable error codes (documented in docs/sdk.md). Relay error codes (`room-full`,
@@ -126,4 +127,4 @@ pub fn describe(err: &JsValue) -> String {
 use wasm_bindgen::JsCast as _;
 
 /// Shorthand for SDK results.
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T> = core::result::Result<T, Error>;

@@ -8,6 +8,7 @@
 //! JavaScript they are a fraction of the wasm they took, and one module gzips better
 //! than two).
 
+use crate::prelude::*;
 use wasm_bindgen::prelude::*;
 
 /// Every event name a room emits (`RoomEvents` in the typings).

@@ -54,10 +54,11 @@
 use crate::error::{Code, Error};
 use crate::events::{self, Emitter};
 use crate::js::{self, cat, Listener, Timer};
+use crate::prelude::*;
 use crate::room::Inner;
+use alloc::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
 use js_sys::{Array, Function, Promise, Uint8Array};
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::RtcDataChannel;
@@ -509,7 +510,7 @@ impl Transfer {
     /// Sender: the receiver has `bytes`; sends on from there (see the module docs).
     fn resume_sending(self: &Rc<Self>, bytes: f64) {
         let size = self.meta.borrow().size;
-        let piece = (bytes / READ_WINDOW).floor();
+        let piece = whole(bytes / READ_WINDOW);
         // Every piece before `bytes` was read (and hashed) to be sent.
         if !(0.0..=size).contains(&bytes) || piece > f64::from(self.pieces.length()) {
             self.fail(Error::new(
@@ -692,7 +693,7 @@ impl Transfer {
         let size = self.meta.borrow().size;
         let (len, mut at, mut pos) = (bytes.length(), 0u32, self.bytes.get());
         while at < len {
-            let start = (pos / READ_WINDOW).floor() * READ_WINDOW;
+            let start = whole(pos / READ_WINDOW) * READ_WINDOW;
             let piece_len = (size - start).min(READ_WINDOW) as u32;
             let fill = (pos - start) as u32;
             let piece = self
@@ -732,7 +733,10 @@ impl Transfer {
             &js::object(&[
                 ("bytes", JsValue::from_f64(bytes)),
                 ("total", JsValue::from_f64(self.meta.borrow().size)),
-                ("bytesPerSecond", JsValue::from_f64((bytes / secs).round())),
+                (
+                    "bytesPerSecond",
+                    JsValue::from_f64(whole(bytes / secs + 0.5)),
+                ),
             ]),
         );
     }
@@ -877,6 +881,11 @@ impl Transfer {
             MAX_CHUNK
         }
     }
+}
+
+/// `x` rounded down, for the non-negative sizes and rates here (`f64::floor` is std's).
+fn whole(x: f64) -> f64 {
+    x as u64 as f64
 }
 
 fn integrity_error(id: &str) -> Error {

@@ -8,6 +8,7 @@
 //! `Debug` machinery. Every closure handed to JavaScript has the one type
 //! `Closure<dyn FnMut(JsValue)>`, so the glue has one invoke shim for all of them.
 
+use crate::prelude::*;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 

@@ -19,6 +19,21 @@
 //! - [`js`]: small JavaScript helpers, listeners and timers, bindings web-sys lacks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Without the standard library: with `std` off (the bundle, scripts/build-sdk.sh) no
+// crate links it, and the panic handler below replaces std's, whose message
+// formatting and hooks cost the bundle kilobytes. Tests and Rust users keep `std`.
+#![no_std]
+
+extern crate alloc;
+
+/// What the standard prelude would bring.
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::boxed::Box;
+    pub use alloc::string::String;
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
 
 mod data;
 mod devices;
@@ -38,22 +53,33 @@ pub mod wire;
 /// Talc instead of Rust's default wasm allocator (dlmalloc): 7 KB less wasm, 2.8 KB
 /// gzipped (docs/benchmarks.md, "Reading the bundle number"), and faster. Its
 /// `disable-realloc-in-place` feature would save only another 0.1 KB gz. Behind the
-/// `global-allocator` feature, which the bundle build turns on: a library must not
-/// choose the allocator of every program that links it.
+/// `bundle` feature, which the bundle build turns on: a library must not choose the
+/// allocator of every program that links it.
 #[cfg(all(
-    feature = "global-allocator",
+    feature = "bundle",
     not(target_feature = "atomics"),
     target_family = "wasm"
 ))]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+/// The bundle's panic handler (without `std` someone must provide one): traps, so the
+/// JavaScript caller gets a `RuntimeError: unreachable`. The SDK does not panic by
+/// design (every failure is a typed `MeshwireError`); what remains are bounds and
+/// `RefCell` checks that would be bugs.
+#[cfg(all(feature = "bundle", not(feature = "std"), target_family = "wasm"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+use crate::prelude::*;
+use alloc::rc::Rc;
+use core::future::Future;
+use core::pin::Pin;
 pub use events::EVENTS;
 use js_sys::Promise;
 use room::{Inner, Options};
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 /// A boxed future: async code shared by several callers is boxed once instead of being

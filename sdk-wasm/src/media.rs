@@ -12,6 +12,7 @@
 //! This crate writes `Clone::clone(&track)` for another handle to the same one.
 
 use crate::error::{Code, Error};
+use crate::prelude::*;
 use meshwire_protocol::peer::Source;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;

@@ -11,12 +11,13 @@ use crate::data::Channel;
 use crate::error::{Code, Error};
 use crate::js::{self, cat, Listener, Timer};
 use crate::media::{Local, Slot};
+use crate::prelude::*;
 use crate::room::Inner;
 use crate::wire::{self, Signal};
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
 use meshwire_protocol::peer::{MediaInfo, SdpKind, Source};
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -463,7 +464,7 @@ impl Shared {
         let mut events: Vec<(&'static str, JsValue)> = Vec::new();
         {
             let mut tracks = self.tracks.borrow_mut();
-            let previous = std::mem::take(&mut *self.remote_media.borrow_mut());
+            let previous = core::mem::take(&mut *self.remote_media.borrow_mut());
             for info in &media {
                 if let Some(t) = tracks.iter_mut().find(|t| t.mid == info.mid) {
                     if t.source != info.source {

@@ -11,15 +11,16 @@ use crate::files::{self, JsBlob, Transfer};
 use crate::js::{self, cat, num, quote, Listener, Timer};
 use crate::media::{self, Local, Screen, Slot};
 use crate::peer::{Peer, Shared, DEFAULT_CHANNEL};
+use crate::prelude::*;
 use crate::signaling::{Socket, SocketEvent};
 use crate::speaking::{self, Speaking};
 use crate::wire::{self, Frame};
 use crate::{devices, stats};
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
 use js_sys::{Array, Function};
 use meshwire_protocol::peer::Source;
 use meshwire_protocol::{close_code, ErrorCode};
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaStream, RtcConfiguration};
@@ -177,7 +178,7 @@ impl Inner {
         url: String,
         room_id: String,
         options: Options,
-    ) -> std::result::Result<Rc<Inner>, JsValue> {
+    ) -> core::result::Result<Rc<Inner>, JsValue> {
         if !meshwire_protocol::is_valid_room(&room_id) {
             return Err(Error::relay(
                 ErrorCode::InvalidRoom.as_str(),
@@ -484,7 +485,7 @@ impl Inner {
             c.welcomed = true;
             c.welcome_timer = None;
             c.attempts = 0;
-            std::mem::take(&mut c.outbox)
+            core::mem::take(&mut c.outbox)
         };
         let listed: Vec<(String, JsValue)> = peers
             .iter()
@@ -512,7 +513,7 @@ impl Inner {
             // A new session (first join, or back after the grace): the others see us
             // as a newcomer, so we offer to every one of them on fresh connections.
             let old = self.peer_ids();
-            drop(std::mem::take(&mut *self.peers.borrow_mut()));
+            drop(core::mem::take(&mut *self.peers.borrow_mut()));
             for (id, info) in &listed {
                 self.add_peer(id.clone(), info.clone(), true);
                 if !first && !old.contains(id) {
@@ -663,7 +664,7 @@ impl Inner {
                 let mut peers = self.peers.borrow_mut();
                 match peers.binary_search_by(|q| q.shared.id.cmp(&p.shared.id)) {
                     Ok(i) => {
-                        let old = peers.get_mut(i).map(|q| std::mem::replace(q, p));
+                        let old = peers.get_mut(i).map(|q| core::mem::replace(q, p));
                         drop(peers);
                         drop(old);
                     }
@@ -1331,7 +1332,7 @@ impl Inner {
 
     /// Polls the stats and emits `quality` for each peer whose quality changed; stops
     /// once nobody listens to `quality`.
-    async fn quality_tick(weak: std::rc::Weak<Inner>) {
+    async fn quality_tick(weak: alloc::rc::Weak<Inner>) {
         let samples = Inner::collect_stats(weak.clone()).await;
         let Some(room) = weak.upgrade() else { return };
         if room.left.get() || !room.quality_polling.get() {
@@ -1353,7 +1354,7 @@ impl Inner {
 
     /// `getStats()` of every peer connection, as samples against the previous call.
     /// Holds only a `Weak` across the awaits.
-    fn collect_stats(weak: std::rc::Weak<Inner>) -> crate::Task<'static, Array> {
+    fn collect_stats(weak: alloc::rc::Weak<Inner>) -> crate::Task<'static, Array> {
         Box::pin(async move {
             let round = {
                 let Some(room) = weak.upgrade() else {
@@ -1520,11 +1521,11 @@ impl Inner {
         self.quality_polling.set(false);
         self.quality_timer.borrow_mut().take();
         self.devices_listener.borrow_mut().take();
-        let transfers = std::mem::take(&mut *self.transfers.borrow_mut());
+        let transfers = core::mem::take(&mut *self.transfers.borrow_mut());
         for t in &transfers {
             t.abandon();
         }
-        let peers = std::mem::take(&mut *self.peers.borrow_mut());
+        let peers = core::mem::take(&mut *self.peers.borrow_mut());
         drop(peers);
         self.screen_ended.borrow_mut().take();
         self.local.borrow_mut().stop_all();

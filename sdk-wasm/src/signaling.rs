@@ -3,6 +3,7 @@
 
 use crate::error::{Code, Error};
 use crate::js::{self, Listener};
+use crate::prelude::*;
 use wasm_bindgen::JsValue;
 use web_sys::WebSocket;
 

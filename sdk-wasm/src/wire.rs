@@ -14,6 +14,7 @@
 //! API.
 
 use crate::js::{self, get, get_bool, get_f64, get_string, object, set};
+use crate::prelude::*;
 use js_sys::Array;
 use meshwire_protocol::peer::{MediaInfo, SdpKind, Source};
 use meshwire_protocol::ErrorCode;
