@@ -46,9 +46,10 @@ sdk-test:
 package:
 	bash scripts/build-npm.sh
 
-## The package's own checks: type tests (tsc, with @ts-expect-error misuse), hook unit
-## tests and the server-rendering test (vitest).
+## The package's own checks: the SDK bundle's size budget, type tests (tsc, with
+## @ts-expect-error misuse), hook unit tests and the server-rendering test (vitest).
 npm-test: package
+	bash scripts/bundle-size.sh --check npm/src/wasm
 	cd npm && npm test
 
 ## The demo, the Vite app and the Next.js app in headless Chromium against a real relay.
