@@ -68,6 +68,7 @@ lines = [
   f"| join → data channel open, median of {r['runs']} (ms) | {bj:.0f} | {sj:.0f} | {sj / bj:.2f}× | ≤ 1.1× | {'pass' if sj <= 1.1 * bj else 'miss'} |",
   f"| {mb:.0f} MiB transfer, median of {n_t} (MB/s) | {bt:.1f} | {st:.1f} | {st / bt:.0%} | ≥ 90% | {'pass' if st >= 0.9 * bt else 'miss'} |",
   f"| JS heap + wasm memory, growth from cycle 1 to {r['cycles']} (KiB) | {bg:.0f} | {sg:.0f} | {sg - bg:+.0f} | ≤ +1 KiB per cycle more than the baseline | {'pass' if sg - bg <= r['cycles'] - 1 else 'miss'} |",
+  f"| JavaScript values the wasm side holds, cycle 1 → {r['cycles']} | | {first.get('held')} → {last.get('held')} | | no growth | {'pass' if last.get('held', 1) <= first.get('held', 0) else 'miss'} |",
   "",
   f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (each 1 MiB piece hashed with SHA-256 by `crypto.subtle` on both sides, the digest verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}.",
   "",
