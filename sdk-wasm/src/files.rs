@@ -3,7 +3,8 @@
 //! SCTP stream and send buffer and chat on the default channel is not queued behind it.
 //!
 //! On the transfer's channel (text messages are JSON objects with a `t` field):
-//! 1. sender → `{t:"offer", name, size, mime}` when the channel opens;
+//! 1. sender → `{t:"offer", name, size, mime, key}` when the channel opens (`key`: see
+//!    resuming, below);
 //! 2. receiver → `{t:"accept"}` or `{t:"reject"}` (the app decides during the room's
 //!    `file` event; if it does neither synchronously, the transfer is accepted);
 //! 3. sender → the file as binary chunks of `min(maxMessageSize, 64 KiB)`, handed to the
@@ -12,7 +13,8 @@
 //!    [`ACK_EVERY`] bytes and at the end (the sender's `bytes` and `progress`);
 //! 4. sender → `{t:"end", digest}`; the receiver compares it with its own and answers
 //!    `{t:"verified"}` or `{t:"mismatch"}` (both sides then fail with `integrity-failed`);
-//! 5. either side may send `{t:"cancel"}` at any time.
+//! 5. either side may send `{t:"cancel"}` at any time, and sends `{t:"failed", message}`
+//!    when its side fails (a file it cannot read, say), so the other fails at once.
 //!
 //! The digest: the file is cut at every [`READ_WINDOW`] into pieces; each side hashes
 //! each piece with SHA-256 as soon as it has it (the sender when it reads it, the
@@ -32,15 +34,19 @@
 //! the end (the connection was lost and replaced, or the peer's relay session expired
 //! and it came back under a new peer id), both sides keep the transfer for
 //! [`RESUME_WINDOW_MS`]; a peer that *left* (`peer-left` "left") fails it at once.
-//! The sender offers to resume to every peer that connects meanwhile, on a new channel
-//! with the same label:
+//! The sender offers to resume to every peer connected at that moment and to every
+//! peer that connects meanwhile (it cannot tell which is the receiver under a new id),
+//! on a new channel with the same label:
 //! 1. sender → `{t:"resume", proof}`, `proof` = [`proof`]`(key, "sender", their id)`;
 //!    `key` is a random secret (`crypto.getRandomValues`) the sender put in its first
 //!    `offer`;
 //! 2. the receiver (if it holds transfer `id` and the proof matches its own id) →
 //!    `{t:"resumed", bytes, proof}` with [`proof`]`(key, "receiver", sender's id)`;
 //!    anyone else closes the channel. Neither proof can be replayed to a third peer,
-//!    so a peer that hears a `resume` learns neither the key nor the file.
+//!    so a peer that hears a `resume` learns neither the key nor the file; and a
+//!    channel it opens with a transfer's label is refused (one transfer per id).
+//!    A receiver that already finished (its `verified` lost with the connection) stays
+//!    in the room's list for the window and answers `{t:"verified", proof}`.
 //! 3. the sender goes back to the piece that holds byte `bytes`, re-reads and re-hashes
 //!    it, and sends on from `bytes`: nothing the receiver has is sent twice.
 //!
@@ -184,6 +190,11 @@ pub struct Transfer {
     interrupted: RefCell<Option<Timer>>,
     /// Channels offering to resume, until one proves itself.
     probes: RefCell<Vec<Probe>>,
+    /// Receiver, once done: keeps the transfer in the room's list for
+    /// [`RESUME_WINDOW_MS`], to answer a sender whose `verified` was lost.
+    linger: RefCell<Option<Timer>>,
+    /// Sender: bytes handed to the channel (a resume cannot start beyond them).
+    sent: Cell<f64>,
     /// The SHA-256 of each piece so far, in order (`Promise<ArrayBuffer>`s).
     pieces: Array,
     /// Receiver: the piece being filled (its bytes are also in `chunks`).
@@ -244,6 +255,8 @@ impl Transfer {
             }),
             interrupted: RefCell::default(),
             probes: RefCell::default(),
+            linger: RefCell::default(),
+            sent: Cell::new(0.0),
             pieces: Array::new(),
             piece: RefCell::default(),
             run: Cell::new(0),
@@ -374,19 +387,29 @@ impl Transfer {
                 let reason = js::get_string(&msg, "reason")
                     .map(|r| cat(&[": ", &r]))
                     .unwrap_or_default();
+                let message = cat(&[
+                    "peer ",
+                    &self.to.borrow(),
+                    " rejected file transfer ",
+                    &self.id,
+                    &reason,
+                ]);
                 self.end(
                     State::Cancelled,
-                    Some(Error::new(
-                        Code::TransferRejected,
-                        cat(&[
-                            "peer ",
-                            &self.to.borrow(),
-                            " rejected file transfer ",
-                            &self.id,
-                            &reason,
-                        ]),
-                    )),
+                    Some(Error::new(Code::TransferRejected, message)),
                 )
+            }
+            (_, "failed") => {
+                let why = js::get_string(&msg, "message").unwrap_or_default();
+                self.fail(Error::new(
+                    Code::TransferFailed,
+                    cat(&[
+                        "file transfer ",
+                        &self.id,
+                        " failed on the other side: ",
+                        &why,
+                    ]),
+                ))
             }
             (true, "ack") => {
                 let bytes = js::get_f64(&msg, "bytes").unwrap_or(0.0);
@@ -420,8 +443,8 @@ impl Transfer {
         let kind = js::event_type(e);
         let key = self.key.borrow().clone();
         let weak = Rc::downgrade(self);
+        let dc = dc.clone();
         if kind == "open" && self.outgoing {
-            let dc = dc.clone();
             crate::spawn(async move {
                 let proof = proof(&key, "sender", &peer).await;
                 if let (Some(t), Some(proof)) = (weak.upgrade(), proof) {
@@ -439,33 +462,48 @@ impl Transfer {
         } else {
             None
         };
-        let Some(msg) = msg else {
-            if kind == "close" {
-                self.drop_probe(&peer);
-            }
-            return;
-        };
-        let (want, role, ours) = if self.outgoing {
-            ("resumed", "receiver", "sender")
+        let t = msg
+            .as_ref()
+            .and_then(|m| js::get_string(m, "t"))
+            .unwrap_or_default();
+        let (wanted, role, ours) = if self.outgoing {
+            (t == "resumed" || t == "verified", "receiver", "sender")
         } else {
-            ("resume", "sender", "receiver")
+            (t == "resume", "sender", "receiver")
         };
-        if js::get_string(&msg, "t").as_deref() != Some(want) {
-            self.drop_probe(&peer);
+        if kind != "message" && kind != "close" {
             return;
         }
+        // Anything but the expected message ends the offer; so does a key that is not
+        // one of ours (an offer that came without one proves nothing).
+        let (Some(msg), true, 32) = (msg, wanted, key.len()) else {
+            drop(self.take_probe(&dc));
+            return;
+        };
         let me = self.me();
         crate::spawn(async move {
             let expected = proof(&key, role, &me).await;
             let reply = proof(&key, ours, &peer).await;
-            let Some(t) = weak.upgrade() else { return };
-            let proven = expected.is_some() && js::get_string(&msg, "proof") == expected;
-            if !proven || t.state.get() != State::Active {
-                t.drop_probe(&peer);
+            let Some(transfer) = weak.upgrade() else {
                 return;
-            }
-            if let (Some(link), Some(reply)) = (t.drop_probe(&peer), reply) {
-                t.resume_on(link, peer, &msg, &reply);
+            };
+            let link = transfer.take_probe(&dc);
+            let proven = expected.is_some() && js::get_string(&msg, "proof") == expected;
+            let state = transfer.state.get();
+            if let (Some(link), Some(reply), true) = (link, reply, proven) {
+                match (transfer.outgoing, state, t.as_str()) {
+                    (true, State::Active, "verified") => transfer.end(State::Done, None),
+                    (_, State::Active, _) => transfer.resume_on(link, peer, &msg, &reply),
+                    // The receiver finished (its `verified` was lost with the connection).
+                    (false, State::Done, _) => {
+                        transfer.control_on(
+                            &link.dc,
+                            "verified",
+                            &[("proof", JsValue::from_str(&reply))],
+                        );
+                    }
+                    _ => {}
+                }
             }
         });
     }
@@ -496,9 +534,10 @@ impl Transfer {
         }
     }
 
-    fn drop_probe(&self, peer: &str) -> Option<Link> {
+    /// Takes the resume offer on `dc` out of the list.
+    fn take_probe(&self, dc: &RtcDataChannel) -> Option<Link> {
         let mut probes = self.probes.borrow_mut();
-        let i = probes.iter().position(|p| p.peer == peer)?;
+        let i = probes.iter().position(|p| &p.link.dc == dc)?;
         Some(probes.remove(i).link)
     }
 
@@ -511,8 +550,11 @@ impl Transfer {
     fn resume_sending(self: &Rc<Self>, bytes: f64) {
         let size = self.meta.borrow().size;
         let piece = whole(bytes / READ_WINDOW);
-        // Every piece before `bytes` was read (and hashed) to be sent.
-        if !(0.0..=size).contains(&bytes) || piece > f64::from(self.pieces.length()) {
+        // Only what was sent can have arrived; every piece before it was hashed.
+        if !(0.0..=size).contains(&bytes)
+            || bytes > self.sent.get()
+            || piece > f64::from(self.pieces.length())
+        {
             self.fail(Error::new(
                 Code::TransferFailed,
                 cat(&[
@@ -534,7 +576,6 @@ impl Transfer {
     /// one to each peer that connects while the transfer waits; the receiver gets one.
     pub fn probe(self: &Rc<Self>, peer: &str, dc: RtcDataChannel) {
         let link = self.listen(dc);
-        drop(self.drop_probe(peer));
         self.probes.borrow_mut().push(Probe {
             peer: peer.to_owned(),
             link,
@@ -595,7 +636,7 @@ impl Transfer {
     }
 
     /// Receiver: refuses a pending transfer.
-    pub fn reject(&self) {
+    pub fn reject(self: &Rc<Self>) {
         if self.outgoing || self.state.get() != State::Pending {
             return;
         }
@@ -605,7 +646,7 @@ impl Transfer {
     }
 
     /// Either side: stops the transfer and tells the other side.
-    pub fn cancel(&self) {
+    pub fn cancel(self: &Rc<Self>) {
         if self.state.get().is_final() {
             return;
         }
@@ -619,7 +660,7 @@ impl Transfer {
         );
     }
 
-    fn on_chunk(&self, data: &JsValue) {
+    fn on_chunk(self: &Rc<Self>, data: &JsValue) {
         if self.state.get() != State::Active {
             return;
         }
@@ -689,7 +730,7 @@ impl Transfer {
 
     /// Receiver: copies `bytes` (the next ones of the file) into the pieces being
     /// filled, and starts hashing each piece as it fills.
-    fn take_in(&self, bytes: &Uint8Array) {
+    fn take_in(self: &Rc<Self>, bytes: &Uint8Array) {
         let size = self.meta.borrow().size;
         let (len, mut at, mut pos) = (bytes.length(), 0u32, self.bytes.get());
         while at < len {
@@ -713,7 +754,7 @@ impl Transfer {
     }
 
     /// Starts hashing the next piece.
-    fn hash_piece(&self, piece: &JsValue) {
+    fn hash_piece(self: &Rc<Self>, piece: &JsValue) {
         match events::sha256(piece) {
             Ok(digest) => {
                 self.pieces.push(&digest);
@@ -728,11 +769,12 @@ impl Transfer {
         let bytes = self.bytes.get();
         self.reported.set(bytes);
         let secs = ((now - self.started_at.get()) / 1000.0).max(0.001);
+        let total = self.meta.borrow().size;
         self.emitter.emit(
             "progress",
             &js::object(&[
                 ("bytes", JsValue::from_f64(bytes)),
-                ("total", JsValue::from_f64(self.meta.borrow().size)),
+                ("total", JsValue::from_f64(total)),
                 (
                     "bytesPerSecond",
                     JsValue::from_f64(whole(bytes / secs + 0.5)),
@@ -741,15 +783,19 @@ impl Transfer {
         );
     }
 
-    fn fail(&self, error: Error) {
+    fn fail(self: &Rc<Self>, error: Error) {
         self.end(State::Failed, Some(error));
     }
 
     /// Ends the transfer in `state`: releases the channel, wakes the sending task,
     /// leaves the room's list, then reports (`done`, or `error` with `error`).
-    fn end(&self, state: State, error: Option<Error>) {
+    fn end(self: &Rc<Self>, state: State, error: Option<Error>) {
         if self.state.get().is_final() {
             return;
+        }
+        if let (State::Failed, Some(e)) = (state, &error) {
+            // So the other side fails now rather than waiting for a resume.
+            self.control("failed", &[("message", JsValue::from_str(&e.message))]);
         }
         self.state.set(state);
         self.release();
@@ -766,19 +812,40 @@ impl Transfer {
         }
     }
 
-    /// Drops the channel (closing it), wakes the sender's task, leaves the room's list.
-    fn release(&self) {
-        let link = self.link.borrow_mut().take();
-        drop(link);
+    /// Drops the channel (closing it), wakes the sender's task, leaves the room's list
+    /// (a receiver that is done stays [`RESUME_WINDOW_MS`] longer, see `linger`).
+    fn release(self: &Rc<Self>) {
+        self.clear();
+        let Some(room) = self.room.upgrade() else {
+            return;
+        };
+        if self.outgoing || self.state.get() != State::Done {
+            room.forget_transfer(self);
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(RESUME_WINDOW_MS, move |_| {
+            if let (Some(t), Some(room)) = (
+                weak.upgrade(),
+                weak.upgrade().and_then(|t| t.room.upgrade()),
+            ) {
+                room.forget_transfer(&t);
+            }
+        });
+        *self.linger.borrow_mut() = Some(timer);
+    }
+
+    /// Drops the channel, the offers, the timers and any bytes held, and wakes the
+    /// sending task. (A failed or cancelled receive drops what it had: the
+    /// `FileTransfer` object may live on in the app.)
+    fn clear(&self) {
+        drop(self.link.borrow_mut().take());
         self.interrupted.borrow_mut().take();
         self.probes.borrow_mut().clear();
-        // A failed or cancelled receive drops what it had (the `FileTransfer` object
-        // may live on in the app).
         self.chunks.set_length(0);
+        self.pieces.set_length(0);
+        self.piece.borrow_mut().take();
         self.wake();
-        if let Some(room) = self.room.upgrade() {
-            room.forget_transfer(&self.id);
-        }
     }
 
     /// The connection to the peer is gone (its channel closed, or the peer connection
@@ -814,13 +881,18 @@ impl Transfer {
                     }
                 });
                 *self.interrupted.borrow_mut() = Some(timer);
+                // A peer already connected again (or whose connection survived while
+                // this channel did not) hears the offer now; others when they connect.
+                if let (true, Some(room)) = (self.outgoing, self.room.upgrade()) {
+                    room.offer_resumes_now(self);
+                }
             }
             _ => {}
         }
     }
 
     /// The peer left for good (`peer-left` "left"): the transfer fails now.
-    pub fn peer_left(&self) {
+    pub fn peer_left(self: &Rc<Self>) {
         if !self.state.get().is_final() {
             self.fail(Error::new(
                 Code::TransferFailed,
@@ -847,11 +919,8 @@ impl Transfer {
         if !self.state.get().is_final() {
             self.state.set(State::Cancelled);
         }
-        let link = self.link.borrow_mut().take();
-        drop(link);
-        self.interrupted.borrow_mut().take();
-        self.probes.borrow_mut().clear();
-        self.wake();
+        self.clear();
+        self.linger.borrow_mut().take();
     }
 
     fn wake(&self) {
@@ -1024,6 +1093,7 @@ async fn pump(weak: Weak<Transfer>, run: u32, start: f64, send_from: f64) {
                         return;
                     }
                     pos = stop;
+                    t.sent.set(t.sent.get().max(offset + stop));
                     None
                 }
             };

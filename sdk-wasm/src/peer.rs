@@ -88,6 +88,14 @@ pub struct Shared {
     /// ICE is `disconnected`: restart unless it recovers on its own within
     /// [`DISCONNECTED_GRACE_MS`].
     disconnect_timer: RefCell<Option<Timer>>,
+    /// Resolved (`close_now`) when the connection is closed. A closed connection may
+    /// never settle the promises of operations under way
+    /// (<https://w3c.github.io/webrtc-pc/#dom-rtcpeerconnection-close>), so [`settle`]
+    /// races them with this one: a task parked on such a promise would hold its
+    /// callbacks forever.
+    closed: js_sys::Promise,
+    close_now: js_sys::Function,
+    is_closed: Cell<bool>,
 }
 
 /// How long ICE may stay `disconnected` (a lost path that may come back by itself, a
@@ -116,6 +124,8 @@ impl Peer {
         let pc = RtcPeerConnection::new_with_configuration(config)
             .map_err(|e| Error::js(Code::Unsupported, "cannot create an RTCPeerConnection", &e))?;
         let polite = room.my_id().as_str() > id.as_str();
+        let mut close_now = None;
+        let closed = js_sys::Promise::new(&mut |resolve, _| close_now = Some(resolve));
         let shared = Rc::new(Shared {
             id,
             pc,
@@ -135,6 +145,9 @@ impl Peer {
             restart_timer: RefCell::default(),
             restarting: Cell::new(false),
             disconnect_timer: RefCell::default(),
+            closed,
+            close_now: close_now.unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into()),
+            is_closed: Cell::new(false),
         });
         let weak = Rc::downgrade(&shared);
         let listener = Listener::new(&shared.pc, EVENTS, move |e| {
@@ -177,6 +190,8 @@ impl Peer {
         self.shared.restart_timer.borrow_mut().take();
         self.shared.disconnect_timer.borrow_mut().take();
         js::close(&self.shared.pc, None);
+        self.shared.is_closed.set(true);
+        let _ = self.shared.close_now.call0(&JsValue::UNDEFINED);
     }
 }
 
@@ -235,13 +250,20 @@ async fn negotiate(weak: Weak<Shared>) {
 }
 
 /// Awaits `promise` without keeping the peer alive, and hands back the peer if it still
-/// exists when the promise settles (see [`drain`]).
+/// exists, not closed, when the promise settles (see [`drain`]); gives up when the
+/// connection closes, whether or not `promise` ever settles.
 async fn settle(
     weak: &Weak<Shared>,
     promise: js_sys::Promise,
 ) -> Option<(Rc<Shared>, Result<JsValue, JsValue>)> {
-    let result = JsFuture::from(promise).await;
-    weak.upgrade().map(|peer| (peer, result))
+    let raced = {
+        let peer = weak.upgrade()?;
+        js_sys::Promise::race(&js_sys::Array::of2(&promise, &peer.closed))
+    };
+    let result = JsFuture::from(raced).await;
+    weak.upgrade()
+        .filter(|peer| !peer.is_closed.get())
+        .map(|peer| (peer, result))
 }
 
 /// Handles one signal from this peer, in arrival order.

@@ -903,18 +903,39 @@ impl Inner {
             return;
         }
         let id = files::label_id(&dc);
-        let held = self
-            .transfers
+        let held = self.transfers.borrow().iter().find(|t| t.id == id).cloned();
+        match held {
+            // A resume offer for a transfer we receive (or received: see `linger`).
+            Some(t) if !t.outgoing => t.probe(from, dc),
+            // Anything else with the id of a transfer we hold (a peer that heard our
+            // resume offer, say) is refused: one transfer per id.
+            Some(_) => js::close(&dc, None),
+            None => {
+                let t = files::incoming(self, from.to_owned(), id, dc);
+                self.transfers.borrow_mut().push(t);
+            }
+        }
+    }
+
+    /// `t` (ours, just interrupted) offers a resume to every peer connected now.
+    pub fn offer_resumes_now(&self, t: &Rc<Transfer>) {
+        let connected: Vec<Rc<Shared>> = self
+            .peers
             .borrow()
             .iter()
-            .find(|t| !t.outgoing && t.id == id && t.state() == files::State::Active)
-            .cloned();
-        if let Some(t) = held {
-            t.probe(from, dc);
-            return;
+            .filter(|p| p.shared.connected.get())
+            .map(|p| p.shared.clone())
+            .collect();
+        for peer in connected {
+            self.offer_resume(t, &peer);
         }
-        let t = files::incoming(self, from.to_owned(), id, dc);
-        self.transfers.borrow_mut().push(t);
+    }
+
+    fn offer_resume(&self, t: &Rc<Transfer>, peer: &Shared) {
+        match peer.create_raw_channel(&cat(&[files::LABEL_PREFIX, &t.id])) {
+            Ok(dc) => t.probe(&peer.id, dc),
+            Err(e) => self.emit("error", &e.to_event()),
+        }
     }
 
     /// `peer` connected: each transfer of ours waiting for its peer to come back offers
@@ -928,18 +949,17 @@ impl Inner {
             .cloned()
             .collect();
         for t in waiting {
-            match peer.create_raw_channel(&cat(&[files::LABEL_PREFIX, &t.id])) {
-                Ok(dc) => t.probe(&peer.id, dc),
-                Err(e) => self.emit("error", &e.to_event()),
-            }
+            self.offer_resume(&t, peer);
         }
     }
 
-    /// Takes transfer `id` out of the list (it ended).
-    pub fn forget_transfer(&self, id: &str) {
+    /// Takes transfer `t` out of the list (it ended).
+    pub fn forget_transfer(&self, t: &Transfer) {
         let gone = {
             let mut list = self.transfers.borrow_mut();
-            list.iter().position(|t| t.id == id).map(|i| list.remove(i))
+            list.iter()
+                .position(|x| core::ptr::eq(&**x, t))
+                .map(|i| list.remove(i))
         };
         drop(gone);
     }
@@ -978,7 +998,7 @@ impl Inner {
 
     pub fn create_channel(&self, label: String, options: ChannelOptions) -> Result<()> {
         self.ensure_joined()?;
-        if label.is_empty() || label == DEFAULT_CHANNEL {
+        if label.is_empty() || label == DEFAULT_CHANNEL || files::is_file_label(&label) {
             return Err(Error::new(
                 Code::InvalidArgument,
                 cat(&[

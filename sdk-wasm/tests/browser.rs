@@ -1304,6 +1304,13 @@ async fn bad_channel_options_are_refused_and_the_room_keeps_working() {
         .create_channel(long.as_str().into(), JsValue::UNDEFINED.unchecked_into())
         .unwrap_err();
     assert_eq!(get_str(&err, "code"), "invalid-argument");
+    // The default channel's label and file channels' prefix are the SDK's.
+    for reserved in ["meshwire", "meshwire-file/0123"] {
+        let err = a
+            .create_channel(reserved.into(), JsValue::UNDEFINED.unchecked_into())
+            .unwrap_err();
+        assert_eq!(get_str(&err, "code"), "invalid-argument", "{reserved}");
+    }
 
     // Nothing bad was kept and nothing is stuck: a valid unreliable channel opens to
     // the current peer and to a newcomer, and the default channel still carries data.
@@ -1555,6 +1562,23 @@ fn gated_blob(size: u32, seed: u32, gate: u32) -> (JsValue, js_sys::Function) {
     (pair.get(0), pair.get(1).unchecked_into())
 }
 
+/// A `pattern_blob` whose bytes from `at` on cannot be read (as a file deleted or
+/// changed on disk while it is sent).
+fn failing_blob(size: u32, seed: u32, at: u32) -> JsValue {
+    let make = js_sys::Function::new_with_args(
+        "file, at",
+        "class Failing extends File {
+           slice(s, e) {
+             const part = super.slice(s, e);
+             return s < at ? part : { arrayBuffer: () => Promise.reject(new DOMException('gone', 'NotReadableError')) };
+           }
+         }
+         return new Failing([file], file.name, { type: file.type });",
+    );
+    make.call2(&JsValue::UNDEFINED, &pattern_blob(size, seed), &at.into())
+        .unwrap()
+}
+
 /// SHA-256 of a blob's bytes, in hex (through SubtleCrypto, independent of the SDK).
 async fn sha256_of(blob: &JsValue) -> String {
     let digest = js_sys::Function::new_with_args(
@@ -1635,6 +1659,14 @@ impl Watch {
         })
         .await;
         self.state()
+    }
+
+    /// `code: message` of each `error` event.
+    fn errors(&self) -> Vec<String> {
+        self.all("error")
+            .iter()
+            .map(|e| format!("{}: {}", get_str(e, "code"), get_str(e, "message")))
+            .collect()
     }
 
     fn error_codes(&self) -> Vec<String> {
@@ -2373,8 +2405,8 @@ async fn resumes_across_a_replaced_session(replaced: Replaced) {
 
     // The rest of the file: the transfer goes on from where the receiver was.
     call(&open, "call", &[]);
-    assert_eq!(inc.ended(60_000).await, "done", "{:?}", inc.error_codes());
-    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.error_codes());
+    assert_eq!(inc.ended(60_000).await, "done", "{:?}", inc.errors());
+    assert_eq!(out.ended(20_000).await, "done", "{:?}", out.errors());
     inc.assert_monotonic(f64::from(size));
     out.assert_monotonic(f64::from(size));
     assert_eq!(
@@ -2462,6 +2494,34 @@ async fn file_transfer_outside_a_secure_context_is_refused_with_a_clear_error() 
 
     // With crypto.subtle back, files go through.
     transfer_verified(a, b, &inbox, 1 << 20, 72).await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_failure_on_one_side_fails_the_other_side_at_once() {
+    // The sender cannot read the file past 1 MiB: it fails, and says so on the channel,
+    // so the receiver fails now instead of waiting for a resume that will not come.
+    let room = unique("files-fail");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, _)) = (&rooms[0], &rooms[1]);
+    let inbox = Inbox::new(b, OnOffer::Default);
+    let out = send_file(a, &failing_blob(4 << 20, 80, 1 << 20), &b.peer_id(), &[]);
+    let inc = inbox.next(&out.id(), 10_000).await;
+    assert_eq!(out.ended(10_000).await, "failed");
+    assert_eq!(out.error_codes(), ["transfer-failed"]);
+    assert_eq!(
+        inc.ended(5_000).await,
+        "failed",
+        "the receiver is told at once"
+    );
+    assert_eq!(inc.error_codes(), ["transfer-failed"]);
+    let message = get_str(&inc.all("error")[0], "message");
+    assert!(message.contains("failed on the other side"), "{message}");
+    assert!(message.contains("reading the file failed"), "{message}");
+    // The room and the next file are unaffected.
+    transfer_verified(a, b, &inbox, 1 << 20, 81).await;
     for (r, _) in &rooms {
         done(r.leave()).await.unwrap();
     }
