@@ -971,7 +971,7 @@ fn integrity_error(id: &str) -> Error {
 
 /// What a side sends to prove it holds transfer `key` when resuming: bound to its
 /// role and to the id of the peer it speaks to, so it cannot be replayed elsewhere.
-async fn proof(key: &str, role: &str, peer: &str) -> Option<String> {
+pub async fn proof(key: &str, role: &str, peer: &str) -> Option<String> {
     let text = cat(&[key, ":", role, ":", peer]);
     let digest = events::sha256_text(&text).ok()?;
     JsFuture::from(digest).await.ok()?.as_string()

@@ -78,6 +78,8 @@ use alloc::rc::Rc;
 use core::future::Future;
 use core::pin::Pin;
 pub use events::EVENTS;
+#[doc(hidden)]
+pub use files::proof as resume_proof;
 use js_sys::Promise;
 use room::{Inner, Options};
 use wasm_bindgen::prelude::*;

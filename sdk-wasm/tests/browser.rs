@@ -2526,3 +2526,25 @@ async fn a_failure_on_one_side_fails_the_other_side_at_once() {
         done(r.leave()).await.unwrap();
     }
 }
+
+#[wasm_bindgen_test]
+async fn resume_proofs_are_sha256_of_key_role_and_peer_and_differ_by_each() {
+    // What a transfer's two sides exchange to resume (files.rs): bound to the key, to
+    // the role and to the peer spoken to, so a proof heard by one peer is no use to
+    // another. Checked against SHA-256 computed here through a Blob.
+    let p = meshwire::resume_proof("k3y", "sender", "peer-b")
+        .await
+        .unwrap();
+    let blob = js_sys::Function::new_with_args("t", "return new Blob([t]);")
+        .call1(&JsValue::UNDEFINED, &JsValue::from_str("k3y:sender:peer-b"))
+        .unwrap();
+    assert_eq!(p, sha256_of(&blob).await);
+    for (key, role, peer) in [
+        ("k3z", "sender", "peer-b"),
+        ("k3y", "receiver", "peer-b"),
+        ("k3y", "sender", "peer-c"),
+    ] {
+        let other = meshwire::resume_proof(key, role, peer).await.unwrap();
+        assert_ne!(p, other, "{key} {role} {peer}");
+    }
+}
