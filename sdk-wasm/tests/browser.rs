@@ -87,6 +87,14 @@ async fn until(what: &str, ms: u32, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// `code: message` of each `error` event (a room's or a transfer's).
+fn error_lines(events: &[JsValue]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{}: {}", get_str(e, "code"), get_str(e, "message")))
+        .collect()
+}
+
 /// Records every event a room emits.
 struct Recorder {
     events: Rc<RefCell<Vec<(String, JsValue)>>>,
@@ -139,10 +147,7 @@ impl Recorder {
     }
 
     fn errors(&self) -> Vec<String> {
-        self.all("error")
-            .iter()
-            .map(|e| format!("{}: {}", get_str(e, "code"), get_str(e, "message")))
-            .collect()
+        error_lines(&self.all("error"))
     }
 }
 
@@ -1661,12 +1666,8 @@ impl Watch {
         self.state()
     }
 
-    /// `code: message` of each `error` event.
     fn errors(&self) -> Vec<String> {
-        self.all("error")
-            .iter()
-            .map(|e| format!("{}: {}", get_str(e, "code"), get_str(e, "message")))
-            .collect()
+        error_lines(&self.all("error"))
     }
 
     fn error_codes(&self) -> Vec<String> {
