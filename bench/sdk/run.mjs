@@ -70,16 +70,69 @@ async function transfer(a, b, api, i) {
   return SIZE / 1e6 / ((doneAt - start) / 1000);
 }
 
+// V8 keeps its own structures on the same heap as the page's objects: compiled code,
+// feedback, hidden classes and internal lists ("system / …", e.g. optimized code's
+// dependency lists). It adds to them while it tiers functions up, which is bounded by the
+// code that runs, not by the peers that came and went. Closures' contexts stay counted:
+// they are where a leaked closure's captures live.
+const engine = (type, name) =>
+  type === "code" || type === "object shape" || (name.startsWith("system / ") && !name.startsWith("system / Context"));
+
+// A heap snapshot through `cdp`. A leak is an object made after the first snapshot and
+// still alive at the last: `since` is the first snapshot's node ids. `cdp` must stay
+// attached (HeapProfiler enabled) from the first snapshot to the last: while it is, V8
+// follows the objects its collector moves, so an id keeps meaning one object.
+async function heapSnapshot(cdp, since) {
+  const chunks = [];
+  const take = (e) => chunks.push(e.chunk);
+  cdp.on("HeapProfiler.addHeapSnapshotChunk", take);
+  await cdp.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  cdp.off("HeapProfiler.addHeapSnapshotChunk", take);
+  const s = JSON.parse(chunks.join(""));
+  const fields = s.snapshot.meta.node_fields, types = s.snapshot.meta.node_types[0];
+  const [ti, ni, si, ii, n] = ["type", "name", "self_size", "id"].map((f) => fields.indexOf(f)).concat(fields.length);
+  const out = { ids: new Set(), engine: 0, survivors: 0, survivorKinds: {}, live: { RTCPeerConnection: 0, RTCDataChannel: 0, WebSocket: 0 } };
+  for (let i = 0; i < s.nodes.length; i += n) {
+    const type = types[s.nodes[i + ti]], name = s.strings[s.nodes[i + ni]], size = s.nodes[i + si];
+    out.ids.add(s.nodes[i + ii]);
+    // The browser's own objects behind live connections, channels and sockets (their JS
+    // wrappers, prototypes and constructors are "object"/"closure" nodes of the same name).
+    if (type === "native" && name in out.live) out.live[name]++;
+    if (engine(type, name)) out.engine += size;
+    else if (since && !since.has(s.nodes[i + ii])) {
+      out.survivors += size;
+      const kind = `${type} ${type === "string" ? "" : name.slice(0, 60)}`.trim();
+      out.survivorKinds[kind] = (out.survivorKinds[kind] || 0) + size;
+    }
+  }
+  return out;
+}
+
 async function memory(a, b, api) {
   const rows = [];
+  // Every cycle's numbers are read after the same full collection the snapshots make,
+  // so the first is not read before a deeper collection than the rest.
+  const cdp = await b.page.context().newCDPSession(b.page);
+  await cdp.send("HeapProfiler.enable");
+  let first;
   for (let i = 0; i < CYCLES; i++) {
     const r = room(api + "-mem", i);
     await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
     await b.page.evaluate(([api, r]) => window[api].joinToOpen(r), [api, r]);
     await b.page.evaluate((api) => window[api].leave(), api);
     await a.page.evaluate((api) => window[api].leave(), api);
-    rows.push(await b.page.evaluate((api) => window[api].memory(), api));
+    await cdp.send("HeapProfiler.collectGarbage");
+    const row = await b.page.evaluate((api) => window[api].memory(), api);
+    if (i === 0 || i === CYCLES - 1) {
+      const snap = await heapSnapshot(cdp, first && first.ids);
+      if (i === 0) first = snap;
+      const { ids, ...rest } = snap;
+      rest.survivorKinds = Object.entries(rest.survivorKinds).sort((x, y) => y[1] - x[1]).slice(0, 4);
+      row.snapshot = rest;
+    }
+    rows.push(row);
   }
+  await cdp.detach();
   return rows;
 }
 
