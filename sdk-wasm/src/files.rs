@@ -197,7 +197,7 @@ pub struct Transfer {
     sent: Cell<f64>,
     /// The SHA-256 of each piece so far, in order (`Promise<ArrayBuffer>`s).
     pieces: Array,
-    /// Receiver: the piece being filled (its bytes are also in `chunks`).
+    /// Receiver: the piece being filled; once full it is hashed and moves to `parts`.
     piece: RefCell<Option<Uint8Array>>,
     /// Sender: which sending task is current (a resume starts a new one; the old one
     /// stops at its next step).
@@ -210,8 +210,9 @@ pub struct Transfer {
     /// Test hook (`sendFile`'s hidden `corruptAt`): flip the byte at this offset after
     /// hashing it, so the receiver's digest must differ.
     corrupt_at: Option<f64>,
-    /// The receiver's chunks (`ArrayBuffer`s) until the `Blob` is made.
-    chunks: Array,
+    /// The receiver's full pieces (`Uint8Array`s) until the `Blob` is made of them: the
+    /// chunks that arrived were copied into these, so only one copy of the file is held.
+    parts: Array,
     /// The receiver's bytes at the last `ack`.
     acked: Cell<f64>,
     /// The received file (`transfer.blob`), once done.
@@ -263,7 +264,7 @@ impl Transfer {
             file,
             wake: RefCell::default(),
             corrupt_at,
-            chunks: Array::new(),
+            parts: Array::new(),
             acked: Cell::new(0.0),
             blob: RefCell::default(),
             announced: Cell::new(false),
@@ -679,7 +680,6 @@ impl Transfer {
             return;
         }
         self.take_in(&bytes);
-        self.chunks.push(data);
         self.bytes.set(total);
         if total - self.acked.get() >= ACK_EVERY || total == self.meta.borrow().size {
             self.acked.set(total);
@@ -717,9 +717,9 @@ impl Transfer {
             }
             t.control("verified", &[]);
             let options = js::object(&[("type", JsValue::from_str(&t.meta.borrow().mime))]);
-            match JsBlob::new_blob(&t.chunks, &options) {
+            match JsBlob::new_blob(&t.parts, &options) {
                 Ok(blob) => {
-                    t.chunks.set_length(0);
+                    t.parts.set_length(0);
                     *t.blob.borrow_mut() = Some(blob.into());
                     t.end(State::Done, None);
                 }
@@ -729,7 +729,7 @@ impl Transfer {
     }
 
     /// Receiver: copies `bytes` (the next ones of the file) into the pieces being
-    /// filled, and starts hashing each piece as it fills.
+    /// filled, and starts hashing each piece as it fills (the `Blob` is made of them).
     fn take_in(self: &Rc<Self>, bytes: &Uint8Array) {
         let size = self.meta.borrow().size;
         let (len, mut at, mut pos) = (bytes.length(), 0u32, self.bytes.get());
@@ -748,6 +748,7 @@ impl Transfer {
             pos += f64::from(take);
             if fill + take == piece_len {
                 self.piece.borrow_mut().take();
+                self.parts.push(&piece);
                 self.hash_piece(&piece);
             }
         }
@@ -842,7 +843,7 @@ impl Transfer {
         drop(self.link.borrow_mut().take());
         self.interrupted.borrow_mut().take();
         self.probes.borrow_mut().clear();
-        self.chunks.set_length(0);
+        self.parts.set_length(0);
         self.pieces.set_length(0);
         self.piece.borrow_mut().take();
         self.wake();
