@@ -11,7 +11,7 @@ const RUNS = Number(runsArg || 20);
 const SIZE = Number(sizeArg || 64 * 1048576);
 const CYCLES = Number(cyclesArg || 10);
 // Transfers per side; the verdict compares medians (one run's luck moves a best-of-3).
-const TRANSFERS = 5;
+const TRANSFERS = 7;
 const ARGS = [
   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
   "--allow-loopback-in-peer-connection", "--disable-background-networking",
@@ -41,8 +41,9 @@ async function joinToOpen(a, b, api, i) {
   return ms;
 }
 
-async function transfer(a, b, api, i) {
-  const r = room(api + "-file", i);
+// One SIZE-byte transfer from a to b; MB/s. `hash`: the baseline checks SHA-256 as the SDK does.
+async function transfer(a, b, api, i, hash = false) {
+  const r = room(api + (hash ? "-hash" : "") + "-file", i);
   await a.page.evaluate(([api, r]) => window[api].join(r), [api, r]);
   if (api === "sdk") {
     await b.page.evaluate((r) => sdk.join(r), r);
@@ -60,10 +61,11 @@ async function transfer(a, b, api, i) {
   await b.page.waitForFunction(() => window.st && window.st.dc && window.st.dc.readyState === "open", null, { timeout: 30000 });
   await a.page.waitForFunction(() => window.st && window.st.dc && window.st.dc.readyState === "open", null, { timeout: 30000 });
   // b offered (the newcomer), so a's channel arrived by ondatachannel; a sends.
-  await b.page.evaluate((size) => base.expect(size), SIZE);
-  const start = await a.page.evaluate((size) => base.send(size), SIZE);
-  await b.page.waitForFunction(() => base.doneAt() > 0, null, { timeout: 300000, polling: 50 });
+  await b.page.evaluate(([size, hash]) => base.expect(size, hash), [SIZE, hash]);
+  const start = await a.page.evaluate(([size, hash]) => base.send(size, hash), [SIZE, hash]);
+  await b.page.waitForFunction(() => base.doneAt() !== 0, null, { timeout: 300000, polling: 50 });
   const doneAt = await b.page.evaluate(() => base.doneAt());
+  if (doneAt < 0) throw new Error("the baseline's SHA-256 check failed");
   await b.page.evaluate(() => base.leave());
   await a.page.evaluate(() => base.leave());
   void st;
@@ -148,10 +150,11 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
     out.baselineJoin.push(await joinToOpen(...base, "base", i));
     out.sdkJoin.push(await joinToOpen(...sdk, "sdk", i));
   }
-  out.baselineMBps = []; out.sdkMBps = [];
+  out.baselineMBps = []; out.sdkMBps = []; out.hashedBaselineMBps = [];
   for (let i = 0; i < TRANSFERS; i++) {
     out.baselineMBps.push(await transfer(...base, "base", i));
     out.sdkMBps.push(await transfer(...sdk, "sdk", i));
+    out.hashedBaselineMBps.push(await transfer(...base, "base", i, true));
   }
   out.baselineMemory = await memory(...base, "base");
   out.memory = await memory(...sdk, "sdk");
@@ -180,4 +183,5 @@ out.baselineJoinMedian = median(out.baselineJoin);
 out.sdkJoinMedian = median(out.sdkJoin);
 out.baselineMBpsMedian = median(out.baselineMBps);
 out.sdkMBpsMedian = median(out.sdkMBps);
+out.hashedBaselineMBpsMedian = median(out.hashedBaselineMBps);
 console.log(JSON.stringify(out));
