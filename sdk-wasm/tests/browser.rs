@@ -1492,6 +1492,48 @@ fn gc() {
 }
 
 #[wasm_bindgen_test]
+async fn a_newcomer_offers_once_to_each_peer_and_each_answers_once() {
+    // Every setLocalDescription, with the state it was called in: "stable" makes an
+    // offer, "have-remote-offer" an answer. The newcomer offers at once rather than on
+    // `negotiationneeded`, so the event may come while its offer is being made (as
+    // browsers that follow the spec to the letter fire it): each offering connection
+    // gets one then, and one when its offer is made, and neither may bring a second.
+    let log = Array::new();
+    let _patch = Patch::new(
+        "RTCPeerConnection",
+        "setLocalDescription",
+        "return function (...a) {
+           const offering = this.signalingState === 'stable';
+           log.push(this.signalingState);
+           const made = orig.apply(this, a);
+           if (offering && !this.poked) {
+             this.poked = true;
+             this.dispatchEvent(new Event('negotiationneeded'));
+             made.then(() => this.dispatchEvent(new Event('negotiationneeded')));
+           }
+           return made;
+         };",
+        &log,
+    );
+    let rooms = mesh(RELAY, &unique("offers"), 3, |_| JsValue::UNDEFINED).await;
+    // Time for a late duplicate to show.
+    sleep(500).await;
+    let states: Vec<String> = log.iter().filter_map(|s| s.as_string()).collect();
+    let count = |state: &str| states.iter().filter(|s| *s == state).count();
+    assert_eq!(count("stable"), 3, "one offer per connection: {states:?}");
+    assert_eq!(
+        count("have-remote-offer"),
+        3,
+        "one answer per connection: {states:?}"
+    );
+    assert_eq!(states.len(), 6, "{states:?}");
+    for (r, rec) in &rooms {
+        assert!(rec.errors().is_empty(), "{:?}", rec.errors());
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_peer_closed_mid_negotiation_is_freed() {
     let room = unique("freed");
     let a = join(RELAY, &room, JsValue::UNDEFINED).await;
