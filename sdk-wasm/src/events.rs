@@ -139,7 +139,7 @@ export class Speaking {
   hasContext() { return !!this.ctx; }
 }
 
-// files.rs: SHA-256 by the browser (native, off the main thread), hex-encoded where
+// files.rs: SHA-256 by the browser (native code), hex-encoded where
 // the Rust side compares it. `crypto.subtle` exists only in secure contexts.
 const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 export const canHash = () => !!(globalThis.crypto && crypto.subtle);
