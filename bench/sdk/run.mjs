@@ -11,7 +11,7 @@ const RUNS = Number(runsArg || 20);
 const SIZE = Number(sizeArg || 64 * 1048576);
 const CYCLES = Number(cyclesArg || 10);
 // Transfers per side; the verdict compares medians (one run's luck moves a best-of-3).
-const TRANSFERS = 7;
+const TRANSFERS = 11;
 const ARGS = [
   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
   "--allow-loopback-in-peer-connection", "--disable-background-networking",

@@ -3,7 +3,7 @@
 # headless Chromium instance per peer (both pairs open, runs alternating) over the real relay (which serves the pages
 # from bench/sdk/www). Measures join → data channel open (median of RUNS), a SIZE-byte
 # transfer (sendFile, SHA-256 verified, vs the baseline's best-practice loop and vs the
-# same loop with the SDK's SHA-256 check, median of 7),
+# same loop with the SDK's SHA-256 check, median of 11),
 # and memory over CYCLES join/leave cycles (JS heap, heap snapshots of the first and last,
 # wasm memory, values the wasm side holds). Writes the section
 # between the sdk-browser-bench markers of docs/benchmarks.md (BENCH_DOC= to skip).
