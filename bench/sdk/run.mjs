@@ -72,13 +72,18 @@ async function transfer(a, b, api, i, hash = false) {
   return SIZE / 1e6 / ((doneAt - start) / 1000);
 }
 
-// V8 keeps its own structures on the same heap as the page's objects: compiled code,
-// feedback, hidden classes and internal lists ("system / …", e.g. optimized code's
-// dependency lists). It adds to them while it tiers functions up, which is bounded by the
-// code that runs, not by the peers that came and went. Closures' contexts stay counted:
-// they are where a leaked closure's captures live.
+// The engine keeps its own structures on the same heap as the page's objects: V8's
+// compiled code, feedback, hidden classes and internal lists ("system / …", e.g.
+// optimized code's dependency lists), which grow while it tiers functions up, bounded
+// by the code that runs and not by the peers that came and went; and the backing
+// stores of Blink's containers, which are reallocated (so new) whenever a table grows
+// or shrinks, on either page, while what they hold are nodes of their own. Closures'
+// contexts stay counted: they are where a leaked closure's captures live.
 const engine = (type, name) =>
-  type === "code" || type === "object shape" || (name.startsWith("system / ") && !name.startsWith("system / Context"));
+  type === "code" ||
+  type === "object shape" ||
+  (name.startsWith("system / ") && !name.startsWith("system / Context")) ||
+  (type === "native" && /^blink::Heap\w*Backing/.test(name));
 
 // A heap snapshot through `cdp`. A leak is an object made after the first snapshot and
 // still alive at the last: `since` is the first snapshot's node ids. `cdp` must stay
@@ -146,15 +151,23 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
   const base = [await open("/baseline.html"), await open("/baseline.html")];
   const sdk = [await open("/sdk.html"), await open("/sdk.html")];
   out.baselineJoin = []; out.sdkJoin = [];
+  // Which goes first swaps every round, so neither side always runs right after the other.
   for (let i = 0; i < RUNS; i++) {
-    out.baselineJoin.push(await joinToOpen(...base, "base", i));
-    out.sdkJoin.push(await joinToOpen(...sdk, "sdk", i));
+    const round = [
+      async () => out.baselineJoin.push(await joinToOpen(...base, "base", i)),
+      async () => out.sdkJoin.push(await joinToOpen(...sdk, "sdk", i)),
+    ];
+    for (const run of i % 2 ? round.reverse() : round) await run();
   }
   out.baselineMBps = []; out.sdkMBps = []; out.hashedBaselineMBps = [];
   for (let i = 0; i < TRANSFERS; i++) {
-    out.baselineMBps.push(await transfer(...base, "base", i));
-    out.sdkMBps.push(await transfer(...sdk, "sdk", i));
-    out.hashedBaselineMBps.push(await transfer(...base, "base", i, true));
+    const round = [
+      async () => out.baselineMBps.push(await transfer(...base, "base", i)),
+      async () => out.sdkMBps.push(await transfer(...sdk, "sdk", i)),
+      async () => out.hashedBaselineMBps.push(await transfer(...base, "base", i, true)),
+    ];
+    // Each of the three takes each place in turn.
+    for (let k = 0; k < 3; k++) await round[(i + k) % 3]();
   }
   out.baselineMemory = await memory(...base, "base");
   out.memory = await memory(...sdk, "sdk");

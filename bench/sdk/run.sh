@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SDK browser benchmark (issue 6): the SDK against a hand-written raw-JS baseline, one
-# headless Chromium instance per peer (both pairs open, runs alternating) over the real relay (which serves the pages
+# headless Chromium instance per peer (both pairs open, runs interleaved) over the real relay (which serves the pages
 # from bench/sdk/www). Measures join → data channel open (median of RUNS), a SIZE-byte
 # transfer (sendFile, SHA-256 verified, vs the baseline's best-practice loop and vs the
 # same loop with the SDK's SHA-256 check, median of 11),
@@ -60,7 +60,7 @@ first, last = mem[0], mem[-1]
 grow = lambda rows: (rows[-1]["heap"] + rows[-1]["wasm"] - rows[0]["heap"] - rows[0]["wasm"]) / 1024
 bg, sg = grow(r["baselineMemory"]), grow(mem)
 # The leak check (run.mjs): bytes of JS objects made after the first cycle's heap
-# snapshot and alive at the last (V8's own structures left out), and
+# snapshot and alive at the last (the engine's own structures left out), and
 # wasm memory's growth.
 surv = lambda rows: rows[-1]["snapshot"]["survivors"] / 1024
 wgrow = lambda rows: (rows[-1]["wasm"] - rows[0]["wasm"]) / 1024
@@ -74,7 +74,7 @@ lines = [
   "<!-- sdk-browser-bench:start -->",
   "## SDK in the browser vs a raw-JS baseline (`bash bench/sdk/run.sh`)",
   "",
-  f"- Date: {datetime.date.today()}; a separate headless Chromium instance (playwright-core) per peer — a baseline pair and an SDK pair, all four open at once, the runs alternating baseline, SDK, baseline, … so that changes in the machine's load hit both alike — over the real relay on loopback, which serves the pages (`bench/sdk/www`: `baseline.html` is plain `RTCPeerConnection`, `sdk.html` the built SDK from `scripts/build-sdk.sh`). 2 shared cores: absolute numbers are this machine's.",
+  f"- Date: {datetime.date.today()}; a separate headless Chromium instance (playwright-core) per peer — a baseline pair and an SDK pair, all four open at once, the runs interleaved (baseline and SDK joins in turn, which goes first swapping every round; the three kinds of transfer in turn, each taking each place) so that changes in the machine's load hit all alike — over the real relay on loopback, which serves the pages (`bench/sdk/www`: `baseline.html` is plain `RTCPeerConnection`, `sdk.html` the built SDK from `scripts/build-sdk.sh`). 2 shared cores: absolute numbers are this machine's.",
   "",
   "| check | baseline | SDK | SDK / baseline | target | |",
   "|---|---:|---:|---:|---:|---|",
@@ -87,7 +87,7 @@ lines = [
   "",
   f"The SDK's join → open is `Room.join` until `peer-connected` (connection up and the default channel open); the baseline's is `new WebSocket` until its channel's `open`. The SDK's transfer is `sendFile` until the receiver's `done` (each 1 MiB piece hashed with SHA-256 by `crypto.subtle` on both sides, the digest verified, the `Blob` assembled); the baseline sends the same bytes with the same pacing (64 KiB chunks, 1 MiB windows read ahead from the `Blob`, ≤ 1 MiB buffered, `bufferedamountlow` at 256 KiB) and no hash; the hashing baseline adds the SDK's check (each 1 MiB window hashed by `crypto.subtle` as the sender reads it, the receiver's bytes copied into 1 MiB pieces and hashed, the digest of the digests compared at the end), so the difference between the two baseline rows is what the check costs on this machine, where both peers share two cores. All runs (ms): baseline {r['baselineJoin']}, SDK {r['sdkJoin']}; MB/s: baseline {[round(x, 1) for x in r['baselineMBps']]}, SDK {[round(x, 1) for x in r['sdkMBps']]}, hashing baseline {[round(x, 1) for x in r['hashedBaselineMBps']]}.",
   "",
-  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}; JavaScript values held by the wasm side (live externref slots) {first.get('held')} → {last.get('held')}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}. The baseline page through the same cycles (same harness, so what the page-driving itself costs): {[round(m['heap'] / 1024) for m in r['baselineMemory']]}. Of the heap's growth from the first cycle to the last, V8's own structures (the snapshots' compiled code, feedback, hidden classes and internal lists: the engine tiering up what runs, bounded by the code, not by the peers) are {eng(mem):.1f} KiB on the SDK page and {eng(r['baselineMemory']):.1f} KiB on the baseline page; the objects row above leaves them out. What those objects are (largest kinds, SDK page): {kinds(mem)}; baseline page: {kinds(r['baselineMemory'])}.",
+  f"Memory of the joining page after each of {r['cycles']} join → connected → leave cycles (after `gc()`): JS heap {kib(first['heap'])} after the first, {kib(last['heap'])} after the last; wasm memory {kib(first['wasm'])} → {kib(last['wasm'])}; JavaScript values held by the wasm side (live externref slots) {first.get('held')} → {last.get('held')}. Per cycle (heap KiB): {[round(m['heap'] / 1024) for m in mem]}. The baseline page through the same cycles (same harness, so what the page-driving itself costs): {[round(m['heap'] / 1024) for m in r['baselineMemory']]}. Of the heap's growth from the first cycle to the last, the engine's own structures (the snapshots' compiled code, feedback, hidden classes and V8's internal lists: the engine tiering up what runs, bounded by the code, not by the peers; and Blink's reallocated container storage) are {eng(mem):.1f} KiB on the SDK page and {eng(r['baselineMemory']):.1f} KiB on the baseline page; the objects row above leaves them out. What those objects are (largest kinds, SDK page): {kinds(mem)}; baseline page: {kinds(r['baselineMemory'])}.",
   "",
   (f"PeerJS 1.5.5 reference (npm `peerjs` on the npm `peer` server 1.0.2, one reliable DataConnection, `serialization: \"raw\"`, 64 KiB chunks through `conn.send`), same {mb:.0f} MiB, median of {len(r['peerjsMBps'])}: {sorted(r['peerjsMBps'])[len(r['peerjsMBps']) // 2]:.1f} MB/s (runs {[round(x, 1) for x in r['peerjsMBps']]}); it has no join → open equivalent here (no rooms)." if r.get("peerjsMBps") else "PeerJS was not run (npm `peerjs`/`peer` could not be installed)."),
   "<!-- sdk-browser-bench:end -->",
