@@ -162,7 +162,8 @@ impl Peer {
             shared.open_user_channels(room);
             shared.attach_local(&room.local.borrow());
             // The first offer now rather than on `negotiationneeded`, a task later
-            // (~1 ms of every join); the event that follows is skipped (`on_event`).
+            // (~1 ms of every join). Browsers hold that event back while the offer is
+            // pending, and `on_event` skips it should one come anyway.
             crate::spawn(negotiate(Rc::downgrade(&shared)));
         }
         Ok(Peer {
@@ -372,7 +373,10 @@ impl Shared {
         match js::event_type(e).as_str() {
             // Not while an offer is being made or answered: the browser checks again
             // once the connection is stable, and fires anew if the offer in flight
-            // did not cover the change.
+            // did not cover the change. (Chrome and Firefox do not fire it then; this
+            // guards against a second offer from one that does. If the skipped event
+            // was needed and the offer in flight then failed, nothing fires again: the
+            // same as a failed offer without the skip.)
             "negotiationneeded" => {
                 if !self.making_offer.get() && self.state("signalingState") == "stable" {
                     crate::spawn(negotiate(Rc::downgrade(self)));

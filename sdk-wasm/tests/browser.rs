@@ -1495,9 +1495,11 @@ fn gc() {
 async fn a_newcomer_offers_once_to_each_peer_and_each_answers_once() {
     // Every setLocalDescription, with the state it was called in: "stable" makes an
     // offer, "have-remote-offer" an answer. The newcomer offers at once rather than on
-    // `negotiationneeded`, so the event may come while its offer is being made (as
-    // browsers that follow the spec to the letter fire it): each offering connection
-    // gets one then, and one when its offer is made, and neither may bring a second.
+    // `negotiationneeded`. Chrome and Firefox hold that event back while an offer is
+    // pending; this test fires it anyway, as another browser might: once while each
+    // connection's first offer is being made, and once after it is made (microtasks
+    // later, so the SDK has sent the offer, and before any task can bring the answer:
+    // the connection is in "have-local-offer"). Neither may bring a second offer.
     let log = Array::new();
     let _patch = Patch::new(
         "RTCPeerConnection",
@@ -1509,7 +1511,10 @@ async fn a_newcomer_offers_once_to_each_peer_and_each_answers_once() {
            if (offering && !this.poked) {
              this.poked = true;
              this.dispatchEvent(new Event('negotiationneeded'));
-             made.then(() => this.dispatchEvent(new Event('negotiationneeded')));
+             made.then(async () => {
+               for (let i = 0; i < 20; i++) await null;
+               this.dispatchEvent(new Event('negotiationneeded'));
+             });
            }
            return made;
          };",
