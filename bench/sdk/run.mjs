@@ -11,7 +11,8 @@ const RUNS = Number(runsArg || 20);
 const SIZE = Number(sizeArg || 64 * 1048576);
 const CYCLES = Number(cyclesArg || 10);
 // Transfers per side; the verdict compares medians (one run's luck moves a best-of-3).
-const TRANSFERS = 11;
+const TRANSFERS = 12;
+const ORDERS = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]];
 const ARGS = [
   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
   "--allow-loopback-in-peer-connection", "--disable-background-networking",
@@ -88,7 +89,11 @@ const engine = (type, name) =>
 // A heap snapshot through `cdp`. A leak is an object made after the first snapshot and
 // still alive at the last: `since` is the first snapshot's node ids. `cdp` must stay
 // attached (HeapProfiler enabled) from the first snapshot to the last: while it is, V8
-// follows the objects its collector moves, so an id keeps meaning one object.
+// follows the objects its collector moves, so an id keeps meaning one object. It can
+// still miss one: a new object at the address of one that died since the first
+// snapshot inherits that one's id. So `kinds` also sums the bytes of each kind of
+// object (constructor or function name; strings by type), and `grown` (memory below)
+// adds up what each kind gained from the first snapshot to the last.
 async function heapSnapshot(cdp, since) {
   const chunks = [];
   const take = (e) => chunks.push(e.chunk);
@@ -98,17 +103,21 @@ async function heapSnapshot(cdp, since) {
   const s = JSON.parse(chunks.join(""));
   const fields = s.snapshot.meta.node_fields, types = s.snapshot.meta.node_types[0];
   const [ti, ni, si, ii, n] = ["type", "name", "self_size", "id"].map((f) => fields.indexOf(f)).concat(fields.length);
-  const out = { ids: new Set(), engine: 0, survivors: 0, survivorKinds: {}, live: { RTCPeerConnection: 0, RTCDataChannel: 0, WebSocket: 0 } };
+  const out = { ids: new Set(), engine: 0, survivors: 0, survivorKinds: {}, kinds: new Map(), live: { RTCPeerConnection: 0, RTCDataChannel: 0, WebSocket: 0 } };
   for (let i = 0; i < s.nodes.length; i += n) {
     const type = types[s.nodes[i + ti]], name = s.strings[s.nodes[i + ni]], size = s.nodes[i + si];
     out.ids.add(s.nodes[i + ii]);
     // The browser's own objects behind live connections, channels and sockets (their JS
     // wrappers, prototypes and constructors are "object"/"closure" nodes of the same name).
     if (type === "native" && name in out.live) out.live[name]++;
-    if (engine(type, name)) out.engine += size;
-    else if (since && !since.has(s.nodes[i + ii])) {
+    if (engine(type, name)) {
+      out.engine += size;
+      continue;
+    }
+    const kind = `${type} ${type.endsWith("string") ? "" : name.slice(0, 60)}`.trim();
+    out.kinds.set(kind, (out.kinds.get(kind) || 0) + size);
+    if (since && !since.has(s.nodes[i + ii])) {
       out.survivors += size;
-      const kind = `${type} ${type === "string" ? "" : name.slice(0, 60)}`.trim();
       out.survivorKinds[kind] = (out.survivorKinds[kind] || 0) + size;
     }
   }
@@ -117,8 +126,8 @@ async function heapSnapshot(cdp, since) {
 
 async function memory(a, b, api) {
   const rows = [];
-  // Every cycle's numbers are read after the same full collection the snapshots make,
-  // so the first is not read before a deeper collection than the rest.
+  // Every cycle's numbers are read after a full collection (DevTools'), as the
+  // snapshots' are.
   const cdp = await b.page.context().newCDPSession(b.page);
   await cdp.send("HeapProfiler.enable");
   let first;
@@ -129,14 +138,23 @@ async function memory(a, b, api) {
     await b.page.evaluate((api) => window[api].leave(), api);
     await a.page.evaluate((api) => window[api].leave(), api);
     await cdp.send("HeapProfiler.collectGarbage");
-    const row = await b.page.evaluate((api) => window[api].memory(), api);
+    // The first and last cycles' snapshots come before their numbers are read, so those
+    // too are read after the snapshot's own full collection, not before it.
+    let snapshot;
     if (i === 0 || i === CYCLES - 1) {
       const snap = await heapSnapshot(cdp, first && first.ids);
       if (i === 0) first = snap;
-      const { ids, ...rest } = snap;
+      const { ids, kinds, ...rest } = snap;
       rest.survivorKinds = Object.entries(rest.survivorKinds).sort((x, y) => y[1] - x[1]).slice(0, 4);
-      row.snapshot = rest;
+      if (i > 0) {
+        const gains = [...kinds].map(([k, v]) => [k, v - (first.kinds.get(k) || 0)]).filter(([, d]) => d > 0);
+        rest.grown = gains.reduce((sum, [, d]) => sum + d, 0);
+        rest.grownKinds = gains.sort((x, y) => y[1] - x[1]).slice(0, 4);
+      }
+      snapshot = rest;
     }
+    const row = await b.page.evaluate((api) => window[api].memory(), api);
+    if (snapshot) row.snapshot = snapshot;
     rows.push(row);
   }
   await cdp.detach();
@@ -166,8 +184,9 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
       async () => out.sdkMBps.push(await transfer(...sdk, "sdk", i)),
       async () => out.hashedBaselineMBps.push(await transfer(...base, "base", i, true)),
     ];
-    // Each of the three takes each place in turn.
-    for (let k = 0; k < 3; k++) await round[(i + k) % 3]();
+    // The six orders in turn: each kind takes each place, and follows each other kind,
+    // equally often over 12 rounds.
+    for (const k of ORDERS[i % ORDERS.length]) await round[k]();
   }
   out.baselineMemory = await memory(...base, "base");
   out.memory = await memory(...sdk, "sdk");
