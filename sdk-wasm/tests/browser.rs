@@ -466,7 +466,7 @@ async fn many_messages_arrive_in_order_without_killing_the_channel() {
     // only survives if the SDK holds messages back (bufferedAmountLowThreshold).
     let room = unique("bulk");
     let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
-    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
     let chunk = 64 * 1024;
     let count = 640u32;
     for i in 0..count {
@@ -474,10 +474,28 @@ async fn many_messages_arrive_in_order_without_killing_the_channel() {
         buf.fill((i % 251) as u8, 0, chunk);
         send(a, buf.into(), Some(&b.peer_id()), None).unwrap();
     }
-    until("all 640 chunks", 60_000, || {
-        messages(rb, "meshwire").len() == count as usize
-    })
-    .await;
+    // Not `until`: a timeout says how far it got and what each side saw.
+    let states = |r: &Room| -> Vec<String> {
+        Array::from(&r.peers())
+            .iter()
+            .map(|p| get_str(&p, "connectionState"))
+            .collect()
+    };
+    let start = js_sys::Date::now();
+    while messages(rb, "meshwire").len() < count as usize {
+        assert!(
+            js_sys::Date::now() - start < 60_000.0,
+            "{} of {count} chunks arrived in 60 s; connections a {:?} b {:?}; \
+             errors a {:?} b {:?}; b's peer events {:?}",
+            messages(rb, "meshwire").len(),
+            states(a),
+            states(b),
+            ra.errors(),
+            rb.errors(),
+            ["peer-disconnected", "peer-connected", "connection-state"].map(|e| rb.all(e).len()),
+        );
+        sleep(20).await;
+    }
     for (i, d) in messages(rb, "meshwire").iter().enumerate() {
         let bytes = Uint8Array::new(d);
         assert_eq!(bytes.length(), chunk);
