@@ -6,13 +6,14 @@
 //! (<https://developer.mozilla.org/en-US/docs/Web/API/RTCDataChannel/bufferedamountlow_event>).
 //! Messages sent before the channel opens wait here too.
 
+use crate::cell::RefCell;
 use crate::error::{Code, Error};
 use crate::js::{self, Listener};
 use crate::prelude::*;
 use crate::room::Inner;
 use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use wasm_bindgen::JsValue;
 use web_sys::RtcDataChannel;
 

@@ -59,13 +59,14 @@
 //! and the channel's listener ([`Link`], dropped — and the channel closed — when the
 //! transfer ends). The sending task and the listener hold `Weak`s.
 
+use crate::cell::RefCell;
 use crate::error::{Code, Error};
 use crate::events::{self, Emitter};
 use crate::js::{self, cat, Listener, Timer};
 use crate::prelude::*;
 use crate::room::Inner;
 use alloc::rc::{Rc, Weak};
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;

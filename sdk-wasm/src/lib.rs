@@ -35,6 +35,7 @@ mod prelude {
     pub use alloc::vec::Vec;
 }
 
+mod cell;
 mod data;
 mod devices;
 pub mod error;

@@ -7,6 +7,7 @@
 //! capture only a `Weak` of the shared part, so dropping the `Peer` (on `peer-left` or
 //! `leave`) removes every listener and ends its signal task: nothing leaks per peer.
 
+use crate::cell::RefCell;
 use crate::data::Channel;
 use crate::error::{Code, Error};
 use crate::js::{self, cat, Listener, Timer};
@@ -16,7 +17,7 @@ use crate::room::Inner;
 use crate::wire::{self, Signal};
 use alloc::collections::VecDeque;
 use alloc::rc::{Rc, Weak};
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use meshwire_protocol::peer::{MediaInfo, SdpKind, Source};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;

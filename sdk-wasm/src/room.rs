@@ -4,6 +4,7 @@
 //! Re-entrancy: user event handlers may call back into the room, so no `RefCell`
 //! borrow is ever held while an event is emitted or a promise awaited.
 
+use crate::cell::RefCell;
 use crate::data::{self, ChannelOptions, Payload};
 use crate::error::{Code, Error, Result};
 use crate::events::Emitter;
@@ -17,7 +18,7 @@ use crate::speaking::{self, Speaking};
 use crate::wire::{self, Frame};
 use crate::{devices, stats};
 use alloc::rc::Rc;
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use js_sys::{Array, Function};
 use meshwire_protocol::peer::Source;
 use meshwire_protocol::{close_code, ErrorCode};
