@@ -511,6 +511,60 @@ async fn many_messages_arrive_in_order_without_killing_the_channel() {
 }
 
 #[wasm_bindgen_test]
+async fn a_buffered_amount_that_stops_falling_does_not_stall_the_channel() {
+    // Chromium can leave `bufferedAmount` where a burst sent just after a channel opened
+    // left it, with no `bufferedamountlow`, until the next `send` (sdk-wasm/src/data.rs;
+    // the bulk test above hit it). This page does the same on purpose: once a send
+    // takes the default channel's count to 4 MiB, the count stays there until the next
+    // send. Only the SDK's watchdog can make that send.
+    let log = Array::new();
+    let _patch = Patch::new(
+        "RTCDataChannel",
+        "send",
+        "return function (data) {
+           const r = orig.call(this, data);
+           if (log.frozen === this) {
+             delete this.bufferedAmount;
+             log.frozen = null;
+             log.push('moving again');
+           } else if (!log.done && this.label === 'meshwire' && this.bufferedAmount >= 4194304) {
+             const stuck = this.bufferedAmount;
+             Object.defineProperty(this, 'bufferedAmount', { get: () => stuck, configurable: true });
+             log.frozen = this;
+             log.done = true;
+             log.push('stuck');
+           }
+           return r;
+         };",
+        &log,
+    );
+    let rooms = mesh(RELAY, &unique("stuck"), 2, |_| JsValue::UNDEFINED).await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let (chunk, count) = (64 * 1024, 80u32);
+    for i in 0..count {
+        let buf = Uint8Array::new_with_length(chunk);
+        buf.fill(i as u8, 0, chunk);
+        send(a, buf.into(), Some(&b.peer_id()), None).unwrap();
+    }
+    until("all 80 chunks (5 MiB)", 10_000, || {
+        messages(rb, "meshwire").len() == count as usize
+    })
+    .await;
+    let steps: Vec<String> = log.iter().filter_map(|s| s.as_string()).collect();
+    assert_eq!(steps, ["stuck", "moving again"], "the count was stuck once");
+    for (i, d) in messages(rb, "meshwire").iter().enumerate() {
+        assert_eq!(
+            Uint8Array::new(d).get_index(0),
+            i as u8,
+            "chunk {i} out of order"
+        );
+    }
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn broadcast_reaches_every_other_peer_of_three() {
     let room = unique("bcast");
     let rooms = mesh(RELAY, &room, 3, |_| JsValue::UNDEFINED).await;
