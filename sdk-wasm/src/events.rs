@@ -156,7 +156,7 @@ export function pieceDigest(pieces) {
 export const randomHex = (n) => hex(crypto.getRandomValues(new Uint8Array(n)));
 
 // stats.rs (module doc there): `getStats()` of each connection in turn, each report
-// read against the counters the previous call left in the peer's holder (in the Map
+// read against the counters earlier calls left in the peer's holder (in the Map
 // `prev.holders`, which keeps only the peers whose report came). Returns those holders,
 // each with its `sample` (a `PeerStats`, its `quality` set by the Rust side) and
 // `connected`.
@@ -184,6 +184,7 @@ export function qualityChanges(before, samples) {
   const was = new Map((before || []).map((s) => [s.peerId, s.quality]));
   return samples.filter((s) => was.get(s.peerId) !== s.quality).map(({ peerId, quality }) => ({ peerId, quality }));
 }
+const RATE_WINDOW_MS = 1000;
 function readStats(report, holder, peerId) {
   const all = [];
   for (const [, s] of report) all.push(s);
@@ -211,7 +212,14 @@ function readStats(report, holder, peerId) {
     type = local === "relay" || end("remoteCandidateId") === "relay" ? "relay" : local;
   }
   let bitrateIn = 0, bitrateOut = 0, packetLoss = 0;
-  const prev = holder.counters;
+  // Rates over at least RATE_WINDOW_MS: against the newest earlier sample that old
+  // (else the oldest), so two calls close together (an app's and the quality poll's)
+  // do not report a rate over a few milliseconds.
+  const kept = (holder.counters || []).filter((c) => c.at < now.at);
+  let base = 0;
+  while (base + 1 < kept.length && now.at - kept[base + 1].at >= RATE_WINDOW_MS) base++;
+  const prev = kept[base];
+  holder.counters = [...kept.slice(base), now];
   if (prev) {
     const secs = (now.at - prev.at) / 1000;
     if (secs > 0) {
@@ -221,7 +229,6 @@ function readStats(report, holder, peerId) {
     const lost = Math.max(now.lost - prev.lost, 0), got = Math.max(now.got - prev.got, 0);
     if (lost + got > 0) packetLoss = lost / (lost + got);
   }
-  holder.counters = now;
   holder.pair = !!pair;
   return { peerId, rttMs: rtt, bitrateIn, bitrateOut, packetLoss, jitterMs: jitter * 1000,
     candidateType: type || null, quality: "lost" };
@@ -283,7 +290,7 @@ extern "C" {
     pub fn has_context(this: &Speaking) -> bool;
 
     /// `getStats()` of each of `pcs` (the connections to the peers `ids`) in turn, read
-    /// against the counters of the previous call (kept in `prev`, the room's object);
+    /// against the counters of earlier calls (kept in `prev`, the room's object);
     /// resolves to one holder per report that came, with its `sample` (quality still
     /// `lost`) and `connected` (`stats::finish`).
     #[wasm_bindgen(js_name = collectStats)]

@@ -164,7 +164,7 @@ pub struct Inner {
     /// The samples of the previous `quality` poll (their `quality` was reported), or
     /// `undefined`.
     qualities: RefCell<JsValue>,
-    /// Holds each peer's counters at the previous `getStats` (rates are deltas;
+    /// Holds each peer's counters at recent `getStats` calls (rates are deltas;
     /// `events::collect_stats`).
     stats_prev: js_sys::Object,
     /// `devicechange`, listened to once someone subscribes to `devices-changed`.

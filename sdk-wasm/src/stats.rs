@@ -1,13 +1,15 @@
 //! Connection stats (`room.getStats()`) and quality (`quality` events), read from
 //! `RTCPeerConnection.getStats()` (<https://w3c.github.io/webrtc-stats/>). Rates need
-//! two reports: each call keeps the counters of the previous one per peer, so the first
-//! call after a peer connects reports rates and loss of 0.
+//! two reports: each peer keeps the counters of recent calls, and a call compares with
+//! the newest one at least 1 s older (else the oldest), so two calls close together (an
+//! app's and the quality poll's) still measure over a second. The first call after a
+//! peer connects reports rates and loss of 0.
 //!
 //! - `rttMs`: the selected candidate pair's `currentRoundTripTime` (STUN consent checks,
 //!   so it exists with or without media);
 //! - `bitrateIn` / `bitrateOut`: bits per second over the pair (media and data);
-//! - `packetLoss`: lost / (lost + received) over every inbound RTP stream since the
-//!   previous report, 0..1 (0 without media);
+//! - `packetLoss`: lost / (lost + received) over every inbound RTP stream since that
+//!   earlier report, 0..1 (0 without media);
 //! - `jitterMs`: the highest inbound RTP `jitter`;
 //! - `candidateType`: `relay` if either end of the selected pair is a TURN relay, else
 //!   the local candidate's type.

@@ -5,15 +5,19 @@
 //! - `POST /cut`     reset every proxied connection now (RST, no WebSocket close);
 //! - `POST /block`   refuse new connections (accepted, then reset at once);
 //! - `POST /unblock` accept again;
-//! - `GET  /health`  `{"connections":N,"blocked":bool}`.
+//! - `POST /delay/MS` hold every byte MS milliseconds in each direction, from now on
+//!   and on connections already open (0: none), as a long network path would;
+//! - `GET  /health`  `{"connections":N,"blocked":bool,"delayMs":MS}`.
 
 use clap::Parser;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use warp::Filter;
 
 #[derive(Parser)]
@@ -34,6 +38,7 @@ struct Args {
 struct State {
     blocked: AtomicBool,
     open: AtomicUsize,
+    delay_ms: AtomicU64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -76,13 +81,21 @@ async fn main() -> std::io::Result<()> {
                 "unblocked"
             }
         }))
+        .or(warp::post().and(warp::path!("delay" / u64)).map({
+            let s = s.clone();
+            move |ms| {
+                s.delay_ms.store(ms, Ordering::SeqCst);
+                format!("delay {ms} ms")
+            }
+        }))
         .or(warp::get().and(warp::path!("health")).map({
             let s = s.clone();
             move || {
                 format!(
-                    r#"{{"connections":{},"blocked":{}}}"#,
+                    r#"{{"connections":{},"blocked":{},"delayMs":{}}}"#,
                     s.open.load(Ordering::SeqCst),
-                    s.blocked.load(Ordering::SeqCst)
+                    s.blocked.load(Ordering::SeqCst),
+                    s.delay_ms.load(Ordering::SeqCst)
                 )
             }
         }))
@@ -115,16 +128,53 @@ async fn main() -> std::io::Result<()> {
             let _ = server.set_nodelay(true);
             state.open.fetch_add(1, Ordering::SeqCst);
             let (mut client, mut server) = (client, server);
-            tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                _ = cut.changed() => {
-                    reset(&client);
-                    reset(&server);
+            let cut = {
+                let (client_rx, client_tx) = client.split();
+                let (server_rx, server_tx) = server.split();
+                tokio::select! {
+                    _ = async {
+                        tokio::join!(
+                            pipe(client_rx, server_tx, &state),
+                            pipe(server_rx, client_tx, &state)
+                        )
+                    } => false,
+                    _ = cut.changed() => true,
                 }
+            };
+            if cut {
+                reset(&client);
+                reset(&server);
             }
             state.open.fetch_sub(1, Ordering::SeqCst);
         });
     }
+}
+
+/// Copies `from` to `to`, each read held back by the delay in force when it was read
+/// (so bytes keep their order and spacing). Ends when `from` closes or `to` fails; a
+/// cut stops it where it is.
+async fn pipe(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, state: &State) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            let due = Instant::now() + Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+            if tx.send((due, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        // The other side closed: pass the FIN on.
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
 }
 
 /// Makes the socket's close a reset (RST) instead of an orderly FIN.
