@@ -271,14 +271,11 @@ async fn settle(
         .map(|peer| (peer, result))
 }
 
-/// Handles one signal from this peer, in arrival order.
+/// Handles one signal from this peer, in arrival order. Track labels that come with a
+/// description are applied with it (see [`on_description`]); alone (a mute), at once.
 async fn handle(weak: &Weak<Shared>, signal: Signal) {
-    if let Some(media) = signal.media {
-        let Some(peer) = weak.upgrade() else { return };
-        peer.on_media(media);
-    }
     if let Some((kind, init)) = signal.description {
-        if let Err(e) = on_description(weak, kind, init.unchecked_into()).await {
+        if let Err(e) = on_description(weak, kind, init.unchecked_into(), signal.media).await {
             let Some(peer) = weak.upgrade() else { return };
             js::warn(&cat(&[
                 "negotiation with ",
@@ -287,6 +284,9 @@ async fn handle(weak: &Weak<Shared>, signal: Signal) {
                 &e.message,
             ]));
         }
+    } else if let Some(media) = signal.media {
+        let Some(peer) = weak.upgrade() else { return };
+        peer.on_media(media);
     }
     if let Some(init) = signal.candidate {
         let added = {
@@ -310,10 +310,19 @@ async fn handle(weak: &Weak<Shared>, signal: Signal) {
 }
 
 /// Perfect negotiation's description handling (a peer gone meanwhile ends it quietly).
+///
+/// `media`, the sender's track labels as of this description, is applied only if the
+/// description is: an impolite peer that ignores a colliding offer ignores its labels
+/// too. (Applied anyway, a screen share stopped in that offer was reported removed
+/// while this side's browser, which never applied the offer, still counted the track
+/// as received; when the share restarted before the next offer, the browser fired no
+/// new `track` and the share never reappeared: the glare test, 1 run in ~15 under load.)
+/// They are applied before `setRemoteDescription`, so its `track` events see them.
 async fn on_description(
     weak: &Weak<Shared>,
     kind: SdpKind,
     init: RtcSessionDescriptionInit,
+    media: Option<Vec<MediaInfo>>,
 ) -> Result<(), Error> {
     let is_offer = kind == SdpKind::Offer;
     let applied = {
@@ -326,6 +335,9 @@ async fn on_description(
         peer.ignore_offer.set(!peer.polite && collision);
         if peer.ignore_offer.get() {
             return Ok(());
+        }
+        if let Some(media) = media {
+            peer.on_media(media);
         }
         peer.setting_answer.set(kind == SdpKind::Answer);
         // A polite peer's colliding offer is rolled back implicitly here.
@@ -495,7 +507,9 @@ impl Shared {
         }
     }
 
-    /// The remote side's new media labels: relabel tracks, report mutes and removals.
+    /// The remote side's new media labels: relabel tracks, report mutes and removals,
+    /// and report a track the labels bring back on a transceiver the browser still
+    /// receives on.
     fn on_media(&self, media: Vec<MediaInfo>) {
         let Some(room) = self.room() else { return };
         let mut events: Vec<(&'static str, JsValue)> = Vec::new();
@@ -512,6 +526,20 @@ impl Shared {
                         t.muted = info.muted;
                         events.push(("mute", self.mute_event(t.source, t.muted)));
                     }
+                } else if let Some(track) = self.receiving(&info.mid) {
+                    // Labels said this track was removed (a stopped screen share), and
+                    // it is back before any description told the browser it had
+                    // stopped: the browser fires no `track` for it, so this is the
+                    // only report it gets. Otherwise `on_track` reports it.
+                    let t = RemoteTrack {
+                        mid: info.mid.clone(),
+                        stream: stream_of(&track),
+                        track,
+                        source: info.source,
+                        muted: info.muted,
+                    };
+                    events.push(("track", self.track_event(&t)));
+                    tracks.push(t);
                 }
             }
             for old in previous
@@ -530,21 +558,43 @@ impl Shared {
         }
     }
 
+    /// The live track of the transceiver `mid` if the browser counts it as receiving
+    /// (its negotiated direction includes `recv`).
+    fn receiving(&self, mid: &str) -> Option<MediaStreamTrack> {
+        let t = self
+            .pc
+            .get_transceivers()
+            .iter()
+            .find(|t| js::get_string(t, "mid").as_deref() == Some(mid))?;
+        let direction = js::get_string(&t, "currentDirection")?;
+        let track = js::get(&js::get(&t, "receiver"), "track");
+        let live = js::get_string(&track, "readyState").as_deref() == Some("live");
+        (live && matches!(direction.as_str(), "sendrecv" | "recvonly"))
+            .then(|| track.unchecked_into())
+    }
+
     fn on_track(&self, e: &JsValue) {
         let Some(room) = self.room() else { return };
         let track: MediaStreamTrack = js::get(e, "track").unchecked_into();
         let Some(mid) = js::get_string(&js::get(e, "transceiver"), "mid") else {
             return;
         };
+        // Already reported from the labels (`on_media`).
+        if self
+            .tracks
+            .borrow()
+            .iter()
+            .any(|t| t.mid == mid && t.track == track)
+        {
+            return;
+        }
         let first = js::get(e, "streams")
             .unchecked_into::<js_sys::Array>()
             .get(0);
         let stream: MediaStream = if first.is_object() {
             first.unchecked_into()
         } else {
-            let s = MediaStream::new().unwrap_or_else(|_| unreachable_stream());
-            s.add_track(&track);
-            s
+            stream_of(&track)
         };
         let (source, muted) = match self.remote_media.borrow().iter().find(|m| m.mid == mid) {
             Some(info) => (info.source, info.muted),
@@ -813,6 +863,13 @@ impl Shared {
 
 /// `new MediaStream()` cannot fail in a browser that fired a track event; this keeps
 /// the types total without a panic path.
+/// A new stream holding `track`.
+fn stream_of(track: &MediaStreamTrack) -> MediaStream {
+    let s = MediaStream::new().unwrap_or_else(|_| unreachable_stream());
+    s.add_track(track);
+    s
+}
+
 fn unreachable_stream() -> MediaStream {
     JsValue::NULL.unchecked_into()
 }

@@ -807,6 +807,170 @@ async fn glare_both_share_screens_at_once_twenty_rounds() {
     }
 }
 
+#[wasm_bindgen_test]
+async fn labels_of_an_ignored_offer_are_ignored_too() {
+    // Perfect negotiation: when both peers offer at once, the impolite one ignores the
+    // polite one's offer. The track labels sent with that offer must be ignored with
+    // it. Here both stop sharing at once; the polite peer's offer (its share stopped)
+    // is ignored by the impolite one, and its answer is held back while it shares
+    // again. The impolite peer's browser never applies an offer in which the polite
+    // one stopped sending, so it fires no new `track` for the share: the SDK must not
+    // have reported the share removed either, or it never comes back.
+    let log = Array::new();
+    let _sld = Patch::new(
+        "RTCPeerConnection",
+        "setLocalDescription",
+        "return function (...a) {
+           if (log.hold && this === log.rolled && this.signalingState === 'have-remote-offer') {
+             log.hold = false;
+             return new Promise((release) => { log.release = release; })
+               .then(() => orig.apply(this, a));
+           }
+           return orig.apply(this, a);
+         };",
+        &log,
+    );
+    let _srd = Patch::new(
+        "RTCPeerConnection",
+        "setRemoteDescription",
+        "return function (...a) {
+           // Only the polite peer applies an offer over its own (a rollback).
+           if (log.hold && a[0] && a[0].type === 'offer' && this.signalingState === 'have-local-offer') {
+             log.rolled = this;
+           }
+           return orig.apply(this, a);
+         };",
+        &log,
+    );
+    let rooms = mesh(RELAY, &unique("ignored"), 2, |_| JsValue::UNDEFINED).await;
+    // The polite side is the one with the greater id (peer.rs).
+    let (p, i) = if rooms[0].0.peer_id() > rooms[1].0.peer_id() {
+        (&rooms[0], &rooms[1])
+    } else {
+        (&rooms[1], &rooms[0])
+    };
+    let ((p, rp), (i, ri)) = (p, i);
+    let extra = || obj(&[("replaceCamera", JsValue::FALSE)]).unchecked_into();
+    let shares = |rec: &Recorder, from: &Room| track_events(rec, &from.peer_id(), "screen").len();
+    for attempt in 1..=5 {
+        let (x, y) = futures_util::future::join(
+            done(p.start_screen_share(extra())),
+            done(i.start_screen_share(extra())),
+        )
+        .await;
+        x.unwrap();
+        y.unwrap();
+        until("both see the other's screen", 10_000, || {
+            shares(ri, p) == attempt && shares(rp, i) == attempt
+        })
+        .await;
+        sleep(300).await;
+        Reflect::set(&log, &"hold".into(), &JsValue::TRUE).unwrap();
+        let (x, y) =
+            futures_util::future::join(done(p.stop_screen_share()), done(i.stop_screen_share()))
+                .await;
+        x.unwrap();
+        y.unwrap();
+        // Did the two stops collide (the polite peer rolled back and now holds its
+        // answer)? It sees the impolite peer's stop either way.
+        until("the polite peer sees the share removed", 10_000, || {
+            removed(rp, &i.peer_id(), "screen") == attempt
+        })
+        .await;
+        sleep(300).await;
+        let release = get(&log, "release");
+        if !release.is_function() {
+            // No collision this time: the polite peer answered at once. Again.
+            Reflect::set(&log, &"hold".into(), &JsValue::FALSE).unwrap();
+            until("both see it removed", 10_000, || {
+                removed(ri, &p.peer_id(), "screen") == attempt
+                    && removed(rp, &i.peer_id(), "screen") == attempt
+            })
+            .await;
+            continue;
+        }
+        // The polite peer shares again before its answer goes out.
+        done(p.start_screen_share(extra())).await.unwrap();
+        release
+            .unchecked_into::<js_sys::Function>()
+            .call0(&JsValue::NULL)
+            .unwrap();
+        sleep(1_000).await;
+        let showing = Array::from(&i.tracks())
+            .iter()
+            .any(|t| get_str(&t, "peerId") == p.peer_id() && get_str(&t, "source") == "screen");
+        assert!(
+            showing,
+            "the impolite peer lost the polite one's share: {} removed, {} track events",
+            removed(ri, &p.peer_id(), "screen"),
+            shares(ri, p)
+        );
+        assert!(ri.errors().is_empty() && rp.errors().is_empty());
+        for (r, _) in &rooms {
+            done(r.leave()).await.unwrap();
+        }
+        return;
+    }
+    panic!("the two stops never collided in 5 attempts");
+}
+
+#[wasm_bindgen_test]
+async fn a_share_stopped_and_restarted_before_renegotiating_is_reported_again() {
+    // With a camera on, stopping a screen share announces the new labels at once (the
+    // share is reported removed) and renegotiates. Here the offer that would tell the
+    // other browser is held back until the share has restarted, so that browser never
+    // stops receiving and fires no new `track`: the labels are the only news it gets.
+    let log = Array::new();
+    let _sld = Patch::new(
+        "RTCPeerConnection",
+        "setLocalDescription",
+        "return function (...a) {
+           if (log.hold && this.signalingState === 'stable') {
+             log.hold = false;
+             return new Promise((release) => { log.release = release; })
+               .then(() => orig.apply(this, a));
+           }
+           return orig.apply(this, a);
+         };",
+        &log,
+    );
+    let camera = |_| obj(&[("video", JsValue::TRUE)]);
+    let rooms = mesh(RELAY, &unique("restart"), 2, camera).await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    let extra = || obj(&[("replaceCamera", JsValue::FALSE)]).unchecked_into();
+    let screens = |rec: &Recorder| track_events(rec, &a.peer_id(), "screen").len();
+    done(a.start_screen_share(extra())).await.unwrap();
+    until("b sees a's screen", 10_000, || screens(rb) == 1).await;
+    sleep(300).await;
+
+    Reflect::set(&log, &"hold".into(), &JsValue::TRUE).unwrap();
+    done(a.stop_screen_share()).await.unwrap();
+    until("b told the share stopped, the offer held", 10_000, || {
+        removed(rb, &a.peer_id(), "screen") == 1 && get(&log, "release").is_function()
+    })
+    .await;
+    done(a.start_screen_share(extra())).await.unwrap();
+    until("b sees a's screen again", 5_000, || screens(rb) == 2).await;
+    get(&log, "release")
+        .unchecked_into::<js_sys::Function>()
+        .call0(&JsValue::NULL)
+        .unwrap();
+    sleep(1_000).await;
+    assert_eq!(screens(rb), 2, "reported once, not again after the offer");
+    let shown = Array::from(&b.tracks())
+        .iter()
+        .filter(|t| get_str(t, "peerId") == a.peer_id() && get_str(t, "source") == "screen")
+        .count();
+    assert_eq!(shown, 1);
+    let e = track_events(rb, &a.peer_id(), "screen").pop().unwrap();
+    let video = video_of(&get(&e, "stream"));
+    playing(&video, Shape::Screen, 10_000).await;
+    assert!(rb.errors().is_empty(), "{:?}", rb.errors());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
 // ---- relay outage -------------------------------------------------------------------
 
 #[wasm_bindgen_test]
