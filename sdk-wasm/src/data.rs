@@ -12,8 +12,8 @@
 //! Chromium 156 with both cores loaded: 12 of 110 bursts of 40 MiB stuck at exactly the
 //! first 4 MiB for as long as we waited, 15 s; none of 40 after a 200 ms pause, none of
 //! 110 on the sender's own channel.) So while messages wait, a [`STALL_MS`] watchdog looks at
-//! the count: if it has not moved at all, the next message is sent anyway, once, which
-//! sets the count right; it stays far below Chrome's limit ([`FORCE_LIMIT`]).
+//! the count: each time it has not moved at all, the next message is sent anyway (one
+//! send sets the count right), up to [`FORCE_LIMIT`], far below Chrome's limit.
 
 use crate::cell::RefCell;
 use crate::error::{Code, Error};

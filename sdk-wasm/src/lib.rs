@@ -179,7 +179,7 @@ export interface RoomEvents {
  * `poor`: worse; `lost`: not connected. */
 export type ConnectionQuality = "excellent" | "good" | "poor" | "lost";
 
-/** One peer connection's stats (`room.getStats()`); rates and loss are since the previous call. */
+/** One peer connection's stats (`room.getStats()`); rates and loss are over the time since the newest earlier call at least 1 s before (else the oldest). */
 export interface PeerStats {
   peerId: string;
   /** Round-trip time of the selected candidate pair, ms. */
@@ -462,8 +462,8 @@ impl Room {
         })
     }
 
-    /// Stats of every peer connection (`PeerStats`); rates and loss are since the
-    /// previous call (0 on the first).
+    /// Stats of every peer connection (`PeerStats`); rates and loss are over the time
+    /// since the newest earlier call at least 1 s before (else the oldest; 0 on the first).
     #[wasm_bindgen(js_name = getStats, unchecked_return_type = "Promise<PeerStats[]>")]
     pub fn get_stats(&self) -> Promise {
         let inner = self.inner.clone();

@@ -861,8 +861,6 @@ impl Shared {
     }
 }
 
-/// `new MediaStream()` cannot fail in a browser that fired a track event; this keeps
-/// the types total without a panic path.
 /// A new stream holding `track`.
 fn stream_of(track: &MediaStreamTrack) -> MediaStream {
     let s = MediaStream::new().unwrap_or_else(|_| unreachable_stream());
@@ -870,6 +868,8 @@ fn stream_of(track: &MediaStreamTrack) -> MediaStream {
     s
 }
 
+/// `new MediaStream()` cannot fail in a browser that fired a track event; this keeps
+/// the types total without a panic path.
 fn unreachable_stream() -> MediaStream {
     JsValue::NULL.unchecked_into()
 }

@@ -1373,7 +1373,7 @@ impl Inner {
         }
     }
 
-    /// `getStats()` of every peer connection, as samples against the previous call.
+    /// `getStats()` of every peer connection, as samples against earlier calls (`stats.rs`).
     /// Holds only a `Weak` across the awaits.
     fn collect_stats(weak: alloc::rc::Weak<Inner>) -> crate::Task<'static, Array> {
         Box::pin(async move {

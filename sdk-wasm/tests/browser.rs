@@ -275,7 +275,6 @@ async fn proxy(command: &str) {
     control(PROXY_CONTROL, command).await;
 }
 
-/// Sends `command` (cut, block, unblock) to the fault proxy controlled at `base`.
 /// The TURN path as a test starts from: open, without delay (a failed test may have
 /// left it blocked or slow).
 async fn turn_path_clear() {
@@ -283,6 +282,8 @@ async fn turn_path_clear() {
     control(TURN_CONTROL, "delay/0").await;
 }
 
+/// Sends `command` (cut, block, unblock, delay/MS) to the fault proxy controlled at
+/// `base`.
 async fn control(base: &str, command: &str) {
     let window = web_sys::window().unwrap();
     let init = web_sys::RequestInit::new();
@@ -905,6 +906,10 @@ async fn labels_of_an_ignored_offer_are_ignored_too() {
             removed(ri, &p.peer_id(), "screen"),
             shares(ri, p)
         );
+        // Its browser never stopped receiving the share: neither did the SDK report a
+        // removal (from the ignored offer's labels) nor a second arrival.
+        assert_eq!(removed(ri, &p.peer_id(), "screen"), attempt - 1);
+        assert_eq!(shares(ri, p), attempt);
         assert!(ri.errors().is_empty() && rp.errors().is_empty());
         for (r, _) in &rooms {
             done(r.leave()).await.unwrap();
@@ -917,18 +922,36 @@ async fn labels_of_an_ignored_offer_are_ignored_too() {
 #[wasm_bindgen_test]
 async fn a_share_stopped_and_restarted_before_renegotiating_is_reported_again() {
     // With a camera on, stopping a screen share announces the new labels at once (the
-    // share is reported removed) and renegotiates. Here the offer that would tell the
-    // other browser is held back until the share has restarted, so that browser never
-    // stops receiving and fires no new `track`: the labels are the only news it gets.
+    // share is reported removed) and renegotiates. Here the offer is made only after
+    // the share has restarted, so the other browser never stops receiving and fires no
+    // new `track`: the labels are the only news it gets.
+    stop_and_restart_share(false).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_share_restarted_while_its_stop_is_negotiated_is_reported_once() {
+    // As above, but the stop's offer is made at once and only sent after the restart:
+    // the other browser stops receiving, then fires `track` again for the same
+    // receiver track, which the labels have already reported.
+    stop_and_restart_share(true).await;
+}
+
+/// Shares a's screen, stops it and restarts it while a's next offer is held back:
+/// the call itself (`make_offer_first` false: the offer is made after the restart), or
+/// only its result (true: made at once, sent after the restart). Either way b must
+/// report the share once more, and not twice.
+async fn stop_and_restart_share(make_offer_first: bool) {
     let log = Array::new();
+    Reflect::set(&log, &"first".into(), &JsValue::from_bool(make_offer_first)).unwrap();
     let _sld = Patch::new(
         "RTCPeerConnection",
         "setLocalDescription",
         "return function (...a) {
            if (log.hold && this.signalingState === 'stable') {
              log.hold = false;
+             const made = log.first ? orig.apply(this, a) : null;
              return new Promise((release) => { log.release = release; })
-               .then(() => orig.apply(this, a));
+               .then(() => made || orig.apply(this, a));
            }
            return orig.apply(this, a);
          };",
@@ -955,8 +978,11 @@ async fn a_share_stopped_and_restarted_before_renegotiating_is_reported_again() 
         .unchecked_into::<js_sys::Function>()
         .call0(&JsValue::NULL)
         .unwrap();
-    sleep(1_000).await;
-    assert_eq!(screens(rb), 2, "reported once, not again after the offer");
+    // Time for the held offer, its answer and (offer made first) the restart's own
+    // negotiation, whose `track` event must not be reported again.
+    sleep(1_500).await;
+    assert_eq!(screens(rb), 2, "reported once more, not twice");
+    assert_eq!(removed(rb, &a.peer_id(), "screen"), 1);
     let shown = Array::from(&b.tracks())
         .iter()
         .filter(|t| get_str(t, "peerId") == a.peer_id() && get_str(t, "source") == "screen")
@@ -2525,16 +2551,13 @@ async fn stats_follow_a_slower_path_and_say_relay_through_turn() {
     let s = peer_stats(b).await;
     assert_eq!(s.len(), 1);
     check(&s[0], (0.0, 100.0));
-    assert_eq!(get_str(&s[0], "quality"), "excellent");
 
     // 50 ms each way: a round trip of ~200 ms, `good` by the documented thresholds
     // (150 and 300 ms). The RTT comes from the STUN checks on the pair, every few s.
     let seen = rb.all("quality").len();
     control(TURN_CONTROL, "delay/50").await;
     quality_after(rb, seen, &a.peer_id(), "good", 20_000).await;
-    let s = peer_stats(b).await;
-    check(&s[0], (150.0, 450.0));
-    assert_eq!(get_str(&s[0], "quality"), "good");
+    check(&peer_stats(b).await[0], (150.0, 300.0));
 
     // And back.
     let seen = rb.all("quality").len();
@@ -2542,6 +2565,21 @@ async fn stats_follow_a_slower_path_and_say_relay_through_turn() {
     quality_after(rb, seen, &a.peer_id(), "excellent", 20_000).await;
     check(&peer_stats(b).await[0], (0.0, 100.0));
     assert!(rb.errors().is_empty(), "{:?}", rb.errors());
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+
+    // Without TURN, on loopback: a host pair.
+    let rooms = mesh(RELAY, &unique("stats-host"), 2, |_| JsValue::UNDEFINED).await;
+    let mut kind = String::new();
+    for _ in 0..50 {
+        kind = get_str(&peer_stats(&rooms[1].0).await[0], "candidateType");
+        if kind == "host" {
+            break;
+        }
+        sleep(100).await;
+    }
+    assert_eq!(kind, "host");
     for (r, _) in &rooms {
         done(r.leave()).await.unwrap();
     }

@@ -5,8 +5,8 @@
 //! - `POST /cut`     reset every proxied connection now (RST, no WebSocket close);
 //! - `POST /block`   refuse new connections (accepted, then reset at once);
 //! - `POST /unblock` accept again;
-//! - `POST /delay/MS` hold every byte MS milliseconds in each direction, from now on
-//!   and on connections already open (0: none), as a long network path would;
+//! - `POST /delay/MS` hold every byte MS milliseconds (at most 60000) in each direction,
+//!   from now on and on connections already open (0: none), as a long path would;
 //! - `GET  /health`  `{"connections":N,"blocked":bool,"delayMs":MS}`.
 
 use clap::Parser;
@@ -83,7 +83,9 @@ async fn main() -> std::io::Result<()> {
         }))
         .or(warp::post().and(warp::path!("delay" / u64)).map({
             let s = s.clone();
-            move |ms| {
+            move |ms: u64| {
+                // At most a minute: a test's long path, not a way to overflow `Instant`.
+                let ms = ms.min(60_000);
                 s.delay_ms.store(ms, Ordering::SeqCst);
                 format!("delay {ms} ms")
             }
@@ -152,7 +154,8 @@ async fn main() -> std::io::Result<()> {
 
 /// Copies `from` to `to`, each read held back by the delay in force when it was read
 /// (so bytes keep their order and spacing). Ends when `from` closes or `to` fails; a
-/// cut stops it where it is.
+/// cut stops it where it is. What waits is buffered without a bound (no TCP
+/// backpressure through the proxy): fine for the tests' few MiB.
 async fn pipe(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, state: &State) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let read = async move {
@@ -166,7 +169,9 @@ async fn pipe(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
     };
     let write = async move {
         while let Some((due, bytes)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             if to.write_all(&bytes).await.is_err() {
                 return;
             }
