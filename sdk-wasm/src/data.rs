@@ -7,14 +7,15 @@
 //! Messages sent before the channel opens wait here too.
 //!
 //! A stalled count: Chromium can leave `bufferedAmount` at the value of a burst sent
-//! just after a channel the *remote* side created opened — the count does not fall,
-//! `bufferedamountlow` never fires, and sometimes the bytes have not even left — until
-//! the next `send` (`tests/chromium/stuck-buffered-amount.mjs` shows it without the SDK). (Measured on
-//! Chromium 156 with both cores loaded: 12 of 110 bursts of 40 MiB stuck at exactly the
-//! first 4 MiB for as long as we waited, 15 s; none of 40 after a 200 ms pause, none of
-//! 110 on the sender's own channel.) So while messages wait, a [`STALL_MS`] watchdog looks at
-//! the count: each time it has not moved at all, the next message is sent anyway (one
-//! send sets the count right), up to [`FORCE_LIMIT`], far below Chrome's limit.
+//! just after a channel the *remote* side created opened. The count does not fall,
+//! `bufferedamountlow` never fires, and sometimes the bytes have not even left, until
+//! the next `send` (`tests/chromium/stuck-buffered-amount.mjs` shows it without the
+//! SDK). Measured on Chromium 156 with both cores loaded: 12 of 110 bursts of 40 MiB
+//! stuck at exactly the first 4 MiB for as long as we waited (15 s); none of 40 after
+//! a 200 ms pause; none of 110 on the sender's own channel. So while messages wait, a
+//! [`STALL_MS`] watchdog looks at the count: each time it has not moved at all, the
+//! next message is sent anyway (one send sets the count right), up to
+//! [`FORCE_LIMIT`], far below Chrome's limit.
 
 use crate::cell::RefCell;
 use crate::error::{Code, Error};
