@@ -308,9 +308,10 @@ async function action(button, fn) {
 const toggleMic = () => action(ui.mic, async (room) => {
   const mic = localTrack("audio");
   if (mic) return room.setMicrophoneEnabled(!mic.enabled);
-  // Joined without a microphone (denied or unchecked): ask again, keeping the camera as is.
+  // Joined without a microphone (denied or unchecked): ask again; the camera, left out,
+  // stays as it is.
   try {
-    await room.enableMedia({ audio: true, video: Boolean(localTrack("video")) });
+    await room.enableMedia({ audio: true });
   } catch (err) {
     toastError("Microphone unavailable", err);
   }

@@ -413,8 +413,9 @@ impl Room {
         Ok(self.inner.create_channel(string_arg(&label), options)?)
     }
 
-    /// Starts the microphone and/or camera (default both) and sends them to every
-    /// current and future peer.
+    /// Opens the microphone and/or camera (both without options) and sends them to
+    /// every current and future peer. A kind set to `false` is stopped; a kind left out
+    /// stays as it is; a muted microphone stays muted.
     #[wasm_bindgen(js_name = enableMedia, unchecked_return_type = "Promise<MediaStream>")]
     pub fn enable_media(&self, constraints: JsMediaOptions) -> Promise {
         let inner = self.inner.clone();

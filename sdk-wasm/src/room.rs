@@ -237,7 +237,12 @@ impl Inner {
         let welcomed =
             js_sys::Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
         inner.conn.borrow_mut().joined = settle;
-        inner.connect()?;
+        // The browser can refuse the socket at once (a malformed URL, or `ws://` from
+        // an https page): the devices opened above must not stay on.
+        if let Err(e) = inner.connect() {
+            inner.shutdown();
+            return Err(e.into());
+        }
         match JsFuture::from(welcomed).await {
             Ok(_) => Ok(inner),
             Err(e) => {
@@ -1068,17 +1073,39 @@ impl Inner {
         // cannot know these tracks, so stop them here or the camera stays on.
         self.ensure_joined_or_stop(&stream)?;
         {
+            // A kind the options leave out keeps its track (moved into the new stream);
+            // one they name is replaced, or stopped when `false`. A muted microphone
+            // stays muted: reopening it must not put the user on air.
             let mut local = self.local.borrow_mut();
-            for t in [local.mic.take(), local.camera.take()]
-                .into_iter()
-                .flatten()
-            {
-                t.stop();
+            let local = &mut *local;
+            let audio = js::get(&constraints, "audio");
+            if audio.is_undefined() {
+                if let Some(mic) = &local.mic {
+                    stream.add_track(mic);
+                }
+            } else {
+                let mic = media::first_track(&stream, "audio");
+                if let Some(old) = local.mic.take() {
+                    if let Some(mic) = &mic {
+                        mic.set_enabled(old.enabled());
+                    }
+                    old.stop();
+                }
+                local.mic = mic;
             }
-            local.mic = media::first_track(&stream, "audio");
-            local.camera = media::first_track(&stream, "video");
-            local.wants_video = is_requested(&js::get(&constraints, "video"));
-            local.camera_constraints = js::get(&constraints, "video");
+            let video = js::get(&constraints, "video");
+            if video.is_undefined() {
+                if let Some(camera) = &local.camera {
+                    stream.add_track(camera);
+                }
+            } else {
+                if let Some(old) = local.camera.take() {
+                    old.stop();
+                }
+                local.camera = media::first_track(&stream, "video");
+                local.wants_video = is_requested(&video);
+                local.camera_constraints = video;
+            }
             local.stream = Some(Clone::clone(&stream));
         }
         self.sync_senders().await;

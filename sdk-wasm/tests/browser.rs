@@ -1724,6 +1724,118 @@ async fn leaving_while_camera_or_screen_opens_stops_them() {
 }
 
 #[wasm_bindgen_test]
+async fn a_join_the_browser_refuses_after_opening_media_stops_the_media() {
+    let gum = Array::new();
+    let _user = record_streams("getUserMedia", &gum);
+    let av = obj(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)]);
+    // A URL the WebSocket constructor throws on (a port past 65535): the devices are
+    // already open by then.
+    let err = Room::join(
+        "ws://127.0.0.1:99999".into(),
+        unique("refused"),
+        av.unchecked_into(),
+    )
+    .await
+    .err()
+    .expect("a join to a malformed URL must fail");
+    assert_eq!(
+        get_str(&err, "code"),
+        "invalid-argument",
+        "{}",
+        get_str(&err, "message")
+    );
+    assert_eq!(gum.length(), 1, "the devices opened before the socket");
+    until("the camera and microphone to stop", 2_000, || {
+        live_tracks(&gum).is_empty()
+    })
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn enable_media_keeps_the_kinds_left_out_and_a_muted_microphone_muted() {
+    let room = unique("enable-media");
+    let rooms = mesh(RELAY, &room, 2, |i| {
+        obj(&[("audio", JsValue::from_bool(i == 0))])
+    })
+    .await;
+    let ((a, _ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let from_a = |source: &'static str| {
+        let a = a.peer_id();
+        move |e: &JsValue| get_str(e, "peerId") == a && get_str(e, "source") == source
+    };
+    rb.wait("track", 10_000, from_a("microphone")).await;
+    a.set_microphone_enabled(false);
+    rb.wait("mute", 5_000, |e| {
+        from_a("microphone")(e) && get(e, "muted") == JsValue::TRUE
+    })
+    .await;
+    let mic = media_track(&a.local_stream().unwrap(), "audio");
+
+    // The camera added: the microphone is the same track, still muted.
+    let video_only = obj(&[("video", JsValue::TRUE)]).unchecked_into();
+    let stream: web_sys::MediaStream = done(a.enable_media(video_only))
+        .await
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(
+        media_track(&stream, "audio"),
+        mic,
+        "the microphone was kept"
+    );
+    assert_eq!(mic.ready_state(), web_sys::MediaStreamTrackState::Live);
+    assert!(!mic.enabled(), "the microphone stays muted");
+    let cam = rb.wait("track", 10_000, from_a("camera")).await;
+    playing(&video_of(&get(&cam, "stream")), Shape::Any, 10_000).await;
+    let camera = media_track(&stream, "video");
+
+    // The microphone reopened: a new track, muted like the one it replaces; the camera
+    // left alone.
+    let audio_only = obj(&[("audio", JsValue::TRUE)]).unchecked_into();
+    let stream: web_sys::MediaStream = done(a.enable_media(audio_only))
+        .await
+        .unwrap()
+        .unchecked_into();
+    let new_mic = media_track(&stream, "audio");
+    assert_ne!(new_mic, mic);
+    assert_eq!(mic.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert!(
+        !new_mic.enabled(),
+        "a reopened microphone must not go on air"
+    );
+    assert_eq!(media_track(&stream, "video"), camera, "the camera was kept");
+    assert_eq!(camera.ready_state(), web_sys::MediaStreamTrackState::Live);
+    // Labels travel in order: once the camera's mute arrives, any unmute of the
+    // microphone sent before it would have too.
+    done(a.set_camera_enabled(false)).await.unwrap();
+    rb.wait("mute", 5_000, |e| {
+        from_a("camera")(e) && get(e, "muted") == JsValue::TRUE
+    })
+    .await;
+    assert_eq!(
+        rb.count("mute", |e| from_a("microphone")(e)
+            && get(e, "muted") == JsValue::FALSE),
+        0,
+        "the peer was told the microphone is on"
+    );
+    let view = Array::from(&b.peers()).get(0);
+    assert_eq!(get(&view, "audioMuted"), JsValue::TRUE);
+
+    // `false` stops a kind.
+    done(a.set_camera_enabled(true)).await.unwrap();
+    let camera = media_track(&a.local_stream().unwrap(), "video");
+    let no_video = obj(&[("audio", JsValue::TRUE), ("video", JsValue::FALSE)]).unchecked_into();
+    let stream: web_sys::MediaStream = done(a.enable_media(no_video))
+        .await
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(stream.get_video_tracks().length(), 0);
+    assert_eq!(camera.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn join_fails_when_the_relay_never_welcomes() {
     use futures_util::future::{select, Either};
     let started = js_sys::Date::now();

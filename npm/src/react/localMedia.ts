@@ -76,7 +76,8 @@ export class LocalMedia extends Store<LocalMediaState> {
 
   /** Starts the microphone and/or camera (`room.enableMedia`). */
   enable(options?: MediaOptions): Promise<void> {
-    const video = options?.video ?? true;
+    // Without options both open; with options, only the kinds they name.
+    const video = options ? Boolean(options.video) : true;
     return this.run(video ? "cameraPending" : "microphonePending", async () => {
       const stream = await this.room.enableMedia(options);
       return { stream, microphone: live(stream, "audio"), camera: live(stream, "video") };
@@ -86,9 +87,8 @@ export class LocalMedia extends Store<LocalMediaState> {
   setMicrophone(on: boolean): Promise<void> {
     return this.run("microphonePending", async () => {
       if (on && !this.room.localStream?.getAudioTracks().length) {
-        // No microphone yet: open it, keeping the camera as it is (enableMedia
-        // replaces both).
-        const stream = await this.room.enableMedia({ audio: true, video: this.snapshot.camera });
+        // No microphone yet: open it (the camera, left out, stays as it is).
+        const stream = await this.room.enableMedia({ audio: true });
         return { stream, microphone: live(stream, "audio"), camera: live(stream, "video") };
       }
       this.room.setMicrophoneEnabled(on);
