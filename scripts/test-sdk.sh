@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The SDK's browser tests: starts a relay (and the fault-injecting proxy in front of a
 # second listener path) on free ports, plus coturn behind its own fault proxy and a
-# second relay that hands out credentials for it, and a WebSocket server that never
+# second relay that hands out credentials for it, a relay that requires JWTs behind a
+# third fault proxy, and a WebSocket server that never
 # welcomes, then runs `cargo test -p meshwire` for wasm32 in
 # headless Chromium through wasm-bindgen-test-runner. URLs reach the tests at compile
 # time (MESHWIRE_RELAY_URL, MESHWIRE_PROXY_URL, MESHWIRE_PROXY_CONTROL,
-# MESHWIRE_TURN_RELAY_URL, MESHWIRE_TURN_CONTROL, MESHWIRE_SILENT_URL).
+# MESHWIRE_TURN_RELAY_URL, MESHWIRE_TURN_CONTROL, MESHWIRE_SILENT_URL, MESHWIRE_AUTH_URL,
+# MESHWIRE_AUTH_CONTROL, MESHWIRE_JWT_SECRET).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 RELAY_PORT=$(free_port); PROXY_PORT=$(free_port); CONTROL_PORT=$(free_port)
 TURN_PORT=$(free_port); TURN_PROXY_PORT=$(free_port); TURN_CONTROL_PORT=$(free_port)
 TURN_RELAY_PORT=$(free_port); SILENT_PORT=$(free_port)
+AUTH_PORT=$(free_port); AUTH_PROXY_PORT=$(free_port); AUTH_CONTROL_PORT=$(free_port)
 TURN_SECRET="meshwire-test-$RANDOM$RANDOM"
+JWT_SECRET="meshwire-jwt-$RANDOM$RANDOM"
 
 cargo build --locked -p meshwire-relay -p meshwire-e2e
 PIDS=()
@@ -41,6 +45,15 @@ target/debug/fault-proxy --listen "127.0.0.1:$TURN_PROXY_PORT" --upstream "127.0
 PIDS+=($!)
 RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$TURN_RELAY_PORT" \
   --turn "turn:127.0.0.1:$TURN_PROXY_PORT?transport=tcp" --turn-secret "$TURN_SECRET" &
+PIDS+=($!)
+
+# A relay that requires a JWT (HS256, JWT_SECRET), behind a third fault proxy: the
+# token tests cut it to make the SDK reconnect with a fresh token.
+RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$AUTH_PORT" \
+  --jwt-secret "$JWT_SECRET" &
+PIDS+=($!)
+target/debug/fault-proxy --listen "127.0.0.1:$AUTH_PROXY_PORT" --upstream "127.0.0.1:$AUTH_PORT" \
+  --control "127.0.0.1:$AUTH_CONTROL_PORT" &
 PIDS+=($!)
 
 # A WebSocket server that accepts, answers one malformed `welcome` and then says
@@ -75,7 +88,7 @@ asyncio.run(main(int(sys.argv[1])))
 SILENT
 PIDS+=($!)
 
-for port in "$RELAY_PORT" "$TURN_RELAY_PORT" "$TURN_PORT" "$SILENT_PORT"; do
+for port in "$RELAY_PORT" "$TURN_RELAY_PORT" "$TURN_PORT" "$SILENT_PORT" "$AUTH_PORT"; do
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
@@ -88,6 +101,9 @@ export MESHWIRE_PROXY_CONTROL="http://127.0.0.1:$CONTROL_PORT"
 export MESHWIRE_TURN_RELAY_URL="ws://127.0.0.1:$TURN_RELAY_PORT"
 export MESHWIRE_TURN_CONTROL="http://127.0.0.1:$TURN_CONTROL_PORT"
 export MESHWIRE_SILENT_URL="ws://127.0.0.1:$SILENT_PORT"
+export MESHWIRE_AUTH_URL="ws://127.0.0.1:$AUTH_PROXY_PORT"
+export MESHWIRE_AUTH_CONTROL="http://127.0.0.1:$AUTH_CONTROL_PORT"
+export MESHWIRE_JWT_SECRET="$JWT_SECRET"
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/sdk-wasm/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 export CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)}

@@ -111,8 +111,11 @@ export interface JoinOptions {
   name?: string;
   /** App data shown to the other peers (a JSON object, at most 2 KiB). */
   meta?: Record<string, unknown>;
-  /** A JWT, when the relay requires one. */
-  token?: string;
+  /** A JWT, when the relay requires one; or a function returning one (or a promise of
+   * one), called before the join and before every reconnect, so that a reconnect after
+   * the first token expired still gets in. If it throws or rejects, `join` fails with
+   * `unauthorized`; while reconnecting, the attempt counts as failed. */
+  token?: string | (() => string | Promise<string>);
   /** ICE servers tried before the relay's own (STUN/TURN). */
   iceServers?: RTCIceServer[];
   /** `"relay"` forces every connection through TURN. */

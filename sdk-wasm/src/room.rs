@@ -33,7 +33,9 @@ const OUTBOX_MAX: usize = 512;
 pub struct Options {
     pub name: Option<String>,
     pub meta: JsValue,
-    pub token: Option<String>,
+    /// A JWT, or a function returning one (or a promise of one), called before every
+    /// join so that reconnects carry a token that has not expired.
+    pub token: JsValue,
     /// `iceServers` given by the app: used before the relay's.
     pub ice_servers: JsValue,
     pub ice_transport_policy: Option<String>,
@@ -65,7 +67,7 @@ impl Options {
         Options {
             name: js::get_string(o, "name"),
             meta: js::get(o, "meta"),
-            token: js::get_string(o, "token"),
+            token: js::get(o, "token"),
             ice_servers: js::get(o, "iceServers"),
             ice_transport_policy: js::get_string(o, "iceTransportPolicy"),
             audio: js::get(o, "audio"),
@@ -118,6 +120,9 @@ struct Conn {
     /// Whether the current socket has been welcomed.
     welcomed: bool,
     resume_token: Option<String>,
+    /// The join token the next `join` carries (`Options::token`, or what its function
+    /// last gave).
+    token: Option<String>,
     /// Frames to send once welcomed.
     outbox: Vec<String>,
     /// `Room.join` waits for the first `welcome` (or a failure) on a promise; these
@@ -206,6 +211,7 @@ impl Inner {
                 state: Signaling::Connecting,
                 welcomed: false,
                 resume_token: None,
+                token: None,
                 outbox: Vec::new(),
                 joined: None,
                 attempts: 0,
@@ -239,7 +245,7 @@ impl Inner {
         inner.conn.borrow_mut().joined = settle;
         // The browser can refuse the socket at once (a malformed URL, or `ws://` from
         // an https page): the devices opened above must not stay on.
-        if let Err(e) = inner.connect() {
+        if let Err(e) = inner.fetch_token().await.and_then(|()| inner.connect()) {
             inner.shutdown();
             return Err(e.into());
         }
@@ -360,14 +366,21 @@ impl Inner {
     }
 
     fn join_frame(&self) -> String {
-        let resume = self.conn.borrow().resume_token.clone();
+        let c = self.conn.borrow();
         wire::join(
             &self.room_id,
             self.options.name.as_deref(),
-            self.options.token.as_deref(),
-            resume.as_deref(),
+            c.token.as_deref(),
+            c.resume_token.as_deref(),
             &self.options.meta,
         )
+    }
+
+    /// Takes the join token for the next join from `options.token`.
+    async fn fetch_token(&self) -> Result<()> {
+        let token = token_from(self.options.token.clone()).await?;
+        self.conn.borrow_mut().token = token;
+        Ok(())
     }
 
     /// Sends a frame now, or keeps it until the relay connection is back.
@@ -566,7 +579,8 @@ impl Inner {
         let fatal = match code {
             close_code::UNAUTHORIZED => Some(Error::relay(
                 ErrorCode::Unauthorized.as_str(),
-                "the relay refused the token; get a new one and join again",
+                "the relay refused the join token; join again with a new one (pass `token` \
+                 as a function and every reconnect asks it for a fresh token)",
             )),
             close_code::REPLACED => Some(Error::new(
                 Code::SignalingFailed,
@@ -633,13 +647,25 @@ impl Inner {
         let timer = Timer::new(delay, move |_| {
             let Some(room) = weak.upgrade() else { return };
             room.conn.borrow_mut().retry = None;
-            if room.left.get() {
-                return;
-            }
-            if let Err(e) = room.connect() {
-                room.emit("error", &e.to_event());
-                room.schedule_reconnect();
-            }
+            let source = room.options.token.clone();
+            drop(room);
+            let weak = weak.clone();
+            crate::spawn(async move {
+                // No strong reference while the app's function runs: a room dropped
+                // meanwhile just ends here.
+                let token = token_from(source).await;
+                let Some(room) = weak.upgrade() else { return };
+                if room.left.get() {
+                    return;
+                }
+                let fetched = token.map(|t| room.conn.borrow_mut().token = t);
+                if let Err(e) = fetched.and_then(|()| room.connect()) {
+                    // As a failed attempt: counted, so that reconnecting gives up in
+                    // the end (a token backend down with the network is retried).
+                    room.emit("error", &e.to_event());
+                    room.on_closed(1006, "");
+                }
+            });
         });
         self.conn.borrow_mut().retry = Some(timer);
     }
@@ -1601,6 +1627,34 @@ fn peer_id_of(info: &JsValue) -> String {
 
 /// `ws://` / `wss://` URL of the relay's socket from what the app passed: a ws(s) or
 /// http(s) URL, with or without the `/ws` path.
+/// The join token `source` (`options.token`) gives: the string itself, or what the
+/// function returns (awaited if it is a promise). A function that throws, rejects or
+/// gives something else fails the join attempt.
+async fn token_from(source: JsValue) -> Result<Option<String>> {
+    let Some(f) = source.dyn_ref::<Function>() else {
+        return Ok(source.as_string());
+    };
+    let given = match f.call0(&JsValue::UNDEFINED) {
+        Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v)).await,
+        Err(e) => Err(e),
+    };
+    let failed = |what: &str| {
+        Error::relay(
+            ErrorCode::Unauthorized.as_str(),
+            cat(&[
+                "could not get a join token: the `token` function ",
+                what,
+                " (it runs before every join and reconnect)",
+            ]),
+        )
+    };
+    let token = given.map_err(|e| failed(&cat(&["failed: ", &crate::error::describe(&e)])))?;
+    match token.as_string() {
+        Some(t) => Ok(Some(t)),
+        None => Err(failed("must return a string or a promise of one")),
+    }
+}
+
 fn ws_url(url: &str) -> Result<String> {
     // Byte-wise trimming: `str::trim` and `splitn` would bring Unicode tables and
     // pattern searchers into the wasm for one call.

@@ -65,8 +65,8 @@ pub enum Frame {
     },
     /// `error`.
     Error {
-        /// One of [`ErrorCode`]'s spellings (`"unknown"` for a code this SDK does not
-        /// know).
+        /// One of [`ErrorCode`]'s spellings (`"internal"` for a code this SDK does not
+        /// know, as docs/protocol.md asks of clients).
         code: &'static str,
         /// For humans.
         message: String,
@@ -146,13 +146,14 @@ fn data(v: &JsValue) -> Result<JsValue, &'static str> {
     Ok(data)
 }
 
-/// The relay's error code as one of [`ErrorCode`]'s spellings.
+/// The relay's error code as one of [`ErrorCode`]'s spellings; a code from a newer
+/// relay is `internal` (the users' error codes are a closed list, docs/sdk.md).
 fn error_code(code: &str) -> &'static str {
     ErrorCode::ALL
         .iter()
         .map(|c| c.as_str())
         .find(|c| *c == code)
-        .unwrap_or(ErrorCode::Unknown.as_str())
+        .unwrap_or(ErrorCode::Internal.as_str())
 }
 
 // ---- client frames -------------------------------------------------------------------

@@ -44,6 +44,21 @@ const SILENT: &str = match option_env!("MESHWIRE_SILENT_URL") {
     None => "ws://127.0.0.1:18705",
 };
 
+/// A relay that requires a JWT signed with [`JWT_SECRET`], through a third
+/// `fault-proxy` that [`AUTH_CONTROL`] can cut.
+const AUTH: &str = match option_env!("MESHWIRE_AUTH_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:18706",
+};
+const AUTH_CONTROL: &str = match option_env!("MESHWIRE_AUTH_CONTROL") {
+    Some(url) => url,
+    None => "http://127.0.0.1:18707",
+};
+const JWT_SECRET: &str = match option_env!("MESHWIRE_JWT_SECRET") {
+    Some(secret) => secret,
+    None => "meshwire-jwt",
+};
+
 // ---- helpers ------------------------------------------------------------------------
 
 fn unique(name: &str) -> String {
@@ -1223,7 +1238,7 @@ mod contract {
         assert!(matches!(
             wire::decode(&JsValue::from_str(newer)),
             Ok(Frame::Error {
-                code: "unknown",
+                code: "internal",
                 ..
             })
         ));
@@ -1833,6 +1848,97 @@ async fn enable_media_keeps_the_kinds_left_out_and_a_muted_microphone_muted() {
     for (r, _) in &rooms {
         done(r.leave()).await.unwrap();
     }
+}
+
+/// A `token` function as an app would write one: each call mints an HS256 JWT for any
+/// room, valid `secs` seconds (here with the relay's secret; an app asks its backend),
+/// and the time of the call goes into `log`.
+fn token_source(secs: f64, log: &Array) -> js_sys::Function {
+    let make = js_sys::Function::new_with_args(
+        "secret, secs, log",
+        r#"
+        const text = (s) => new TextEncoder().encode(s);
+        const b64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+          .replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+        const part = (o) => b64(text(JSON.stringify(o)));
+        return async () => {
+          log.push(Date.now());
+          const exp = Math.floor(Date.now() / 1000) + secs;
+          const body = part({ alg: "HS256", typ: "JWT" }) + "." + part({ room: "*", exp });
+          const key = await crypto.subtle.importKey("raw", text(secret),
+            { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+          return body + "." + b64(await crypto.subtle.sign("HMAC", key, text(body)));
+        };
+        "#,
+    );
+    make.call3(
+        &JsValue::UNDEFINED,
+        &JWT_SECRET.into(),
+        &JsValue::from_f64(secs),
+        log,
+    )
+    .unwrap()
+    .unchecked_into()
+}
+
+#[wasm_bindgen_test]
+async fn a_token_function_lets_a_reconnect_in_after_the_first_token_expired() {
+    let room = unique("jwt");
+    let calls = Array::new();
+    let source = token_source(2.0, &calls);
+    let a = join(AUTH, &room, obj(&[("token", source.clone().into())])).await;
+    let ra = Recorder::new(&a);
+    assert_eq!(calls.length(), 1, "the function was asked before the join");
+    // The same token as a string, for comparison: it cannot be renewed.
+    let once = done(source.call0(&JsValue::UNDEFINED).unwrap().unchecked_into())
+        .await
+        .unwrap();
+    let b = join(AUTH, &room, obj(&[("token", once)])).await;
+    let rb = Recorder::new(&b);
+    let a_id = a.peer_id();
+    // Both tokens expire (whole seconds, no leeway at the relay); then the network drops.
+    sleep(3_200).await;
+    let before = calls.length();
+    control(AUTH_CONTROL, "cut").await;
+
+    let resumed = |e: &JsValue| e.as_string().as_deref() == Some("resumed");
+    ra.wait("signaling", 10_000, resumed).await;
+    assert_eq!(a.peer_id(), a_id, "the same session");
+    assert!(
+        calls.length() > before,
+        "the reconnect asked for a new token"
+    );
+    assert!(ra.errors().is_empty(), "{:?}", ra.errors());
+
+    let closed = |e: &JsValue| e.as_string().as_deref() == Some("closed");
+    rb.wait("signaling", 10_000, closed).await;
+    let refused = rb.errors();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.starts_with("unauthorized") && e.contains("as a function")),
+        "the expired string token's error says what to do: {refused:?}"
+    );
+    assert_eq!(rb.count("signaling", resumed), 0);
+    done(a.leave()).await.unwrap();
+    done(b.leave()).await.unwrap();
+
+    // A function that throws: `join` fails with `unauthorized` and its message.
+    let broken = js_sys::Function::new_no_args("throw new Error('the token backend is down')");
+    let err = Room::join(
+        AUTH.into(),
+        unique("jwt-broken"),
+        obj(&[("token", broken.into())]).unchecked_into(),
+    )
+    .await
+    .err()
+    .expect("a join whose token function throws must fail");
+    assert_eq!(get_str(&err, "code"), "unauthorized");
+    assert!(
+        get_str(&err, "message").contains("the token backend is down"),
+        "{}",
+        get_str(&err, "message")
+    );
 }
 
 #[wasm_bindgen_test]
