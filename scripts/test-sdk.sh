@@ -25,8 +25,10 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # A short grace keeps the socket-death test quick; the outage test resumes well within it.
+# A 6 s ping period (welcome's limits.pingIntervalMs) has the SDK give up a silent
+# connection within ~10 s instead of ~25 s.
 RUST_LOG=warn target/debug/meshwire-relay --bind 127.0.0.1 --port "$RELAY_PORT" \
-  --resume-grace 5s &
+  --resume-grace 5s --ping-interval 6s &
 PIDS+=($!)
 target/debug/fault-proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$RELAY_PORT" \
   --control "127.0.0.1:$CONTROL_PORT" &

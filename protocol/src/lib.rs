@@ -343,4 +343,8 @@ pub mod close_code {
     pub const REPLACED: u16 = 4409;
     /// The client stopped reading and its outgoing queue overflowed.
     pub const SLOW_CONSUMER: u16 = 4429;
+    /// Sent by a client that gives up on this connection to resume on a new one (it
+    /// stopped hearing from the relay): the peer is held for the resume grace, as after
+    /// a drop, not reported left as after other close frames.
+    pub const RESUMING: u16 = 4000;
 }

@@ -32,7 +32,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How a connection ended, which decides what its room sees.
 #[derive(Debug)]
 enum End {
-    /// The client sent a close frame (with this code): the peer left (`peer-left` now).
+    /// The client sent a close frame (with this code): the peer left (`peer-left` now),
+    /// unless the code is `close_code::RESUMING` (held, as for `Lost`).
     Clean(Option<u16>),
     /// The socket dropped, errored, or stopped answering pings: hold the peer for resume.
     Lost,
@@ -567,13 +568,16 @@ impl Connection {
         tracing::debug!(conn = self.info.id, ?end, "connection ended");
         if let Some(m) = self.membership.take() {
             match end {
-                End::Clean(_) | End::Kicked(..) => {
+                End::Clean(code) if code != Some(close_code::RESUMING) => {
                     self.shared.rooms.leave(&m.room, &m.peer, self.info.id)
                 }
-                End::Lost => self
-                    .shared
-                    .rooms
-                    .detach(&m.room, &m.peer, self.info.id, &self.outbox),
+                End::Kicked(..) => self.shared.rooms.leave(&m.room, &m.peer, self.info.id),
+                // A client that closes to resume elsewhere is held like a dropped one.
+                End::Clean(_) | End::Lost => {
+                    self.shared
+                        .rooms
+                        .detach(&m.room, &m.peer, self.info.id, &self.outbox)
+                }
                 End::Detached(..) | End::Shutdown => {}
             }
         }

@@ -410,3 +410,31 @@ async fn queued_bytes_below_the_bound_are_delivered() {
     }
     stayer.assert_quiet(Duration::from_millis(200)).await;
 }
+
+/// The SDK closes a connection it stopped hearing from with `RESUMING` before it
+/// resumes on a new one: the close frame must not count as leaving.
+#[tokio::test]
+async fn a_close_that_says_resuming_holds_the_peer_for_its_resume() {
+    let relay = Relay::start(&["--resume-grace", "10s"]).await;
+    let room = room("resuming");
+    let (mut stayer, _, leaver, leaver_id, tok) = pair(&relay, &room).await;
+    leaver
+        .close_with(meshwire_protocol::close_code::RESUMING)
+        .await;
+    relay.wait_connections(1).await;
+    stayer.assert_quiet(Duration::from_millis(500)).await;
+    assert_eq!(relay.health().await["peers"], 2, "held, not gone");
+
+    let mut back = relay.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": tok}))
+        .await;
+    assert_eq!(w["peerId"], leaver_id.as_str(), "{w}");
+    assert_eq!(w["resumed"], true, "{w}");
+    stayer.assert_quiet(Duration::from_millis(300)).await;
+
+    // Any other close code is still a leave.
+    back.close_with(4001).await;
+    let l = stayer.expect("peer-left").await;
+    assert_eq!(l["reason"], "left", "{l}");
+}

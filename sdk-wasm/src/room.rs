@@ -136,6 +136,12 @@ struct Conn {
     welcome_timer: Option<Timer>,
     /// The relay asked us to wait this long before reconnecting (`shutdown`).
     reconnect_hint_ms: Option<u32>,
+    /// When the current socket last delivered a frame, and when a `ping` went out that
+    /// nothing has followed yet (see `heartbeat`).
+    heard_at: f64,
+    ping_sent_at: Option<f64>,
+    /// The next liveness check of the current socket.
+    heartbeat: Option<Timer>,
 }
 
 /// Everything a room is. `Room` (lib.rs) holds the only strong reference; listeners,
@@ -218,6 +224,9 @@ impl Inner {
                 retry: None,
                 welcome_timer: None,
                 reconnect_hint_ms: None,
+                heard_at: 0.0,
+                ping_sent_at: None,
+                heartbeat: None,
             }),
             relay_ice: RefCell::new(JsValue::UNDEFINED),
             channels: RefCell::default(),
@@ -316,6 +325,56 @@ impl Inner {
         Ok(())
     }
 
+    fn arm_heartbeat(self: &Rc<Self>, generation: u32, every: u32) {
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(every, move |_| {
+            // Out of the timer's callback: the check replaces this timer.
+            let weak = weak.clone();
+            crate::spawn(async move {
+                if let Some(room) = weak.upgrade() {
+                    room.heartbeat(generation, every);
+                }
+            });
+        });
+        self.conn.borrow_mut().heartbeat = Some(timer);
+    }
+
+    /// Liveness of the welcomed socket of `generation`, checked every `every` ms. A
+    /// browser can take minutes to notice a connection whose network went away
+    /// silently (the relay's WebSocket pings are invisible to JavaScript), and frames
+    /// sent into it meanwhile are lost. So a connection quiet for a period gets a
+    /// `ping`, and one that has not answered within two periods is given up: closed
+    /// with `RESUMING` (the relay holds this peer, as after a drop) and reconnected.
+    fn heartbeat(self: &Rc<Self>, generation: u32, every: u32) {
+        let now = js_sys::Date::now();
+        let period = f64::from(every);
+        let silent = {
+            let mut c = self.conn.borrow_mut();
+            if self.left.get() || c.generation != generation || !c.welcomed {
+                return;
+            }
+            match c.ping_sent_at {
+                Some(at) => now - at >= 2.0 * period,
+                None => {
+                    if now - c.heard_at >= period {
+                        if let Some(s) = &c.socket {
+                            s.send(wire::PING);
+                        }
+                        c.ping_sent_at = Some(now);
+                    }
+                    false
+                }
+            }
+        };
+        if silent {
+            let socket = self.conn.borrow_mut().socket.take();
+            drop(socket);
+            self.on_closed(1006, "the relay stopped answering");
+            return;
+        }
+        self.arm_heartbeat(generation, every);
+    }
+
     /// The socket of `generation` was not welcomed in time: fail the join, or treat it
     /// as a dropped connection while reconnecting (which retries or gives up).
     fn on_welcome_timeout(self: &Rc<Self>, generation: u32) {
@@ -360,7 +419,14 @@ impl Inner {
                     s.send(&frame);
                 }
             }
-            SocketEvent::Message(text) => self.on_frame(&text),
+            SocketEvent::Message(text) => {
+                {
+                    let mut c = self.conn.borrow_mut();
+                    c.heard_at = js_sys::Date::now();
+                    c.ping_sent_at = None;
+                }
+                self.on_frame(&text)
+            }
             SocketEvent::Closed { code, reason } => self.on_closed(code, &reason),
         }
     }
@@ -419,7 +485,16 @@ impl Inner {
                 resumed,
                 peers,
                 ice_servers,
-            } => self.on_welcome(&peer_id, resumed, &resume_token, &peers, ice_servers),
+                ping_interval_ms,
+            } => {
+                self.on_welcome(&peer_id, resumed, &resume_token, &peers, ice_servers);
+                // A third of the relay's ping period: a dead connection is given up
+                // within about 25 s by default, before the relay's own timeout and
+                // resume grace run out, so the session resumes.
+                let every = (ping_interval_ms / 3.0).clamp(250.0, 60_000.0) as u32;
+                let generation = self.conn.borrow().generation;
+                self.arm_heartbeat(generation, every);
+            }
             Frame::PeerJoined { peer, id } => {
                 self.add_peer(id.clone(), peer, false);
                 self.emit("peer-joined", &js::object(&[("peer", self.peer_view(&id))]));
@@ -572,6 +647,8 @@ impl Inner {
             let mut c = self.conn.borrow_mut();
             c.socket = None;
             c.welcome_timer = None;
+            c.heartbeat = None;
+            c.ping_sent_at = None;
             c.welcomed = false;
             (c.joined.is_some(), c.attempts)
         };
@@ -1585,6 +1662,7 @@ impl Inner {
             let mut c = self.conn.borrow_mut();
             c.retry = None;
             c.welcome_timer = None;
+            c.heartbeat = None;
             c.state = Signaling::Closed;
             if let Some(s) = c.socket.take() {
                 s.close();

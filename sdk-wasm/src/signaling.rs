@@ -4,6 +4,7 @@
 use crate::error::{Code, Error};
 use crate::js::{self, Listener};
 use crate::prelude::*;
+use meshwire_protocol::close_code;
 use wasm_bindgen::JsValue;
 use web_sys::WebSocket;
 
@@ -71,8 +72,11 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// A socket dropped without `close` is one the room gives up on to reconnect (no
+    /// welcome in time, or silent): `RESUMING` tells the relay to hold this peer for
+    /// its resume rather than report it left, as a bare close frame would.
     fn drop(&mut self) {
         // The listener goes with the struct; make sure the connection does too.
-        js::close(&self.ws, None);
+        js::close(&self.ws, Some(close_code::RESUMING));
     }
 }

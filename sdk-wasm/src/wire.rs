@@ -8,7 +8,7 @@
 //! contract: names come from its types where it has them (`ErrorCode`, `Source`,
 //! `SdpKind`), and browser tests (`wire_*` in tests/browser.rs) check these readers and
 //! writers against its serde types both ways. Fields the SDK does not use (`room`,
-//! `limits`, `ref`) are not checked.
+//! `ref`, the `limits` other than `pingIntervalMs`) are not checked.
 //!
 //! Public (and hidden from the docs) only for those tests; it is not part of the SDK's
 //! API.
@@ -34,6 +34,8 @@ pub enum Frame {
         peers: Array,
         /// `iceServers` as sent.
         ice_servers: JsValue,
+        /// `limits.pingIntervalMs` (15 s if absent): paces the SDK's liveness check.
+        ping_interval_ms: f64,
     },
     /// `peer-joined`.
     PeerJoined {
@@ -99,6 +101,9 @@ pub fn decode(text: &JsValue) -> Result<Frame, &'static str> {
                 resumed: get_bool(&v, "resumed").unwrap_or(false),
                 peers: peers.into(),
                 ice_servers: get(&v, "iceServers"),
+                ping_interval_ms: get_f64(&get(&v, "limits"), "pingIntervalMs")
+                    .filter(|ms| *ms > 0.0)
+                    .unwrap_or(15_000.0),
             }
         }
         "peer-joined" => {
@@ -197,6 +202,9 @@ pub fn broadcast(data: &JsValue) -> Option<String> {
 
 /// `leave`.
 pub const LEAVE: &str = r#"{"type":"leave"}"#;
+
+/// `ping` (answered by `pong`): the SDK's liveness probe on a quiet connection.
+pub const PING: &str = r#"{"type":"ping"}"#;
 
 // ---- peer signals (`meshwire_protocol::peer::PeerSignal`) ----------------------------
 

@@ -1063,6 +1063,46 @@ async fn relay_cut_mid_call_data_keeps_flowing_and_the_room_resumes() {
     }
 }
 
+/// The relay connection goes silent without closing (the proxy holds every byte, as a
+/// network that went away without a reset does): the SDK notices by its own `ping`,
+/// gives the socket up and resumes the session on a new one.
+#[wasm_bindgen_test]
+async fn a_relay_connection_that_goes_silent_is_given_up_and_the_session_resumes() {
+    let room = unique("silent-relay");
+    // A quick joinTimeoutMs in case a reconnect attempt starts before the path clears.
+    let rooms = mesh_through(&[PROXIED, RELAY], &room, |_| {
+        obj(&[("joinTimeoutMs", JsValue::from_f64(3_000.0))])
+    })
+    .await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let a_id = a.peer_id();
+    let state = |name: &'static str| move |s: &JsValue| s.as_string().as_deref() == Some(name);
+
+    proxy("delay/60000").await;
+    // The relay pings every 6 s: the SDK pings a socket quiet for 2 s and gives up
+    // after 4 s more without an answer.
+    ra.wait("signaling", 15_000, state("reconnecting")).await;
+    proxy("delay/0").await;
+    ra.wait("signaling", 15_000, state("resumed")).await;
+    assert_eq!(a.peer_id(), a_id, "the same session");
+    assert_eq!(rb.count("peer-left", |_| true), 0, "nobody saw a leave");
+    assert_eq!(ra.count("peer-left", |_| true), 0);
+    // The relay path carries frames both ways again.
+    a.broadcast(JsValue::from_str("a is back")).unwrap();
+    rb.wait("broadcast", 5_000, |e| {
+        get(e, "data").as_string().as_deref() == Some("a is back")
+    })
+    .await;
+    b.broadcast(JsValue::from_str("welcome back")).unwrap();
+    ra.wait("broadcast", 5_000, |e| {
+        get(e, "data").as_string().as_deref() == Some("welcome back")
+    })
+    .await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
     // b's relay connection dies and cannot come back (blocked): the relay holds b for
@@ -1174,6 +1214,7 @@ mod contract {
             resumed,
             peers,
             ice_servers,
+            ping_interval_ms,
         } = decode(&welcome)
         else {
             panic!("not a welcome")
@@ -1182,6 +1223,7 @@ mod contract {
             (peer_id.as_str(), resume_token.as_str(), resumed),
             ("p1", "tok", true)
         );
+        assert_eq!(ping_interval_ms, 20000.0);
         assert_eq!(
             to_value(&peers),
             json!([{"id": "p2", "name": "Bob", "meta": {"seat": 3}}])

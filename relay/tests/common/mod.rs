@@ -490,6 +490,19 @@ impl Client {
         .await;
     }
 
+    /// Closes the WebSocket with `code` and waits for the relay's answer.
+    pub async fn close_with(mut self, code: u16) {
+        let frame = tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: "".into(),
+        };
+        let _ = within(STEP, "sending a close frame", self.ws.close(Some(frame))).await;
+        let _ = tokio::time::timeout(STEP, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
     /// Drops the TCP connection without a WebSocket close frame (an abnormal drop,
     /// like a network failure or a killed process).
     pub fn drop_abruptly(self) {
