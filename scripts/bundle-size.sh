@@ -10,7 +10,9 @@
 # the budget deliberately, with the reason, when a feature needs the bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUDGET_KB=66
+# 66 → 68 on 2026-12-01 (night): token functions, the relay liveness check and the
+# end of a replaced connection's tracks cost 2.1 KB (docs/benchmarks.md).
+BUDGET_KB=68
 if [ "${1:-}" = "--check" ]; then
   DIR=${2:?usage: bundle-size.sh --check DIR}
   total=0

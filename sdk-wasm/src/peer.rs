@@ -861,6 +861,21 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The events that end what this connection reported, for when it is replaced
+    /// while the peer stays: `track-removed` for each remote track, then
+    /// `peer-disconnected` if `peer-connected` was reported.
+    pub fn farewells(&self, out: &mut Vec<(&'static str, JsValue)>) {
+        for t in core::mem::take(&mut *self.tracks.borrow_mut()) {
+            out.push(("track-removed", self.track_event(&t)));
+        }
+        if self.connected.replace(false) {
+            let who = js::object(&[("peerId", JsValue::from_str(&self.id))]);
+            out.push(("peer-disconnected", who));
+        }
+    }
+}
+
 /// A new stream holding `track`.
 fn stream_of(track: &MediaStreamTrack) -> MediaStream {
     let s = MediaStream::new().unwrap_or_else(|_| unreachable_stream());

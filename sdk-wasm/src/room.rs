@@ -124,7 +124,8 @@ struct Conn {
     /// last gave).
     token: Option<String>,
     /// Frames to send once welcomed.
-    outbox: Vec<String>,
+    /// Each with the peer it is a signal for (`None`: a broadcast).
+    outbox: Vec<(Option<String>, String)>,
     /// `Room.join` waits for the first `welcome` (or a failure) on a promise; these
     /// settle it (`resolve`, `reject`).
     joined: Option<(Function, Function)>,
@@ -450,7 +451,7 @@ impl Inner {
     }
 
     /// Sends a frame now, or keeps it until the relay connection is back.
-    fn send_frame(&self, frame: String) {
+    fn send_frame(&self, frame: String, to: Option<&str>) {
         let mut c = self.conn.borrow_mut();
         if c.welcomed {
             if let Some(s) = &c.socket {
@@ -459,14 +460,14 @@ impl Inner {
             }
         }
         if c.outbox.len() < OUTBOX_MAX {
-            c.outbox.push(frame);
+            c.outbox.push((to.map(ToOwned::to_owned), frame));
         }
     }
 
     /// Sends `signal` (a peer signal, see `wire`) to peer `to` through the relay.
     pub fn signal(&self, to: &str, signal: &JsValue) {
         if let Some(frame) = wire::signal(to, signal) {
-            self.send_frame(frame);
+            self.send_frame(frame, Some(to));
         }
     }
 
@@ -607,7 +608,20 @@ impl Inner {
             // A new session (first join, or back after the grace): the others see us
             // as a newcomer, so we offer to every one of them on fresh connections.
             let old = self.peer_ids();
-            drop(core::mem::take(&mut *self.peers.borrow_mut()));
+            let replaced = core::mem::take(&mut *self.peers.borrow_mut());
+            // A peer that is listed again gets a new connection: what the old one
+            // reported ends first (`track-removed`, `peer-disconnected`), so the
+            // app's view does not hold dead tracks until the new ones arrive.
+            let mut farewells = Vec::new();
+            for p in &replaced {
+                if listed.iter().any(|(id, _)| *id == p.shared.id) {
+                    p.shared.farewells(&mut farewells);
+                }
+            }
+            drop(replaced);
+            for (event, payload) in farewells {
+                self.emit(event, &payload);
+            }
             for (id, info) in &listed {
                 self.add_peer(id.clone(), info.clone(), true);
                 if !first && !old.contains(id) {
@@ -619,8 +633,18 @@ impl Inner {
                     .filter(|id| !listed.iter().any(|(l, _)| l == id)),
             );
         }
-        for frame in outbox {
-            self.send_frame(frame);
+        // Queued signals belong to the connections they were made on: in the same
+        // session only those to peers still here go out; in a new one every
+        // connection is new, and an old offer or candidate would only derail the
+        // first negotiation. Broadcasts go out either way.
+        for (to, frame) in outbox {
+            let current = match &to {
+                None => true,
+                Some(to) => same_session && listed.iter().any(|(id, _)| id == to),
+            };
+            if current {
+                self.send_frame(frame, to.as_deref());
+            }
         }
         self.settle_join(Ok(()));
         for id in left {
@@ -945,7 +969,7 @@ impl Inner {
                 "the data is not JSON-serialisable (cyclic, or contains a BigInt)",
             )
         })?;
-        self.send_frame(frame);
+        self.send_frame(frame, None);
         Ok(())
     }
 

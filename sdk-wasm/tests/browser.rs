@@ -1125,6 +1125,81 @@ async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
     done(b.leave()).await.unwrap();
 }
 
+#[wasm_bindgen_test]
+async fn back_after_the_grace_the_old_connections_end_before_the_new_ones_start() {
+    // a is cut off past the relay's grace (5 s) and comes back as a new session: every
+    // connection is replaced. What the old connection to b reported (b's camera, b
+    // connected) must end before the new one reports it again.
+    let room = unique("after-grace");
+    let camera = |i: usize| obj(&[("video", JsValue::from_bool(i == 1))]);
+    let rooms = mesh_through(&[PROXIED, RELAY], &room, camera).await;
+    let ((a, ra), (b, rb)) = (&rooms[0], &rooms[1]);
+    let (a_id, b_id) = (a.peer_id(), b.peer_id());
+    let from_b = |e: &JsValue| get_str(e, "peerId") == b_id;
+    ra.wait("track", 10_000, |e| {
+        from_b(e) && get_str(e, "source") == "camera"
+    })
+    .await;
+
+    proxy("block").await;
+    proxy("cut").await;
+    rb.wait("peer-left", 15_000, |e| get_str(e, "peerId") == a_id)
+        .await;
+    proxy("unblock").await;
+    ra.wait("signaling", 20_000, |s| {
+        s.as_string().as_deref() == Some("resumed")
+    })
+    .await;
+    until("a and b connected again", 15_000, || {
+        ra.count("peer-connected", from_b) == 2
+    })
+    .await;
+    ra.wait("track", 10_000, |e| {
+        from_b(e) && get_str(e, "source") == "camera" && ra.count("track", from_b) >= 2
+    })
+    .await;
+
+    let order: Vec<String> = ra
+        .events
+        .borrow()
+        .iter()
+        .filter(|(name, e)| {
+            [
+                "track",
+                "track-removed",
+                "peer-connected",
+                "peer-disconnected",
+            ]
+            .contains(&name.as_str())
+                && from_b(e)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let nth = |name: &str, n: usize| {
+        order
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| *e == name)
+            .nth(n)
+            .map(|(i, _)| i)
+    };
+    let connected_again = nth("peer-connected", 1).expect("a second peer-connected");
+    let removed = nth("track-removed", 0).expect("the old camera track removed");
+    let disconnected = nth("peer-disconnected", 0).expect("the old connection reported down");
+    assert!(
+        removed < connected_again && disconnected < connected_again,
+        "the old connection's reports must end before the new one's: {order:?}"
+    );
+    assert_eq!(
+        Array::from(&a.tracks()).length(),
+        1,
+        "only the new camera track is listed"
+    );
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
 // ---- the wire contract --------------------------------------------------------------
 //
 // The SDK reads and writes protocol messages as JavaScript values (src/wire.rs) instead
