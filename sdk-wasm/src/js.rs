@@ -56,7 +56,7 @@ extern "C" {
     fn close_any(this: &Target, code: Option<u16>) -> Result<(), JsValue>;
 
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(f: &Function, ms: u32) -> JsValue;
+    pub fn set_timeout(f: &Function, ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(id: &JsValue);
 

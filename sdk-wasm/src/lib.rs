@@ -113,8 +113,9 @@ export interface JoinOptions {
   meta?: Record<string, unknown>;
   /** A JWT, when the relay requires one; or a function returning one (or a promise of
    * one), called before the join and before every reconnect, so that a reconnect after
-   * the first token expired still gets in. If it throws or rejects, `join` fails with
-   * `unauthorized`; while reconnecting, the attempt counts as failed. */
+   * the first token expired still gets in. If it throws, rejects or takes longer than
+   * `joinTimeoutMs`, `join` fails with `unauthorized`; while reconnecting, the attempt
+   * counts as failed. */
   token?: string | (() => string | Promise<string>);
   /** ICE servers tried before the relay's own (STUN/TURN). */
   iceServers?: RTCIceServer[];

@@ -369,6 +369,9 @@ impl Inner {
         };
         if silent {
             let socket = self.conn.borrow_mut().socket.take();
+            if let (false, Some(s)) = (self.options.reconnect, &socket) {
+                s.close();
+            }
             drop(socket);
             self.on_closed(1006, "the relay stopped answering");
             return;
@@ -388,6 +391,10 @@ impl Inner {
             // Dropping the socket removes its listener: no late `close` arrives.
             (c.joined.is_some(), c.socket.take())
         };
+        if let (true, Some(s)) = (joining, &socket) {
+            // The join fails: nothing will resume, so a clean close (not `RESUMING`).
+            s.close();
+        }
         drop(socket);
         let ms = num(f64::from(self.options.join_timeout_ms));
         if joining {
@@ -445,7 +452,7 @@ impl Inner {
 
     /// Takes the join token for the next join from `options.token`.
     async fn fetch_token(&self) -> Result<()> {
-        let token = token_from(self.options.token.clone()).await?;
+        let token = token_from(self.options.token.clone(), self.options.join_timeout_ms).await?;
         self.conn.borrow_mut().token = token;
         Ok(())
     }
@@ -490,7 +497,7 @@ impl Inner {
             } => {
                 self.on_welcome(&peer_id, resumed, &resume_token, &peers, ice_servers);
                 // A third of the relay's ping period: a dead connection is given up
-                // within about 25 s by default, before the relay's own timeout and
+                // 15–20 s after its last frame by default, before the relay's own timeout and
                 // resume grace run out, so the session resumes.
                 let every = (ping_interval_ms / 3.0).clamp(250.0, 60_000.0) as u32;
                 let generation = self.conn.borrow().generation;
@@ -622,6 +629,10 @@ impl Inner {
             for (event, payload) in farewells {
                 self.emit(event, &payload);
             }
+            // A listener may have left the room: build nothing for a room that is gone.
+            if self.left.get() {
+                return;
+            }
             for (id, info) in &listed {
                 self.add_peer(id.clone(), info.clone(), true);
                 if !first && !old.contains(id) {
@@ -667,6 +678,10 @@ impl Inner {
     }
 
     fn on_closed(self: &Rc<Self>, code: u16, reason: &str) {
+        // An `error` listener may have left the room just before this runs.
+        if self.left.get() {
+            return;
+        }
         let (joining, attempts) = {
             let mut c = self.conn.borrow_mut();
             c.socket = None;
@@ -748,13 +763,17 @@ impl Inner {
         let timer = Timer::new(delay, move |_| {
             let Some(room) = weak.upgrade() else { return };
             room.conn.borrow_mut().retry = None;
+            if room.left.get() {
+                return;
+            }
             let source = room.options.token.clone();
+            let timeout_ms = room.options.join_timeout_ms;
             drop(room);
             let weak = weak.clone();
             crate::spawn(async move {
                 // No strong reference while the app's function runs: a room dropped
                 // meanwhile just ends here.
-                let token = token_from(source).await;
+                let token = token_from(source, timeout_ms).await;
                 let Some(room) = weak.upgrade() else { return };
                 if room.left.get() {
                     return;
@@ -1195,7 +1214,14 @@ impl Inner {
         } else {
             js::object(&[("audio", JsValue::TRUE), ("video", JsValue::TRUE)])
         };
-        let stream = media::get_user_media(&constraints).await?;
+        let opens = is_requested(&js::get(&constraints, "audio"))
+            || is_requested(&js::get(&constraints, "video"));
+        // Only `false`s (stop a kind): getUserMedia refuses to open nothing.
+        let stream = if opens {
+            media::get_user_media(&constraints).await?
+        } else {
+            MediaStream::new().map_err(|e| Error::js(Code::MediaFailed, "new MediaStream", &e))?
+        };
         // `leave` may have run while the browser opened the devices: its `stop_all`
         // cannot know these tracks, so stop them here or the camera stays on.
         self.ensure_joined_or_stop(&stream)?;
@@ -1727,19 +1753,34 @@ fn peer_id_of(info: &JsValue) -> String {
     js::get_string(info, "id").unwrap_or_default()
 }
 
-/// `ws://` / `wss://` URL of the relay's socket from what the app passed: a ws(s) or
-/// http(s) URL, with or without the `/ws` path.
 /// The join token `source` (`options.token`) gives: the string itself, or what the
 /// function returns (awaited if it is a promise). A function that throws, rejects or
-/// gives something else fails the join attempt.
-async fn token_from(source: JsValue) -> Result<Option<String>> {
+/// gives something else, or does not answer within `timeout_ms`, fails the attempt.
+async fn token_from(source: JsValue, timeout_ms: u32) -> Result<Option<String>> {
     let Some(f) = source.dyn_ref::<Function>() else {
         return Ok(source.as_string());
     };
     let given = match f.call0(&JsValue::UNDEFINED) {
-        Ok(v) => JsFuture::from(js_sys::Promise::resolve(&v)).await,
+        Ok(v) => {
+            // The deadline rejects with `undefined`, which nothing else here does.
+            let deadline = js_sys::Promise::new(&mut |_, reject| {
+                js::set_timeout(&reject, timeout_ms);
+            });
+            let race = Array::of2(&js_sys::Promise::resolve(&v), &deadline);
+            JsFuture::from(js_sys::Promise::race(&race)).await
+        }
         Err(e) => Err(e),
     };
+    if given.as_ref().is_err_and(JsValue::is_undefined) {
+        return Err(Error::relay(
+            ErrorCode::Unauthorized.as_str(),
+            cat(&[
+                "could not get a join token: the `token` function did not answer within ",
+                &num(f64::from(timeout_ms)),
+                " ms (joinTimeoutMs)",
+            ]),
+        ));
+    }
     let failed = |what: &str| {
         Error::relay(
             ErrorCode::Unauthorized.as_str(),
@@ -1757,6 +1798,8 @@ async fn token_from(source: JsValue) -> Result<Option<String>> {
     }
 }
 
+/// `ws://` / `wss://` URL of the relay's socket from what the app passed: a ws(s) or
+/// http(s) URL, with or without the `/ws` path.
 fn ws_url(url: &str) -> Result<String> {
     // Byte-wise trimming: `str::trim` and `splitn` would bring Unicode tables and
     // pattern searchers into the wasm for one call.

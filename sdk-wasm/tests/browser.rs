@@ -1952,16 +1952,21 @@ async fn enable_media_keeps_the_kinds_left_out_and_a_muted_microphone_muted() {
     let view = Array::from(&b.peers()).get(0);
     assert_eq!(get(&view, "audioMuted"), JsValue::TRUE);
 
-    // `false` stops a kind.
+    // `false` stops a kind, even with nothing to open.
     done(a.set_camera_enabled(true)).await.unwrap();
     let camera = media_track(&a.local_stream().unwrap(), "video");
-    let no_video = obj(&[("audio", JsValue::TRUE), ("video", JsValue::FALSE)]).unchecked_into();
+    let no_video = obj(&[("video", JsValue::FALSE)]).unchecked_into();
     let stream: web_sys::MediaStream = done(a.enable_media(no_video))
         .await
         .unwrap()
         .unchecked_into();
     assert_eq!(stream.get_video_tracks().length(), 0);
     assert_eq!(camera.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert_eq!(
+        media_track(&stream, "audio"),
+        new_mic,
+        "the microphone was kept"
+    );
     for (r, _) in &rooms {
         done(r.leave()).await.unwrap();
     }
@@ -2053,6 +2058,23 @@ async fn a_token_function_lets_a_reconnect_in_after_the_first_token_expired() {
     assert_eq!(get_str(&err, "code"), "unauthorized");
     assert!(
         get_str(&err, "message").contains("the token backend is down"),
+        "{}",
+        get_str(&err, "message")
+    );
+
+    // One that never answers: `join` fails after joinTimeoutMs instead of hanging.
+    let silent = js_sys::Function::new_no_args("return new Promise(() => {})");
+    let options = obj(&[
+        ("token", silent.into()),
+        ("joinTimeoutMs", JsValue::from_f64(1_000.0)),
+    ]);
+    let err = Room::join(AUTH.into(), unique("jwt-silent"), options.unchecked_into())
+        .await
+        .err()
+        .expect("a join whose token function never answers must fail");
+    assert_eq!(get_str(&err, "code"), "unauthorized");
+    assert!(
+        get_str(&err, "message").contains("did not answer within 1000 ms"),
         "{}",
         get_str(&err, "message")
     );
