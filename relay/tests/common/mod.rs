@@ -482,21 +482,21 @@ impl Client {
     }
 
     /// Closes the WebSocket cleanly (close frame) and waits for the relay's answer.
-    pub async fn close(mut self) {
-        let _ = within(STEP, "sending a close frame", self.ws.close(None)).await;
-        let _ = tokio::time::timeout(STEP, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+    pub async fn close(self) {
+        self.close_frame(None).await;
     }
 
     /// Closes the WebSocket with `code` and waits for the relay's answer.
-    pub async fn close_with(mut self, code: u16) {
+    pub async fn close_with(self, code: u16) {
         let frame = tungstenite::protocol::CloseFrame {
             code: code.into(),
             reason: "".into(),
         };
-        let _ = within(STEP, "sending a close frame", self.ws.close(Some(frame))).await;
+        self.close_frame(Some(frame)).await;
+    }
+
+    async fn close_frame(mut self, frame: Option<tungstenite::protocol::CloseFrame>) {
+        let _ = within(STEP, "sending a close frame", self.ws.close(frame)).await;
         let _ = tokio::time::timeout(STEP, async {
             while let Some(Ok(_)) = self.ws.next().await {}
         })
