@@ -89,6 +89,8 @@ pub struct Shared {
     /// ICE is `disconnected`: restart unless it recovers on its own within
     /// [`DISCONNECTED_GRACE_MS`].
     disconnect_timer: RefCell<Option<Timer>>,
+    /// The next check that our offer was answered (see [`Shared::await_answer`]).
+    answer_timer: RefCell<Option<Timer>>,
     /// Resolved (`close_now`) when the connection is closed. A closed connection may
     /// never settle the promises of operations under way
     /// (<https://w3c.github.io/webrtc-pc/#dom-rtcpeerconnection-close>), so [`settle`]
@@ -103,6 +105,13 @@ pub struct Shared {
 /// Wi-Fi blip) before the SDK restarts it rather than waiting for `failed`, which
 /// Chrome reports only on the connection state, and only after ~15 s.
 const DISCONNECTED_GRACE_MS: u32 = 2_500;
+
+/// How long an offer may go unanswered before it is sent again; each further wait is
+/// twice as long, up to [`ANSWER_WAIT_MAX_MS`]. An answer takes a relay round trip
+/// (well under a second), so a longer silence means the offer or its answer was lost
+/// on the relay path (see [`Shared::await_answer`]).
+const ANSWER_WAIT_MS: u32 = 5_000;
+const ANSWER_WAIT_MAX_MS: u32 = 30_000;
 
 /// A remote peer, owned by the room.
 pub struct Peer {
@@ -146,6 +155,7 @@ impl Peer {
             restart_timer: RefCell::default(),
             restarting: Cell::new(false),
             disconnect_timer: RefCell::default(),
+            answer_timer: RefCell::default(),
             closed,
             close_now: close_now.unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into()),
             is_closed: Cell::new(false),
@@ -194,6 +204,7 @@ impl Peer {
         }
         self.shared.restart_timer.borrow_mut().take();
         self.shared.disconnect_timer.borrow_mut().take();
+        self.shared.answer_timer.borrow_mut().take();
         js::close(&self.shared.pc, None);
         self.shared.is_closed.set(true);
         let _ = self.shared.close_now.call0(&JsValue::UNDEFINED);
@@ -242,6 +253,7 @@ async fn negotiate(weak: Weak<Shared>) {
     };
     if result.is_ok() {
         peer.send_description();
+        peer.await_answer(ANSWER_WAIT_MS);
     }
     peer.making_offer.set(false);
     if let Err(e) = result {
@@ -329,8 +341,14 @@ async fn on_description(
         let Some(peer) = weak.upgrade() else {
             return Ok(());
         };
-        let ready_for_offer = !peer.making_offer.get()
-            && (peer.state("signalingState") == "stable" || peer.setting_answer.get());
+        let signaling = peer.state("signalingState");
+        // An answer to an offer already answered: the other side answered an offer
+        // we sent again (see `await_answer`) after its first answer got through.
+        if !is_offer && signaling != "have-local-offer" {
+            return Ok(());
+        }
+        let ready_for_offer =
+            !peer.making_offer.get() && (signaling == "stable" || peer.setting_answer.get());
         let collision = is_offer && !ready_for_offer;
         peer.ignore_offer.set(!peer.polite && collision);
         if peer.ignore_offer.get() {
@@ -439,6 +457,39 @@ impl Shared {
             js::get(&local, "sdp"),
             &self.media_info(),
         ));
+    }
+
+    /// Checks in `ms` that our offer was answered, and sends it again if not, checking
+    /// again twice as late, for as long as it stays unanswered. The relay path can lose
+    /// an offer or its answer with no error to anyone: written into a relay connection
+    /// that had died silently, or relayed into the other side's, or dropped over the
+    /// rate limit. Perfect negotiation alone never recovers: this side waits in
+    /// `have-local-offer` for good, and every later change (a track, an ICE restart)
+    /// waits behind it.
+    ///
+    /// What is sent again is the current local description, so it also carries the
+    /// candidates gathered so far, which may have been lost with it. Should the first
+    /// offer have arrived after all, the other side answers twice; the second answer
+    /// finds this side stable and is dropped (`on_description`).
+    pub fn await_answer(self: &Rc<Self>, ms: u32) {
+        let weak = Rc::downgrade(self);
+        let timer = Timer::new(ms, move |_| {
+            // Out of the timer's callback: the check replaces this timer.
+            let weak = weak.clone();
+            crate::spawn(async move {
+                let Some(peer) = weak.upgrade() else { return };
+                if peer.is_closed.get() || peer.state("signalingState") != "have-local-offer" {
+                    return;
+                }
+                // With the relay down, the offer waits for the resume (which checks
+                // again soon after, see `Inner::on_welcome`).
+                if !peer.making_offer.get() && peer.room().is_some_and(|r| r.relay_up()) {
+                    peer.send_description();
+                }
+                peer.await_answer(ms.saturating_mul(2).min(ANSWER_WAIT_MAX_MS));
+            });
+        });
+        *self.answer_timer.borrow_mut() = Some(timer);
     }
 
     /// What each of our negotiated transceivers carries now.

@@ -29,6 +29,10 @@ use web_sys::{MediaStream, RtcConfiguration};
 /// Most frames kept while the relay connection is down.
 const OUTBOX_MAX: usize = 512;
 
+/// After a resume, how long an offer still unanswered waits before it is sent again
+/// (`peer::Shared::await_answer`).
+const RESUMED_ANSWER_WAIT_MS: u32 = 1_000;
+
 /// `JoinOptions`, parsed once.
 pub struct Options {
     pub name: Option<String>,
@@ -471,6 +475,12 @@ impl Inner {
         }
     }
 
+    /// Whether frames go out now: the relay connection is open and welcomed.
+    pub fn relay_up(&self) -> bool {
+        let c = self.conn.borrow();
+        c.welcomed && c.socket.is_some()
+    }
+
     /// Sends `signal` (a peer signal, see `wire`) to peer `to` through the relay.
     pub fn signal(&self, to: &str, signal: &JsValue) {
         if let Some(frame) = wire::signal(to, signal) {
@@ -610,6 +620,13 @@ impl Inner {
             for (id, info) in listed.iter().filter(|(id, _)| !known.contains(id)) {
                 self.add_peer(id.clone(), info.clone(), false);
                 joined.push(id.clone());
+            }
+            // An offer written into the connection that died may be lost, and so may
+            // an answer to it written into the other side's. What was queued here
+            // goes out below, and the relay replays what it held for us, so give
+            // those a moment before sending an unanswered offer again.
+            for p in self.peers.borrow().iter() {
+                p.shared.await_answer(RESUMED_ANSWER_WAIT_MS);
             }
         } else {
             // A new session (first join, or back after the grace): the others see us

@@ -1104,6 +1104,60 @@ async fn a_relay_connection_that_goes_silent_is_given_up_and_the_session_resumes
 }
 
 #[wasm_bindgen_test]
+async fn an_offer_lost_with_a_dead_relay_connection_is_sent_again() {
+    // a's own relay connection is the dead one: a sends the offer again once it has
+    // resumed.
+    offer_camera_across_a_dying_relay_connection("lost-offer", 0).await;
+}
+
+#[wasm_bindgen_test]
+async fn an_offer_lost_with_the_other_sides_dead_relay_connection_is_sent_again() {
+    // b's relay connection is the dead one: the relay writes a's offer into it, and
+    // a, whose own connection never broke, sends it again once it stays unanswered.
+    offer_camera_across_a_dying_relay_connection("lost-offer-remote", 1).await;
+}
+
+/// Two peers, the first one's relay connection through the fault proxy. The
+/// `offerer` (0 or 1) turns its camera on while that connection is silently dead, so
+/// the offer (or, relayed into the dead connection, its delivery) is lost with it.
+/// Perfect negotiation alone leaves the offerer in `have-local-offer` for good, and the
+/// other side never sees the camera.
+async fn offer_camera_across_a_dying_relay_connection(name: &str, offerer: usize) {
+    let room = unique(name);
+    let rooms = mesh_through(&[PROXIED, RELAY], &room, |_| {
+        obj(&[("joinTimeoutMs", JsValue::from_f64(3_000.0))])
+    })
+    .await;
+    let (dying, rd) = &rooms[0];
+    let (sender, receiver) = (&rooms[offerer].0, &rooms[1 - offerer].1);
+    let (dying_id, sender_id) = (dying.peer_id(), sender.peer_id());
+    let state = |name: &'static str| move |s: &JsValue| s.as_string().as_deref() == Some(name);
+
+    proxy("delay/60000").await;
+    done(sender.enable_media(obj(&[("video", JsValue::TRUE)]).unchecked_into()))
+        .await
+        .unwrap();
+    rd.wait("signaling", 15_000, state("reconnecting")).await;
+    // The reset drops what the proxy held back: the offer is gone.
+    proxy("cut").await;
+    proxy("delay/0").await;
+    rd.wait("signaling", 15_000, state("resumed")).await;
+    assert_eq!(
+        dying.peer_id(),
+        dying_id,
+        "the same session: the connection stays"
+    );
+    receiver
+        .wait("track", 20_000, |e| {
+            get_str(e, "peerId") == sender_id && get_str(e, "source") == "camera"
+        })
+        .await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
     // b's relay connection dies and cannot come back (blocked): the relay holds b for
     // its resume grace (1 s in the test relay), then a hears `peer-left` "lost".
