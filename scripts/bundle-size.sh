@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # 66 → 68 on 2026-12-01 (night): token functions, the relay liveness check and the
 # end of a replaced connection's tracks cost 2.5 KB (docs/benchmarks.md).
-BUDGET_KB=68
+# 68 → 70 on 2026-12-02: offers sent again when unanswered (+0.4 KB) and keeping under
+# the relay's rate limit (+0.9 KB) left no headroom.
+BUDGET_KB=70
 if [ "${1:-}" = "--check" ]; then
   DIR=${2:?usage: bundle-size.sh --check DIR}
   total=0

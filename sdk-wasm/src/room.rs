@@ -26,8 +26,11 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaStream, RtcConfiguration};
 
-/// Most frames kept while the relay connection is down.
+/// Most frames kept waiting for the relay (while its connection is down, or over its
+/// rate limit); broadcasts are refused earlier, so that a flood of them always leaves
+/// room for the signals that keep the peer connections working.
 const OUTBOX_MAX: usize = 512;
+const OUTBOX_BROADCASTS_MAX: usize = 256;
 
 /// After a resume, how long an offer still unanswered waits before it is sent again
 /// (`peer::Shared::await_answer`).
@@ -127,9 +130,14 @@ struct Conn {
     /// The join token the next `join` carries (`Options::token`, or what its function
     /// last gave).
     token: Option<String>,
-    /// Frames to send once welcomed.
-    /// Each with the peer it is a signal for (`None`: a broadcast).
+    /// Frames waiting to go, in order: until the socket is welcomed, or until the
+    /// relay's rate limit lets them (`pace`). Each with the peer it is a signal for
+    /// (`None`: a broadcast).
     outbox: Vec<(Option<String>, String)>,
+    /// The welcomed socket's rate limit, kept on this side.
+    pace: Pace,
+    /// Sends what waits in the outbox once `pace` allows it.
+    drain_timer: Option<Timer>,
     /// `Room.join` waits for the first `welcome` (or a failure) on a promise; these
     /// settle it (`resolve`, `reject`).
     joined: Option<(Function, Function)>,
@@ -147,6 +155,50 @@ struct Conn {
     ping_sent_at: Option<f64>,
     /// The next liveness check of the current socket.
     heartbeat: Option<Timer>,
+}
+
+/// The relay's rate limit (`welcome.limits`), counted on this side as well so that the
+/// SDK never goes over it: the relay drops frames over its limit (a lost offer, a lost
+/// chat message) and closes a connection that keeps flooding (1008). Frames over it
+/// wait in the outbox instead, and go out as the limit allows.
+///
+/// A token bucket like the relay's, with a margin: half its burst and 90 % of its
+/// rate, since frames can reach the relay closer together than they left.
+#[derive(Default)]
+struct Pace {
+    /// Tokens per millisecond (0: no limit), the bucket's size, what is in it, and
+    /// when that was counted (`Date.now()`).
+    per_ms: f64,
+    burst: f64,
+    tokens: f64,
+    at: f64,
+}
+
+impl Pace {
+    fn new(per_s: f64, burst: f64) -> Pace {
+        let burst = (burst / 2.0).max(1.0);
+        Pace {
+            per_ms: per_s * 0.9 / 1000.0,
+            burst,
+            tokens: burst,
+            at: js_sys::Date::now(),
+        }
+    }
+
+    /// Takes a token for one frame, or says how many ms until there is one.
+    fn take(&mut self) -> core::result::Result<(), u32> {
+        if self.per_ms <= 0.0 {
+            return Ok(());
+        }
+        let now = js_sys::Date::now();
+        self.tokens = (self.tokens + (now - self.at) * self.per_ms).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        Err(((1.0 - self.tokens) / self.per_ms) as u32 + 1)
+    }
 }
 
 /// Everything a room is. `Room` (lib.rs) holds the only strong reference; listeners,
@@ -224,6 +276,8 @@ impl Inner {
                 resume_token: None,
                 token: None,
                 outbox: Vec::new(),
+                pace: Pace::default(),
+                drain_timer: None,
                 joined: None,
                 attempts: 0,
                 retry: None,
@@ -461,17 +515,72 @@ impl Inner {
         Ok(())
     }
 
-    /// Sends a frame now, or keeps it until the relay connection is back.
-    fn send_frame(&self, frame: String, to: Option<&str>) {
+    /// Sends a frame now, or keeps it in the outbox: until the relay connection is
+    /// back, or while the relay's rate limit would drop it. `false`: the outbox is
+    /// full and the frame was not kept.
+    fn send_frame(self: &Rc<Self>, frame: String, to: Option<&str>) -> bool {
         let mut c = self.conn.borrow_mut();
-        if c.welcomed {
+        let c = &mut *c;
+        if c.welcomed && c.outbox.is_empty() {
             if let Some(s) = &c.socket {
-                s.send(&frame);
-                return;
+                match c.pace.take() {
+                    Ok(()) => {
+                        s.send(&frame);
+                        return true;
+                    }
+                    Err(wait) => self.arm_drain(&mut c.drain_timer, wait),
+                }
             }
         }
-        if c.outbox.len() < OUTBOX_MAX {
-            c.outbox.push((to.map(ToOwned::to_owned), frame));
+        let max = if to.is_some() {
+            OUTBOX_MAX
+        } else {
+            OUTBOX_BROADCASTS_MAX
+        };
+        if c.outbox.len() >= max {
+            return false;
+        }
+        c.outbox.push((to.map(ToOwned::to_owned), frame));
+        true
+    }
+
+    fn arm_drain(self: &Rc<Self>, slot: &mut Option<Timer>, wait: u32) {
+        if slot.is_some() {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        *slot = Some(Timer::new(wait, move |_| {
+            // Out of the timer's callback: the drain may replace this timer.
+            let weak = weak.clone();
+            crate::spawn(async move {
+                if let Some(room) = weak.upgrade() {
+                    room.drain();
+                }
+            });
+        }));
+    }
+
+    /// Sends what waits in the outbox while the rate limit allows, signals first (a
+    /// flood of broadcasts must not hold up a negotiation); comes back when a frame can
+    /// go again.
+    fn drain(self: &Rc<Self>) {
+        let mut c = self.conn.borrow_mut();
+        let c = &mut *c;
+        c.drain_timer = None;
+        let Some(s) = c.socket.as_ref().filter(|_| c.welcomed) else {
+            return;
+        };
+        while !c.outbox.is_empty() {
+            if let Err(wait) = c.pace.take() {
+                self.arm_drain(&mut c.drain_timer, wait);
+                return;
+            }
+            let i = c
+                .outbox
+                .iter()
+                .position(|(to, _)| to.is_some())
+                .unwrap_or(0);
+            s.send(&c.outbox.remove(i).1);
         }
     }
 
@@ -482,8 +591,10 @@ impl Inner {
     }
 
     /// Sends `signal` (a peer signal, see `wire`) to peer `to` through the relay.
-    pub fn signal(&self, to: &str, signal: &JsValue) {
+    pub fn signal(self: &Rc<Self>, to: &str, signal: &JsValue) {
         if let Some(frame) = wire::signal(to, signal) {
+            // Dropped if 512 frames wait already: a lost offer is sent again, and
+            // ICE restarts over lost candidates.
             self.send_frame(frame, Some(to));
         }
     }
@@ -504,7 +615,11 @@ impl Inner {
                 peers,
                 ice_servers,
                 ping_interval_ms,
+                rate_limit,
+                rate_burst,
             } => {
+                // Before `on_welcome` sends what waited: through the new limit.
+                self.conn.borrow_mut().pace = Pace::new(rate_limit, rate_burst);
                 self.on_welcome(&peer_id, resumed, &resume_token, &peers, ice_servers);
                 // A third of the relay's ping period: a dead connection is given up
                 // 15–20 s after its last frame by default, before the relay's own timeout and
@@ -591,19 +706,26 @@ impl Inner {
         let same_session = !first && resumed && *self.me.borrow() == peer_id;
         *self.me.borrow_mut() = peer_id.to_owned();
         *self.relay_ice.borrow_mut() = ice;
-        let outbox = {
-            let mut c = self.conn.borrow_mut();
-            c.resume_token = Some(token.to_owned());
-            c.welcomed = true;
-            c.welcome_timer = None;
-            c.attempts = 0;
-            core::mem::take(&mut c.outbox)
-        };
         let listed: Vec<(String, JsValue)> = peers
             .iter()
             .map(|p| (peer_id_of(&p), p))
             .filter(|(id, _)| !id.is_empty())
             .collect();
+        {
+            let mut c = self.conn.borrow_mut();
+            c.resume_token = Some(token.to_owned());
+            c.welcomed = true;
+            c.welcome_timer = None;
+            c.attempts = 0;
+            // Queued signals belong to the connections they were made on: in the same
+            // session only those to peers still here go out; in a new one every
+            // connection is new, and an old offer or candidate would only derail the
+            // first negotiation. Broadcasts go out either way (below, `drain`).
+            c.outbox.retain(|(to, _)| match to {
+                None => true,
+                Some(to) => same_session && listed.iter().any(|(id, _)| id == to),
+            });
+        }
         let mut joined = Vec::new();
         let mut left = Vec::new();
         if same_session {
@@ -661,19 +783,7 @@ impl Inner {
                     .filter(|id| !listed.iter().any(|(l, _)| l == id)),
             );
         }
-        // Queued signals belong to the connections they were made on: in the same
-        // session only those to peers still here go out; in a new one every
-        // connection is new, and an old offer or candidate would only derail the
-        // first negotiation. Broadcasts go out either way.
-        for (to, frame) in outbox {
-            let current = match &to {
-                None => true,
-                Some(to) => same_session && listed.iter().any(|(id, _)| id == to),
-            };
-            if current {
-                self.send_frame(frame, to.as_deref());
-            }
-        }
+        self.drain();
         self.settle_join(Ok(()));
         for id in left {
             self.emit(
@@ -704,6 +814,7 @@ impl Inner {
             c.socket = None;
             c.welcome_timer = None;
             c.heartbeat = None;
+            c.drain_timer = None;
             c.ping_sent_at = None;
             c.welcomed = false;
             (c.joined.is_some(), c.attempts)
@@ -997,7 +1108,7 @@ impl Inner {
         Ok(())
     }
 
-    pub fn broadcast(&self, data: &JsValue) -> Result<()> {
+    pub fn broadcast(self: &Rc<Self>, data: &JsValue) -> Result<()> {
         self.ensure_joined()?;
         let frame = wire::broadcast(data).ok_or_else(|| {
             Error::new(
@@ -1005,8 +1116,18 @@ impl Inner {
                 "the data is not JSON-serialisable (cyclic, or contains a BigInt)",
             )
         })?;
-        self.send_frame(frame, None);
-        Ok(())
+        if self.send_frame(frame, None) {
+            return Ok(());
+        }
+        Err(Error::relay(
+            ErrorCode::RateLimited.as_str(),
+            cat(&[
+                &num(OUTBOX_BROADCASTS_MAX as f64),
+                " broadcasts are already waiting to go to the relay (its connection is down, \
+                 or its rate limit holds them back); send fewer, or use send() over the peer \
+                 connections, which has no such limit",
+            ]),
+        ))
     }
 
     // ---- files -----------------------------------------------------------------------
@@ -1730,6 +1851,7 @@ impl Inner {
             c.retry = None;
             c.welcome_timer = None;
             c.heartbeat = None;
+            c.drain_timer = None;
             c.state = Signaling::Closed;
             if let Some(s) = c.socket.take() {
                 s.close();

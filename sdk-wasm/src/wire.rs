@@ -36,6 +36,10 @@ pub enum Frame {
         ice_servers: JsValue,
         /// `limits.pingIntervalMs` (15 s if absent): paces the SDK's liveness check.
         ping_interval_ms: f64,
+        /// `limits.rateLimit` and `limits.rateBurst` (0 if absent: no limit): the
+        /// SDK keeps under them (`room::Pace`).
+        rate_limit: f64,
+        rate_burst: f64,
     },
     /// `peer-joined`.
     PeerJoined {
@@ -95,15 +99,18 @@ pub fn decode(text: &JsValue) -> Result<Frame, &'static str> {
             if !Array::is_array(&peers) {
                 return Err("peers");
             }
+            let limits = get(&v, "limits");
             Frame::Welcome {
                 peer_id: string(&v, "peerId")?,
                 resume_token: string(&v, "resumeToken")?,
                 resumed: get_bool(&v, "resumed").unwrap_or(false),
                 peers: peers.into(),
                 ice_servers: get(&v, "iceServers"),
-                ping_interval_ms: get_f64(&get(&v, "limits"), "pingIntervalMs")
+                ping_interval_ms: get_f64(&limits, "pingIntervalMs")
                     .filter(|ms| *ms > 0.0)
                     .unwrap_or(15_000.0),
+                rate_limit: get_f64(&limits, "rateLimit").unwrap_or(0.0),
+                rate_burst: get_f64(&limits, "rateBurst").unwrap_or(0.0),
             }
         }
         "peer-joined" => {

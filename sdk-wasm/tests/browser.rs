@@ -588,6 +588,58 @@ async fn a_buffered_amount_that_stops_falling_does_not_stall_the_channel() {
 }
 
 #[wasm_bindgen_test]
+async fn a_burst_of_broadcasts_over_the_relays_rate_limit_arrives_whole_and_in_order() {
+    // The test relay allows 50 messages a second beyond a burst of 200 and drops the
+    // rest. The SDK keeps under that: what it accepts arrives, and what it cannot keep
+    // is refused at once with a clear error.
+    let room = unique("flood");
+    let rooms = mesh(RELAY, &room, 2, |_| JsValue::UNDEFINED).await;
+    let ((a, ra), (_, rb)) = (&rooms[0], &rooms[1]);
+    let mut accepted: u32 = 0;
+    let mut refused = None;
+    for i in 0..400u32 {
+        match a.broadcast(JsValue::from_f64(f64::from(i))) {
+            Ok(()) => {
+                assert!(refused.is_none(), "broadcast {i} accepted after a refusal");
+                accepted += 1;
+            }
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    let refused = refused.expect("400 broadcasts at once cannot all be kept");
+    assert_eq!(get_str(&refused, "code"), "rate-limited");
+    assert!(
+        get_str(&refused, "message").contains("send()"),
+        "the message says what to do: {}",
+        get_str(&refused, "message")
+    );
+    assert!(accepted >= 300, "only {accepted} broadcasts accepted");
+    until("every accepted broadcast arrived", 15_000, || {
+        rb.count("broadcast", |_| true) == accepted as usize
+    })
+    .await;
+    let got: Vec<f64> = rb
+        .all("broadcast")
+        .iter()
+        .map(|e| get(e, "data").as_f64().unwrap())
+        .collect();
+    let sent: Vec<f64> = (0..accepted).map(f64::from).collect();
+    assert_eq!(got, sent, "in order, none lost");
+    assert_eq!(ra.count("error", |_| true), 0, "the relay dropped nothing");
+    // The relay connection still works (no 1008 for flooding).
+    a.broadcast(JsValue::from_str("after")).unwrap();
+    rb.wait("broadcast", 5_000, |e| {
+        get(e, "data").as_string().as_deref() == Some("after")
+    })
+    .await;
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn broadcast_reaches_every_other_peer_of_three() {
     let room = unique("bcast");
     let rooms = mesh(RELAY, &room, 3, |_| JsValue::UNDEFINED).await;
@@ -1341,6 +1393,8 @@ mod contract {
             peers,
             ice_servers,
             ping_interval_ms,
+            rate_limit,
+            rate_burst,
         } = decode(&welcome)
         else {
             panic!("not a welcome")
@@ -1349,7 +1403,10 @@ mod contract {
             (peer_id.as_str(), resume_token.as_str(), resumed),
             ("p1", "tok", true)
         );
-        assert_eq!(ping_interval_ms, 20000.0);
+        assert_eq!(
+            (ping_interval_ms, rate_limit, rate_burst),
+            (20000.0, 50.0, 100.0)
+        );
         assert_eq!(
             to_value(&peers),
             json!([{"id": "p2", "name": "Bob", "meta": {"seat": 3}}])
