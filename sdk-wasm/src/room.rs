@@ -149,6 +149,9 @@ struct Conn {
     welcome_timer: Option<Timer>,
     /// The relay asked us to wait this long before reconnecting (`shutdown`).
     reconnect_hint_ms: Option<u32>,
+    /// Why the relay refused the latest reconnect attempt (`room-full`, …), for the
+    /// message when reconnecting gives up.
+    refused: Option<Error>,
     /// When the current socket last delivered a frame, and when a `ping` went out that
     /// nothing has followed yet (see `heartbeat`).
     heard_at: f64,
@@ -283,6 +286,7 @@ impl Inner {
                 retry: None,
                 welcome_timer: None,
                 reconnect_hint_ms: None,
+                refused: None,
                 heard_at: 0.0,
                 ping_sent_at: None,
                 heartbeat: None,
@@ -692,6 +696,24 @@ impl Inner {
             return;
         }
         self.emit("error", &error.to_event());
+        // `unauthorized` is followed by the relay's 4401 close, which ends the session.
+        if joining && code != ErrorCode::Unauthorized.as_str() && !self.left.get() {
+            // The relay refused a reconnect (the room filled up after our grace ran
+            // out; a cluster that cannot reach Redis): no welcome will come on this
+            // socket, so the next attempt goes now, counted and with backoff, rather
+            // than after `joinTimeoutMs`.
+            let socket = {
+                let mut c = self.conn.borrow_mut();
+                c.refused = Some(error);
+                c.socket.take()
+            };
+            if let Some(s) = &socket {
+                // Not admitted: nothing to hold for a resume.
+                s.close();
+            }
+            drop(socket);
+            self.on_closed(1000, "join refused");
+        }
     }
 
     fn on_welcome(
@@ -809,7 +831,7 @@ impl Inner {
         if self.left.get() {
             return;
         }
-        let (joining, attempts) = {
+        let (joining, attempts, refused) = {
             let mut c = self.conn.borrow_mut();
             c.socket = None;
             c.welcome_timer = None;
@@ -817,7 +839,7 @@ impl Inner {
             c.drain_timer = None;
             c.ping_sent_at = None;
             c.welcomed = false;
-            (c.joined.is_some(), c.attempts)
+            (c.joined.is_some(), c.attempts, c.refused.take())
         };
         // Closes that reconnecting cannot fix.
         let fatal = match code {
@@ -851,7 +873,11 @@ impl Inner {
                 cat(&[
                     "gave up reconnecting to the relay after ",
                     &num(f64::from(attempts)),
-                    " attempts; join again when the network is back",
+                    " attempts; ",
+                    &match refused {
+                        Some(e) => cat(&["the relay refused the last one: ", &e.message]),
+                        None => "join again when the network is back".into(),
+                    },
                 ]),
             )),
             _ => None,

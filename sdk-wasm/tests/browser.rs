@@ -1210,6 +1210,99 @@ async fn offer_camera_across_a_dying_relay_connection(name: &str, offerer: usize
 }
 
 #[wasm_bindgen_test]
+async fn a_reconnect_into_a_room_that_filled_up_retries_at_once_and_gets_in_when_a_seat_frees() {
+    // a is cut off past the relay's grace, and meanwhile the room fills up (the test
+    // relay's capacity is 16). Each reconnect is refused with `room-full`: the next
+    // attempt must follow with the backoff (≤ 0.4 s here), not after the 15 s
+    // joinTimeoutMs that a socket left waiting for a welcome would take.
+    let room = unique("refill");
+    let backoff = obj(&[
+        ("baseDelayMs", JsValue::from_f64(200.0)),
+        ("maxDelayMs", JsValue::from_f64(400.0)),
+        ("maxAttempts", JsValue::from_f64(1000.0)),
+    ]);
+    let a = join(PROXIED, &room, obj(&[("reconnect", backoff)])).await;
+    let ra = Recorder::new(&a);
+    let watcher = RawMember::join(RELAY, &room);
+    until("the watcher joined", 5_000, || {
+        watcher.count("welcome") == 1
+    })
+    .await;
+    proxy("block").await;
+    proxy("cut").await;
+    until("a's hold ran out", 15_000, || {
+        watcher.count("peer-left") == 1
+    })
+    .await;
+    let mut fillers: Vec<RawMember> = (0..15).map(|_| RawMember::join(RELAY, &room)).collect();
+    until("the room is full", 10_000, || {
+        fillers.iter().all(|f| f.count("welcome") == 1)
+    })
+    .await;
+    proxy("unblock").await;
+    let refused = ra
+        .wait("error", 10_000, |e| get_str(e, "code") == "room-full")
+        .await;
+    assert!(
+        get_str(&refused, "message").contains("full"),
+        "{}",
+        get_str(&refused, "message")
+    );
+    drop(fillers.pop());
+    ra.wait("signaling", 5_000, |s| {
+        s.as_string().as_deref() == Some("resumed")
+    })
+    .await;
+    assert_eq!(a.signaling_state(), "connected");
+    done(a.leave()).await.unwrap();
+}
+
+/// A bare relay client, no SDK: joins `room` and keeps every frame it gets.
+struct RawMember {
+    ws: web_sys::WebSocket,
+    frames: Rc<RefCell<Vec<JsValue>>>,
+    _handlers: [Closure<dyn FnMut(JsValue)>; 2],
+}
+
+impl RawMember {
+    fn join(url: &str, room: &str) -> RawMember {
+        let ws = web_sys::WebSocket::new(&format!("{url}/ws")).unwrap();
+        let frames: Rc<RefCell<Vec<JsValue>>> = Rc::default();
+        let (w, join) = (ws.clone(), format!(r#"{{"type":"join","room":"{room}"}}"#));
+        let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+            w.send_with_str(&join).unwrap();
+        });
+        let f = frames.clone();
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            let text = get(&e, "data").as_string().unwrap_or_default();
+            f.borrow_mut().push(js_sys::JSON::parse(&text).unwrap());
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        RawMember {
+            ws,
+            frames,
+            _handlers: [on_open, on_message],
+        }
+    }
+
+    /// How many frames of `kind` (`welcome`, `peer-left`, …) arrived.
+    fn count(&self, kind: &str) -> usize {
+        self.frames
+            .borrow()
+            .iter()
+            .filter(|f| get_str(f, "type") == kind)
+            .count()
+    }
+}
+
+impl Drop for RawMember {
+    fn drop(&mut self) {
+        let _ = self.ws.close();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
     // b's relay connection dies and cannot come back (blocked): the relay holds b for
     // its resume grace (1 s in the test relay), then a hears `peer-left` "lost".
