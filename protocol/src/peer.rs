@@ -14,6 +14,12 @@ pub struct PeerSignal {
     /// An offer or answer (`RTCSessionDescriptionInit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<SessionDescription>,
+    /// With an offer, its number on this connection (1, 2, …; an offer sent again keeps
+    /// its number); with an answer, the number of the offer it answers. Lets the
+    /// offerer drop an answer to an earlier offer, and the answerer recognise an offer
+    /// it has answered already. Absent from peers that do not number their offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
     /// A trickled ICE candidate (`RTCIceCandidateInit`). `null` (end of candidates) is
     /// accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]

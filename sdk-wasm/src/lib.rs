@@ -385,7 +385,7 @@ impl Room {
 
     /// Sends JSON to every other peer through the relay (works before P2P is up). Kept
     /// under the relay's rate limit: a burst waits and goes out in order. Throws
-    /// `rate-limited` when 256 broadcasts already wait; for a high rate use `send`.
+    /// `rate-limited` when 256 messages already wait; for a high rate use `send`.
     pub fn broadcast(&self, data: JsValue) -> Result<(), JsValue> {
         Ok(self.inner.broadcast(&data)?)
     }

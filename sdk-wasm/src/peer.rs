@@ -26,6 +26,11 @@ use web_sys::{
     RtcRtpSender, RtcSessionDescriptionInit,
 };
 
+/// The connection's `localDescription` (pending, else current) and
+/// `currentLocalDescription` (of the latest negotiation that completed).
+const LOCAL: &str = "localDescription";
+const CURRENT: &str = "currentLocalDescription";
+
 /// The label of the channel every pair of peers has (`send` without `channel`).
 pub const DEFAULT_CHANNEL: &str = "meshwire";
 
@@ -60,6 +65,12 @@ pub struct Shared {
     making_offer: Cell<bool>,
     ignore_offer: Cell<bool>,
     setting_answer: Cell<bool>,
+    /// The number (`seq`) of our latest offer, 1, 2, …: the pending one while we are in
+    /// `have-local-offer`. Answers echo it, so an answer to an earlier offer (sent
+    /// again, see [`Shared::await_answer`]) is not applied to a later one.
+    offers: Cell<u32>,
+    /// The `seq` of the other side's latest offer that we answered.
+    answered: Cell<u32>,
     /// Whether local tracks were added (the newcomer adds them at once; the peer that
     /// was already in the room adds them right after applying the first offer, so they
     /// ride on the offered transceivers instead of forcing a second negotiation).
@@ -143,6 +154,8 @@ impl Peer {
             making_offer: Cell::new(false),
             ignore_offer: Cell::new(false),
             setting_answer: Cell::new(false),
+            offers: Cell::new(0),
+            answered: Cell::new(0),
             attached: Cell::new(false),
             room: Rc::downgrade(room),
             senders: RefCell::default(),
@@ -252,7 +265,8 @@ async fn negotiate(weak: Weak<Shared>) {
         return;
     };
     if result.is_ok() {
-        peer.send_description();
+        peer.offers.set(peer.offers.get() + 1);
+        peer.send_description(LOCAL);
         peer.await_answer(ANSWER_WAIT_MS);
     }
     peer.making_offer.set(false);
@@ -287,7 +301,8 @@ async fn settle(
 /// description are applied with it (see [`on_description`]); alone (a mute), at once.
 async fn handle(weak: &Weak<Shared>, signal: Signal) {
     if let Some((kind, init)) = signal.description {
-        if let Err(e) = on_description(weak, kind, init.unchecked_into(), signal.media).await {
+        let init = init.unchecked_into();
+        if let Err(e) = on_description(weak, kind, init, signal.media, signal.seq).await {
             let Some(peer) = weak.upgrade() else { return };
             js::warn(&cat(&[
                 "negotiation with ",
@@ -335,6 +350,7 @@ async fn on_description(
     kind: SdpKind,
     init: RtcSessionDescriptionInit,
     media: Option<Vec<MediaInfo>>,
+    seq: u32,
 ) -> Result<(), Error> {
     let is_offer = kind == SdpKind::Offer;
     let applied = {
@@ -342,9 +358,24 @@ async fn on_description(
             return Ok(());
         };
         let signaling = peer.state("signalingState");
-        // An answer to an offer already answered: the other side answered an offer
-        // we sent again (see `await_answer`) after its first answer got through.
-        if !is_offer && signaling != "have-local-offer" {
+        if !is_offer {
+            // An answer to an offer no longer pending (`seq` says which it answers; 0
+            // from a peer that does not number offers): a second answer to an offer
+            // sent again (`await_answer`), or one to an offer since replaced.
+            if signaling != "have-local-offer" || (seq != 0 && seq != peer.offers.get()) {
+                return Ok(());
+            }
+        } else if seq != 0 && seq <= peer.answered.get() {
+            // An offer we answered already, sent again because our answer was slow or
+            // lost: answer it again, without negotiating anew (which could roll back
+            // an offer of ours). Unless a later negotiation completed since: then
+            // the other side had our answer, and this is only late.
+            let current = js::get(&peer.pc, CURRENT);
+            if seq == peer.answered.get()
+                && js::get_string(&current, "type").as_deref() == Some("answer")
+            {
+                peer.send_description(CURRENT);
+            }
             return Ok(());
         }
         let ready_for_offer =
@@ -381,7 +412,8 @@ async fn on_description(
         return Ok(());
     };
     answered.map_err(|e| Error::js(Code::Internal, "setLocalDescription (answer)", &e))?;
-    peer.send_description();
+    peer.answered.set(seq);
+    peer.send_description(LOCAL);
     Ok(())
 }
 
@@ -445,16 +477,20 @@ impl Shared {
         }
     }
 
-    /// Sends our current local description, with our media labels.
-    fn send_description(&self) {
-        let local = js::get(&self.pc, "localDescription");
+    /// Sends a local description (`which`: [`LOCAL`] or [`CURRENT`]) with our media
+    /// labels and its `seq`: an offer's own number, an answer's offer's.
+    fn send_description(&self, which: &str) {
+        let local = js::get(&self.pc, which);
         let kind = js::get_string(&local, "type").unwrap_or_default();
-        if !matches!(kind.as_str(), "offer" | "answer" | "pranswer") {
-            return;
-        }
+        let seq = match kind.as_str() {
+            "offer" => self.offers.get(),
+            "answer" | "pranswer" => self.answered.get(),
+            _ => return,
+        };
         self.send(&wire::description_signal(
             &kind,
             js::get(&local, "sdp"),
+            seq,
             &self.media_info(),
         ));
     }
@@ -467,10 +503,11 @@ impl Shared {
     /// `have-local-offer` for good, and every later change (a track, an ICE restart)
     /// waits behind it.
     ///
-    /// What is sent again is the current local description, so it also carries the
-    /// candidates gathered so far, which may have been lost with it. Should the first
-    /// offer have arrived after all, the other side answers twice; the second answer
-    /// finds this side stable and is dropped (`on_description`).
+    /// What is sent again is the current local description, with the same `seq`, so it
+    /// also carries the candidates gathered so far, which may have been lost with it.
+    /// Should the first have arrived after all, the other side sends its answer again
+    /// rather than negotiating anew, and an answer that finds its offer no longer
+    /// pending is dropped (`on_description`).
     pub fn await_answer(self: &Rc<Self>, ms: u32) {
         let weak = Rc::downgrade(self);
         let timer = Timer::new(ms, move |_| {
@@ -483,8 +520,9 @@ impl Shared {
                 }
                 // With the relay down, the offer waits for the resume (which checks
                 // again soon after, see `Inner::on_welcome`).
-                if !peer.making_offer.get() && peer.room().is_some_and(|r| r.relay_up()) {
-                    peer.send_description();
+                let busy = peer.making_offer.get() || peer.setting_answer.get();
+                if !busy && peer.room().is_some_and(|r| r.relay_up()) {
+                    peer.send_description(LOCAL);
                 }
                 peer.await_answer(ms.saturating_mul(2).min(ANSWER_WAIT_MAX_MS));
             });

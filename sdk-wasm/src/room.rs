@@ -194,7 +194,8 @@ impl Pace {
             return Ok(());
         }
         let now = js_sys::Date::now();
-        self.tokens = (self.tokens + (now - self.at) * self.per_ms).min(self.burst);
+        // A wall clock set back must not stall the outbox: no negative refill.
+        self.tokens = (self.tokens + (now - self.at).max(0.0) * self.per_ms).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -568,16 +569,21 @@ impl Inner {
     /// flood of broadcasts must not hold up a negotiation); comes back when a frame can
     /// go again.
     fn drain(self: &Rc<Self>) {
+        self.conn.borrow_mut().drain_timer = None;
+        if let Some(wait) = self.flush() {
+            self.arm_drain(&mut self.conn.borrow_mut().drain_timer, wait);
+        }
+    }
+
+    /// Sends what the rate limit allows now; if frames still wait, how many ms until
+    /// the next can go.
+    fn flush(&self) -> Option<u32> {
         let mut c = self.conn.borrow_mut();
         let c = &mut *c;
-        c.drain_timer = None;
-        let Some(s) = c.socket.as_ref().filter(|_| c.welcomed) else {
-            return;
-        };
+        let s = c.socket.as_ref().filter(|_| c.welcomed)?;
         while !c.outbox.is_empty() {
             if let Err(wait) = c.pace.take() {
-                self.arm_drain(&mut c.drain_timer, wait);
-                return;
+                return Some(wait);
             }
             let i = c
                 .outbox
@@ -586,6 +592,7 @@ impl Inner {
                 .unwrap_or(0);
             s.send(&c.outbox.remove(i).1);
         }
+        None
     }
 
     /// Whether frames go out now: the relay connection is open and welcomed.
@@ -1149,7 +1156,7 @@ impl Inner {
             ErrorCode::RateLimited.as_str(),
             cat(&[
                 &num(OUTBOX_BROADCASTS_MAX as f64),
-                " broadcasts are already waiting to go to the relay (its connection is down, \
+                " messages are already waiting to go to the relay (its connection is down, \
                  or its rate limit holds them back); send fewer, or use send() over the peer \
                  connections, which has no such limit",
             ]),
@@ -1861,6 +1868,8 @@ impl Inner {
         if self.left.get() {
             return;
         }
+        // What the rate limit allows of what waits goes first; the rest is dropped.
+        self.flush();
         if let Some(s) = &self.conn.borrow().socket {
             s.send(wire::LEAVE);
         }

@@ -221,6 +221,9 @@ pub struct Signal {
     pub media: Option<Vec<MediaInfo>>,
     /// An offer or answer: its kind, and an `RTCSessionDescriptionInit`.
     pub description: Option<(SdpKind, JsValue)>,
+    /// `seq`: an offer's number on its connection, or the number of the offer an answer
+    /// answers (0 if absent: a peer that does not number its offers).
+    pub seq: u32,
     /// An `RTCIceCandidateInit`.
     pub candidate: Option<JsValue>,
 }
@@ -293,6 +296,7 @@ pub fn decode_signal(data: &JsValue) -> Result<Signal, &'static str> {
     Ok(Signal {
         media,
         description,
+        seq: get_f64(data, "seq").map_or(0, |n| n as u32),
         candidate,
     })
 }
@@ -326,12 +330,13 @@ pub fn candidate_signal(candidate: &JsValue) -> JsValue {
 }
 
 /// `{ description, media }`.
-pub fn description_signal(kind: &str, sdp: JsValue, media: &[MediaInfo]) -> JsValue {
+pub fn description_signal(kind: &str, sdp: JsValue, seq: u32, media: &[MediaInfo]) -> JsValue {
     object(&[
         (
             "description",
             object(&[("type", kind.into()), ("sdp", sdp)]),
         ),
+        ("seq", seq.into()),
         ("media", media_list(media)),
     ])
 }

@@ -1294,12 +1294,183 @@ impl RawMember {
             .filter(|f| get_str(f, "type") == kind)
             .count()
     }
+
+    /// Sends peer signal `data` to `to`, as a meshwire peer would.
+    fn signal(&self, to: &str, data: JsValue) {
+        let frame = obj(&[
+            ("type", JsValue::from_str("signal")),
+            ("to", JsValue::from_str(to)),
+            ("data", data),
+        ]);
+        let text = js_sys::JSON::stringify(&frame).unwrap();
+        self.ws.send_with_str(&String::from(text)).unwrap();
+    }
+
+    /// The `data` of every `signal` that arrived.
+    fn signals(&self) -> Vec<JsValue> {
+        let frames = self.frames.borrow();
+        let signals = frames.iter().filter(|f| get_str(f, "type") == "signal");
+        signals.map(|f| get(f, "data")).collect()
+    }
+
+    /// The descriptions of `kind` (`offer`, `answer`) that arrived: `seq` and SDP.
+    fn descriptions(&self, kind: &str) -> Vec<(f64, String)> {
+        let signals = self.signals();
+        let of_kind = signals
+            .iter()
+            .filter(|d| get_str(&get(d, "description"), "type") == kind);
+        of_kind
+            .map(|d| {
+                let seq = get(d, "seq").as_f64().unwrap_or(-1.0);
+                (seq, get_str(&get(d, "description"), "sdp"))
+            })
+            .collect()
+    }
+}
+
+/// A description signal as meshwire peers send it.
+fn description(kind: &str, sdp: &str, seq: f64) -> JsValue {
+    let init = obj(&[
+        ("type", JsValue::from_str(kind)),
+        ("sdp", JsValue::from_str(sdp)),
+    ]);
+    obj(&[("description", init), ("seq", JsValue::from_f64(seq))])
+}
+
+/// Awaits `target[method](...args)` (a promise), for the test's own `RTCPeerConnection`.
+async fn call_done(target: &JsValue, method: &str, args: &[JsValue]) -> JsValue {
+    done(call(target, method, args).unchecked_into())
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e:?}"))
+}
+
+/// Sets the test connection's local description and waits for ICE gathering to end,
+/// so the SDP it returns carries every candidate (no trickling needed).
+async fn local_sdp(pc: &JsValue) -> String {
+    call_done(pc, "setLocalDescription", &[]).await;
+    until("ICE gathering", 10_000, || {
+        get_str(pc, "iceGatheringState") == "complete"
+    })
+    .await;
+    get_str(&get(pc, "localDescription"), "sdp")
+}
+
+/// The `o=` line of an SDP: its session id and version (a new negotiation bumps it).
+fn origin(sdp: &str) -> String {
+    let line = sdp.lines().find(|l| l.starts_with("o="));
+    line.unwrap_or_default().to_owned()
 }
 
 impl Drop for RawMember {
     fn drop(&mut self) {
         let _ = self.ws.close();
     }
+}
+
+#[wasm_bindgen_test]
+async fn an_answer_to_another_offer_is_not_applied_and_the_offer_goes_again_with_its_number() {
+    // The other peer is this test: a bare relay client with its own RTCPeerConnection,
+    // so it can answer wrongly, late, and twice, as a lossy relay path can make it.
+    let room = unique("seq-offerer");
+    let w = RawMember::join(RELAY, &room);
+    until("w joined", 5_000, || w.count("welcome") == 1).await;
+    // a is the newcomer: it offers to w.
+    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let ra = Recorder::new(&a);
+    let a_id = a.peer_id();
+    until("a's offer", 5_000, || w.descriptions("offer").len() == 1).await;
+    let (seq, sdp) = w.descriptions("offer")[0].clone();
+    assert_eq!(seq, 1.0, "the first offer on a connection is number 1");
+    let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
+    let offer = obj(&[
+        ("type", JsValue::from_str("offer")),
+        ("sdp", JsValue::from_str(&sdp)),
+    ]);
+    call_done(&pc, "setRemoteDescription", &[offer]).await;
+    let answer = local_sdp(&pc).await;
+
+    // An answer to an offer a did not make (or no longer waits on): dropped.
+    w.signal(&a_id, description("answer", &answer, 2.0));
+    // So a's offer stays unanswered, and a sends it again (after 5 s), same number.
+    until("a's offer again", 8_000, || {
+        w.descriptions("offer").len() == 2
+    })
+    .await;
+    assert_eq!(w.descriptions("offer")[1].0, 1.0);
+    assert_eq!(ra.count("peer-connected", |_| true), 0);
+
+    w.signal(&a_id, description("answer", &answer, 1.0));
+    for c in w.signals().iter().map(|d| get(d, "candidate")) {
+        if c.is_object() {
+            call_done(&pc, "addIceCandidate", &[c]).await;
+        }
+    }
+    ra.wait("peer-connected", 10_000, |_| true).await;
+    done(a.leave()).await.unwrap();
+    call(&pc, "close", &[]);
+}
+
+#[wasm_bindgen_test]
+async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
+    // The test's own connection offers to a; a's answers carry the offer's number.
+    let room = unique("seq-answerer");
+    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let ra = Recorder::new(&a);
+    let a_id = a.peer_id();
+    // w is the newcomer: it offers, with the default channel a expects.
+    let w = RawMember::join(RELAY, &room);
+    ra.wait("peer-joined", 5_000, |_| true).await;
+    let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
+    call(&pc, "createDataChannel", &[JsValue::from_str("meshwire")]);
+    let offer = local_sdp(&pc).await;
+    w.signal(&a_id, description("offer", &offer, 1.0));
+    until("a's answer", 5_000, || w.descriptions("answer").len() == 1).await;
+    let (seq, first) = w.descriptions("answer")[0].clone();
+    assert_eq!(seq, 1.0, "the answer names the offer it answers");
+
+    // The same offer again (its answer was slow or lost): the same answer again, not
+    // a new negotiation (which would make a new answer, with a new o= version).
+    w.signal(&a_id, description("offer", &offer, 1.0));
+    until("a's answer again", 5_000, || {
+        w.descriptions("answer").len() == 2
+    })
+    .await;
+    let (seq, again) = w.descriptions("answer")[1].clone();
+    assert_eq!(seq, 1.0);
+    assert_eq!(origin(&again), origin(&first), "the same answer");
+    let answer = obj(&[
+        ("type", JsValue::from_str("answer")),
+        ("sdp", JsValue::from_str(&again)),
+    ]);
+    call_done(&pc, "setRemoteDescription", &[answer]).await;
+
+    // A second offer is a new negotiation: answered, with its number.
+    let offer2 = local_sdp(&pc).await;
+    w.signal(&a_id, description("offer", &offer2, 2.0));
+    until("a's answer to offer 2", 5_000, || {
+        w.descriptions("answer").len() == 3
+    })
+    .await;
+    let (seq, third) = w.descriptions("answer")[2].clone();
+    assert_eq!(seq, 2.0);
+    assert_ne!(origin(&third), origin(&first), "a new negotiation");
+    let answer = obj(&[
+        ("type", JsValue::from_str("answer")),
+        ("sdp", JsValue::from_str(&third)),
+    ]);
+    call_done(&pc, "setRemoteDescription", &[answer]).await;
+    // The first offer, arriving late: ignored.
+    w.signal(&a_id, description("offer", &offer, 1.0));
+    sleep(1_500).await;
+    assert_eq!(
+        w.descriptions("answer").len(),
+        3,
+        "a late offer is not answered"
+    );
+
+    ra.wait("peer-connected", 10_000, |_| true).await;
+    done(a.leave()).await.unwrap();
+    call(&pc, "close", &[]);
 }
 
 #[wasm_bindgen_test]
@@ -1634,7 +1805,7 @@ mod contract {
             },
         ];
         // Written by the SDK, read by serde.
-        let written = wire::description_signal("offer", JsValue::from_str("v=0"), &media);
+        let written = wire::description_signal("offer", JsValue::from_str("v=0"), 3, &media);
         let read: PeerSignal = serde_json::from_value(to_value(&written)).unwrap();
         assert_eq!(
             read,
@@ -1643,6 +1814,7 @@ mod contract {
                     kind: SdpKind::Offer,
                     sdp: "v=0".into()
                 }),
+                seq: Some(3),
                 candidate: None,
                 media: Some(media.clone()),
             }
@@ -1677,6 +1849,7 @@ mod contract {
                 kind: SdpKind::Answer,
                 sdp: "v=0".into(),
             }),
+            seq: Some(7),
             candidate: Some(IceCandidate {
                 candidate: "c".into(),
                 sdp_mid: None,
@@ -1687,6 +1860,7 @@ mod contract {
         };
         let got = wire::decode_signal(&from_json(&sent)).unwrap();
         assert_eq!(got.media, Some(media));
+        assert_eq!(got.seq, 7);
         let (kind, init) = got.description.unwrap();
         assert_eq!(kind, SdpKind::Answer);
         assert_eq!(to_value(&init), json!({"type": "answer", "sdp": "v=0"}));
@@ -1696,6 +1870,7 @@ mod contract {
         );
         let end = wire::decode_signal(&from_json(&json!({"candidate": null}))).unwrap();
         assert!(end.candidate.is_none() && end.description.is_none() && end.media.is_none());
+        assert_eq!(end.seq, 0, "no seq: a peer that does not number its offers");
         for bad in [
             json!("x"),
             json!({"description": {"type": "offer"}}),
