@@ -52,6 +52,24 @@ export class Emitter {
   clear() { this.handlers.clear(); }
 }
 
+// room.rs: an SDP's session id (`o=<user> <sess-id> …`), fixed for the life of the
+// RTCPeerConnection that wrote it (JSEP, RFC 8829 §5.2.1); "" if there is none.
+export function sdpSession(sdp) {
+  const m = /^o=\S* (\S+)/m.exec(sdp);
+  return m ? m[1] : "";
+}
+
+// peer.rs: adds the candidates written in an SDP (an offer sent again, whose trickled
+// candidates may have been lost with the first); failures are expected (known ones).
+export function addSdpCandidates(pc, sdp) {
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const sdpMid = (/^a=mid:(\S+)/m.exec(section) || [])[1];
+    for (const m of section.matchAll(/^a=(candidate:[^\r\n]+)/gm)) {
+      pc.addIceCandidate({ candidate: m[1], sdpMid }).catch(() => {});
+    }
+  }
+}
+
 // devices.rs: `previous` constraints (an object, or `true`/absent) with the device.
 export function withDevice(previous, deviceId) {
   return { ...(typeof previous === "object" ? previous : {}), deviceId: { exact: deviceId } };
@@ -324,4 +342,13 @@ extern "C" {
     /// `n` random bytes (`crypto.getRandomValues`) as hex.
     #[wasm_bindgen(js_name = randomHex)]
     pub fn random_hex(n: u32) -> String;
+
+    /// The session id in an SDP's `o=` line, which names the connection that wrote it
+    /// ("" if none).
+    #[wasm_bindgen(js_name = sdpSession)]
+    pub fn sdp_session(sdp: &JsValue) -> String;
+
+    /// Adds the `a=candidate` lines of `sdp` to `pc` (failures ignored).
+    #[wasm_bindgen(js_name = addSdpCandidates)]
+    pub fn add_sdp_candidates(pc: &web_sys::RtcPeerConnection, sdp: &JsValue);
 }

@@ -71,6 +71,9 @@ pub struct Shared {
     offers: Cell<u32>,
     /// The `seq` of the other side's latest offer that we answered.
     answered: Cell<u32>,
+    /// The session id (`events::sdp_session`) of the other side's descriptions: which
+    /// of its connections this one negotiates with (see [`Shared::replaced_remotely`]).
+    remote_session: RefCell<String>,
     /// Whether local tracks were added (the newcomer adds them at once; the peer that
     /// was already in the room adds them right after applying the first offer, so they
     /// ride on the offered transceivers instead of forcing a second negotiation).
@@ -156,6 +159,7 @@ impl Peer {
             setting_answer: Cell::new(false),
             offers: Cell::new(0),
             answered: Cell::new(0),
+            remote_session: RefCell::default(),
             attached: Cell::new(false),
             room: Rc::downgrade(room),
             senders: RefCell::default(),
@@ -374,6 +378,9 @@ async fn on_description(
             if seq == peer.answered.get()
                 && js::get_string(&current, "type").as_deref() == Some("answer")
             {
+                // The candidates that trickled after the first may be lost with our
+                // answer: the copy sent again carries those gathered since.
+                crate::events::add_sdp_candidates(&peer.pc, &js::get(&init, "sdp"));
                 peer.send_description(CURRENT);
             }
             return Ok(());
@@ -475,6 +482,26 @@ impl Shared {
         if let Some(room) = self.room() {
             room.signal(&self.id, signal);
         }
+    }
+
+    /// Notes `session`, the SDP session id of a description from the other side, and
+    /// says whether it is an offer from another connection than the one this one
+    /// negotiated with: the other side replaced its connection while this one stayed,
+    /// and this one can never negotiate with the new one (its `seq`s start again, its
+    /// keys differ). An answer from another connection is one that connection made to
+    /// our offer, and is taken as the current one.
+    pub fn replaced_remotely(&self, session: &str, offer: bool) -> bool {
+        let mut known = self.remote_session.borrow_mut();
+        if session.is_empty() {
+            return false;
+        }
+        if offer && !known.is_empty() && *known != session {
+            return true;
+        }
+        if *known != session {
+            *known = session.to_owned();
+        }
+        false
     }
 
     /// Sends a local description (`which`: [`LOCAL`] or [`CURRENT`]) with our media

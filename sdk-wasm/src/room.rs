@@ -20,7 +20,7 @@ use crate::{devices, stats};
 use alloc::rc::Rc;
 use core::cell::Cell;
 use js_sys::{Array, Function};
-use meshwire_protocol::peer::Source;
+use meshwire_protocol::peer::{SdpKind, Source};
 use meshwire_protocol::{close_code, ErrorCode};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -659,11 +659,7 @@ impl Inner {
                 }
             }
             Frame::Signal { from, data } => match wire::decode_signal(&data) {
-                Ok(signal) => {
-                    if let Some(p) = self.peers.borrow().iter().find(|p| p.shared.id == from) {
-                        p.deliver(signal);
-                    }
-                }
+                Ok(signal) => self.on_signal(&from, signal),
                 Err(what) => js::warn(&cat(&[
                     "malformed signal from ",
                     &from,
@@ -684,6 +680,47 @@ impl Inner {
                     Some(reconnect_in_ms.clamp(0.0, 60_000.0) as u32);
             }
             Frame::Pong => {}
+        }
+    }
+
+    /// Hands a peer's signal to its connection. An offer from another connection of
+    /// that peer than ours negotiated with replaces ours first: the peer came back as
+    /// a new session under the same id while the relay held us, so our resume kept
+    /// the old connection and nothing else said it was gone. What the old one
+    /// reported ends first (`track-removed`, `peer-disconnected`), as after the grace.
+    fn on_signal(self: &Rc<Self>, from: &str, signal: wire::Signal) {
+        let (session, offer) = match &signal.description {
+            Some((kind, init)) => (
+                crate::events::sdp_session(&js::get(init, "sdp")),
+                *kind == SdpKind::Offer,
+            ),
+            None => (String::new(), false),
+        };
+        let stale = {
+            let peers = self.peers.borrow();
+            let Some(p) = peers.iter().find(|p| p.shared.id == from) else {
+                return;
+            };
+            p.shared
+                .replaced_remotely(&session, offer)
+                .then(|| p.info.clone())
+        };
+        if let Some(info) = stale {
+            let mut farewells = Vec::new();
+            if let Some(old) = self.remove_peer(from) {
+                old.shared.farewells(&mut farewells);
+            }
+            for (event, payload) in farewells {
+                self.emit(event, &payload);
+            }
+            if self.left.get() {
+                return;
+            }
+            self.add_peer(from.to_owned(), info, false);
+        }
+        if let Some(p) = self.peers.borrow().iter().find(|p| p.shared.id == from) {
+            p.shared.replaced_remotely(&session, offer);
+            p.deliver(signal);
         }
     }
 

@@ -1355,6 +1355,12 @@ async fn local_sdp(pc: &JsValue) -> String {
     get_str(&get(pc, "localDescription"), "sdp")
 }
 
+/// `sdp` without its `a=candidate` lines.
+fn without_candidates(sdp: &str) -> String {
+    let lines = sdp.split("\r\n").filter(|l| !l.starts_with("a=candidate"));
+    lines.collect::<Vec<_>>().join("\r\n")
+}
+
 /// The `o=` line of an SDP: its session id and version (a new negotiation bumps it).
 fn origin(sdp: &str) -> String {
     let line = sdp.lines().find(|l| l.starts_with("o="));
@@ -1422,14 +1428,24 @@ async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
     ra.wait("peer-joined", 5_000, |_| true).await;
     let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
     call(&pc, "createDataChannel", &[JsValue::from_str("meshwire")]);
-    let offer = local_sdp(&pc).await;
-    w.signal(&a_id, description("offer", &offer, 1.0));
+    // The first offer goes before any candidate is gathered, and none trickles after
+    // it: as if they were lost with the answer.
+    call_done(&pc, "setLocalDescription", &[]).await;
+    let bare = get_str(&get(&pc, "localDescription"), "sdp");
+    w.signal(&a_id, description("offer", &bare, 1.0));
     until("a's answer", 5_000, || w.descriptions("answer").len() == 1).await;
     let (seq, first) = w.descriptions("answer")[0].clone();
     assert_eq!(seq, 1.0, "the answer names the offer it answers");
 
-    // The same offer again (its answer was slow or lost): the same answer again, not
-    // a new negotiation (which would make a new answer, with a new o= version).
+    // The same offer again (its answer was slow or lost), now with its candidates:
+    // the same answer again, not a new negotiation (which would make a new answer,
+    // with a new o= version), and a takes the candidates the copy carries.
+    until("ICE gathering", 10_000, || {
+        get_str(&pc, "iceGatheringState") == "complete"
+    })
+    .await;
+    let offer = get_str(&get(&pc, "localDescription"), "sdp");
+    assert!(offer.contains("a=candidate") && !bare.contains("a=candidate"));
     w.signal(&a_id, description("offer", &offer, 1.0));
     until("a's answer again", 5_000, || {
         w.descriptions("answer").len() == 2
@@ -1438,11 +1454,14 @@ async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
     let (seq, again) = w.descriptions("answer")[1].clone();
     assert_eq!(seq, 1.0);
     assert_eq!(origin(&again), origin(&first), "the same answer");
+    // Without a's candidates on this side: only a's checks, to the candidates it took
+    // from the copy, can connect.
     let answer = obj(&[
         ("type", JsValue::from_str("answer")),
-        ("sdp", JsValue::from_str(&again)),
+        ("sdp", JsValue::from_str(&without_candidates(&again))),
     ]);
     call_done(&pc, "setRemoteDescription", &[answer]).await;
+    ra.wait("peer-connected", 10_000, |_| true).await;
 
     // A second offer is a new negotiation: answered, with its number.
     let offer2 = local_sdp(&pc).await;
@@ -1467,10 +1486,62 @@ async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
         3,
         "a late offer is not answered"
     );
-
-    ra.wait("peer-connected", 10_000, |_| true).await;
+    assert_eq!(ra.count("peer-disconnected", |_| true), 0);
     done(a.leave()).await.unwrap();
     call(&pc, "close", &[]);
+}
+
+#[wasm_bindgen_test]
+async fn an_offer_from_a_new_connection_of_the_same_peer_replaces_the_old_connection() {
+    // What a peer sees when the other came back as a new session under the same id
+    // while the relay held it: its resume keeps the old connection, and the first
+    // sign of the new one is an offer from it (here: the test's second connection).
+    let room = unique("replaced-remotely");
+    let b = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let rb = Recorder::new(&b);
+    let b_id = b.peer_id();
+    let w = RawMember::join(RELAY, &room);
+    rb.wait("peer-joined", 5_000, |_| true).await;
+    let mut answers = 0;
+    let mut sessions = Vec::new();
+    for round in 1..=2 {
+        let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
+        call(&pc, "createDataChannel", &[JsValue::from_str("meshwire")]);
+        let offer = local_sdp(&pc).await;
+        // Each connection numbers its offers from 1.
+        w.signal(&b_id, description("offer", &offer, 1.0));
+        answers += 1;
+        until("b's answer", 5_000, || {
+            w.descriptions("answer").len() == answers
+        })
+        .await;
+        let (seq, sdp) = w.descriptions("answer")[answers - 1].clone();
+        assert_eq!(seq, 1.0);
+        sessions.push(
+            origin(&sdp)
+                .split(' ')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        let answer = obj(&[
+            ("type", JsValue::from_str("answer")),
+            ("sdp", JsValue::from_str(&sdp)),
+        ]);
+        call_done(&pc, "setRemoteDescription", &[answer]).await;
+        until("b connected", 10_000, || {
+            rb.count("peer-connected", |_| true) == round
+        })
+        .await;
+        call(&pc, "close", &[]);
+        if round == 1 {
+            // The old connection's end is reported before the new one's start.
+            rb.wait("peer-disconnected", 15_000, |_| true).await;
+        }
+    }
+    assert_ne!(sessions[0], sessions[1], "b answered from a new connection");
+    assert_eq!(rb.count("peer-left", |_| true), 0, "the peer never left");
+    done(b.leave()).await.unwrap();
 }
 
 #[wasm_bindgen_test]
