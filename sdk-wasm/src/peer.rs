@@ -306,7 +306,8 @@ async fn settle(
 async fn handle(weak: &Weak<Shared>, signal: Signal) {
     if let Some((kind, init)) = signal.description {
         let init = init.unchecked_into();
-        if let Err(e) = on_description(weak, kind, init, signal.media, signal.seq).await {
+        let (media, seq, session) = (signal.media, signal.seq, signal.session);
+        if let Err(e) = on_description(weak, kind, init, media, seq, session).await {
             let Some(peer) = weak.upgrade() else { return };
             js::warn(&cat(&[
                 "negotiation with ",
@@ -355,6 +356,7 @@ async fn on_description(
     init: RtcSessionDescriptionInit,
     media: Option<Vec<MediaInfo>>,
     seq: u32,
+    session: String,
 ) -> Result<(), Error> {
     let is_offer = kind == SdpKind::Offer;
     let applied = {
@@ -404,6 +406,7 @@ async fn on_description(
     };
     peer.setting_answer.set(false);
     applied.map_err(|e| Error::js(Code::Internal, "setRemoteDescription", &e))?;
+    peer.negotiated_with(session);
     if !is_offer {
         return Ok(());
     }
@@ -484,24 +487,25 @@ impl Shared {
         }
     }
 
-    /// Notes `session`, the SDP session id of a description from the other side, and
-    /// says whether it is an offer from another connection than the one this one
-    /// negotiated with: the other side replaced its connection while this one stayed,
-    /// and this one can never negotiate with the new one (its `seq`s start again, its
-    /// keys differ). An answer from another connection is one that connection made to
-    /// our offer, and is taken as the current one.
+    /// Whether a description from the other side with SDP session id `session` is an
+    /// offer from another connection than the one this one negotiated with: the other
+    /// side replaced its connection while this one stayed, and this one can never
+    /// negotiate with the new one (its `seq`s start again, its keys differ).
     pub fn replaced_remotely(&self, session: &str, offer: bool) -> bool {
+        let known = self.remote_session.borrow();
+        offer && !session.is_empty() && !known.is_empty() && *known != *session
+    }
+
+    /// Notes the session id of a remote description just applied: only what was
+    /// applied counts (an ignored offer or a dropped answer says nothing of which
+    /// connection this one negotiates with). `answered` counts the offers of that
+    /// connection, so it starts again with another.
+    fn negotiated_with(&self, session: String) {
         let mut known = self.remote_session.borrow_mut();
-        if session.is_empty() {
-            return false;
+        if !session.is_empty() && *known != session {
+            *known = session;
+            self.answered.set(0);
         }
-        if offer && !known.is_empty() && *known != session {
-            return true;
-        }
-        if *known != session {
-            *known = session.to_owned();
-        }
-        false
     }
 
     /// Sends a local description (`which`: [`LOCAL`] or [`CURRENT`]) with our media

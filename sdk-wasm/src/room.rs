@@ -688,7 +688,7 @@ impl Inner {
     /// a new session under the same id while the relay held us, so our resume kept
     /// the old connection and nothing else said it was gone. What the old one
     /// reported ends first (`track-removed`, `peer-disconnected`), as after the grace.
-    fn on_signal(self: &Rc<Self>, from: &str, signal: wire::Signal) {
+    fn on_signal(self: &Rc<Self>, from: &str, mut signal: wire::Signal) {
         let (session, offer) = match &signal.description {
             Some((kind, init)) => (
                 crate::events::sdp_session(&js::get(init, "sdp")),
@@ -706,6 +706,8 @@ impl Inner {
                 .then(|| p.info.clone())
         };
         if let Some(info) = stale {
+            // Signals the old connection queued would only derail the new one.
+            (self.conn.borrow_mut().outbox).retain(|(to, _)| to.as_deref() != Some(from));
             let mut farewells = Vec::new();
             if let Some(old) = self.remove_peer(from) {
                 old.shared.farewells(&mut farewells);
@@ -719,7 +721,7 @@ impl Inner {
             self.add_peer(from.to_owned(), info, false);
         }
         if let Some(p) = self.peers.borrow().iter().find(|p| p.shared.id == from) {
-            p.shared.replaced_remotely(&session, offer);
+            signal.session = session;
             p.deliver(signal);
         }
     }

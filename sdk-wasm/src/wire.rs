@@ -224,6 +224,9 @@ pub struct Signal {
     /// `seq`: an offer's number on its connection, or the number of the offer an answer
     /// answers (0 if absent: a peer that does not number its offers).
     pub seq: u32,
+    /// The description's SDP session id (`events::sdp_session`), filled in by the
+    /// room when it routes the signal ("" without a description).
+    pub session: String,
     /// An `RTCIceCandidateInit`.
     pub candidate: Option<JsValue>,
 }
@@ -297,6 +300,7 @@ pub fn decode_signal(data: &JsValue) -> Result<Signal, &'static str> {
         media,
         description,
         seq: get_f64(data, "seq").map_or(0, |n| n as u32),
+        session: String::new(),
         candidate,
     })
 }

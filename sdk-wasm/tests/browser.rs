@@ -1545,6 +1545,58 @@ async fn an_offer_from_a_new_connection_of_the_same_peer_replaces_the_old_connec
 }
 
 #[wasm_bindgen_test]
+async fn a_dropped_answer_does_not_change_which_connection_a_peer_negotiates_with() {
+    // Only a description a applied says which connection of the other peer it
+    // negotiates with: an answer it drops, from some other connection, must not make
+    // the real connection's next offer look like a new connection's.
+    let room = unique("dropped-answer");
+    let w = RawMember::join(RELAY, &room);
+    until("w joined", 5_000, || w.count("welcome") == 1).await;
+    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let ra = Recorder::new(&a);
+    let a_id = a.peer_id();
+    until("a's offer", 5_000, || w.descriptions("offer").len() == 1).await;
+    let (_, offer) = w.descriptions("offer")[0].clone();
+    let remote_offer = obj(&[
+        ("type", JsValue::from_str("offer")),
+        ("sdp", JsValue::from_str(&offer)),
+    ]);
+    let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
+    call_done(
+        &pc,
+        "setRemoteDescription",
+        std::slice::from_ref(&remote_offer),
+    )
+    .await;
+    let answer = local_sdp(&pc).await;
+    w.signal(&a_id, description("answer", &answer, 1.0));
+    ra.wait("peer-connected", 10_000, |_| true).await;
+
+    // An answer from another connection, which a is not waiting for: dropped.
+    let other: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
+    call_done(&other, "setRemoteDescription", &[remote_offer]).await;
+    let stray = local_sdp(&other).await;
+    assert_ne!(origin(&stray), origin(&answer));
+    w.signal(&a_id, description("answer", &stray, 5.0));
+    // Then the real connection's first offer: negotiated on the same connection.
+    let renegotiation = local_sdp(&pc).await;
+    w.signal(&a_id, description("offer", &renegotiation, 1.0));
+    until("a's answer", 5_000, || w.descriptions("answer").len() == 1).await;
+    let (seq, reply) = w.descriptions("answer")[0].clone();
+    assert_eq!(seq, 1.0);
+    assert_eq!(
+        origin(&reply).split(' ').nth(1),
+        origin(&offer).split(' ').nth(1),
+        "a answered from the connection it offered from"
+    );
+    sleep(500).await;
+    assert_eq!(ra.count("peer-disconnected", |_| true), 0);
+    done(a.leave()).await.unwrap();
+    call(&pc, "close", &[]);
+    call(&other, "close", &[]);
+}
+
+#[wasm_bindgen_test]
 async fn a_peer_whose_socket_dies_is_reported_left_after_the_grace() {
     // b's relay connection dies and cannot come back (blocked): the relay holds b for
     // its resume grace (1 s in the test relay), then a hears `peer-left` "lost".
