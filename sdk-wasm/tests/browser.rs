@@ -1328,13 +1328,44 @@ impl RawMember {
     }
 }
 
-/// A description signal as meshwire peers send it.
-fn description(kind: &str, sdp: &str, seq: f64) -> JsValue {
-    let init = obj(&[
+/// An `RTCSessionDescriptionInit`.
+fn sdp_init(kind: &str, sdp: &str) -> JsValue {
+    obj(&[
         ("type", JsValue::from_str(kind)),
         ("sdp", JsValue::from_str(sdp)),
-    ]);
-    obj(&[("description", init), ("seq", JsValue::from_f64(seq))])
+    ])
+}
+
+/// A description signal as meshwire peers send it.
+fn description(kind: &str, sdp: &str, seq: f64) -> JsValue {
+    obj(&[
+        ("description", sdp_init(kind, sdp)),
+        ("seq", JsValue::from_f64(seq)),
+    ])
+}
+
+/// Applies the other side's description to the test's own connection.
+async fn apply(pc: &JsValue, kind: &str, sdp: &str) {
+    call_done(pc, "setRemoteDescription", &[sdp_init(kind, sdp)]).await;
+}
+
+/// A room with one SDK peer and one bare relay client, `w`, whose connection the test
+/// drives by hand. `sdk_offers`: the SDK peer joins second, so it makes the first
+/// offer (else `w` is the newcomer and must).
+async fn scripted_pair(name: &str, sdk_offers: bool) -> (Room, Recorder, RawMember) {
+    let room = unique(name);
+    if sdk_offers {
+        let w = RawMember::join(RELAY, &room);
+        until("w joined", 5_000, || w.count("welcome") == 1).await;
+        let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+        let ra = Recorder::new(&a);
+        return (a, ra, w);
+    }
+    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
+    let ra = Recorder::new(&a);
+    let w = RawMember::join(RELAY, &room);
+    ra.wait("peer-joined", 5_000, |_| true).await;
+    (a, ra, w)
 }
 
 /// Awaits `target[method](...args)` (a promise), for the test's own `RTCPeerConnection`.
@@ -1377,22 +1408,13 @@ impl Drop for RawMember {
 async fn an_answer_to_another_offer_is_not_applied_and_the_offer_goes_again_with_its_number() {
     // The other peer is this test: a bare relay client with its own RTCPeerConnection,
     // so it can answer wrongly, late, and twice, as a lossy relay path can make it.
-    let room = unique("seq-offerer");
-    let w = RawMember::join(RELAY, &room);
-    until("w joined", 5_000, || w.count("welcome") == 1).await;
-    // a is the newcomer: it offers to w.
-    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
-    let ra = Recorder::new(&a);
+    let (a, ra, w) = scripted_pair("seq-offerer", true).await;
     let a_id = a.peer_id();
     until("a's offer", 5_000, || w.descriptions("offer").len() == 1).await;
     let (seq, sdp) = w.descriptions("offer")[0].clone();
     assert_eq!(seq, 1.0, "the first offer on a connection is number 1");
     let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
-    let offer = obj(&[
-        ("type", JsValue::from_str("offer")),
-        ("sdp", JsValue::from_str(&sdp)),
-    ]);
-    call_done(&pc, "setRemoteDescription", &[offer]).await;
+    apply(&pc, "offer", &sdp).await;
     let answer = local_sdp(&pc).await;
 
     // An answer to an offer a did not make (or no longer waits on): dropped.
@@ -1418,14 +1440,10 @@ async fn an_answer_to_another_offer_is_not_applied_and_the_offer_goes_again_with
 
 #[wasm_bindgen_test]
 async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
-    // The test's own connection offers to a; a's answers carry the offer's number.
-    let room = unique("seq-answerer");
-    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
-    let ra = Recorder::new(&a);
+    // The test's own connection offers to a (with the default channel a expects);
+    // a's answers carry the offer's number.
+    let (a, ra, w) = scripted_pair("seq-answerer", false).await;
     let a_id = a.peer_id();
-    // w is the newcomer: it offers, with the default channel a expects.
-    let w = RawMember::join(RELAY, &room);
-    ra.wait("peer-joined", 5_000, |_| true).await;
     let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
     call(&pc, "createDataChannel", &[JsValue::from_str("meshwire")]);
     // The first offer goes before any candidate is gathered, and none trickles after
@@ -1456,11 +1474,7 @@ async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
     assert_eq!(origin(&again), origin(&first), "the same answer");
     // Without a's candidates on this side: only a's checks, to the candidates it took
     // from the copy, can connect.
-    let answer = obj(&[
-        ("type", JsValue::from_str("answer")),
-        ("sdp", JsValue::from_str(&without_candidates(&again))),
-    ]);
-    call_done(&pc, "setRemoteDescription", &[answer]).await;
+    apply(&pc, "answer", &without_candidates(&again)).await;
     ra.wait("peer-connected", 10_000, |_| true).await;
 
     // A second offer is a new negotiation: answered, with its number.
@@ -1473,11 +1487,7 @@ async fn an_offer_sent_again_is_answered_again_without_negotiating_anew() {
     let (seq, third) = w.descriptions("answer")[2].clone();
     assert_eq!(seq, 2.0);
     assert_ne!(origin(&third), origin(&first), "a new negotiation");
-    let answer = obj(&[
-        ("type", JsValue::from_str("answer")),
-        ("sdp", JsValue::from_str(&third)),
-    ]);
-    call_done(&pc, "setRemoteDescription", &[answer]).await;
+    apply(&pc, "answer", &third).await;
     // The first offer, arriving late: ignored.
     w.signal(&a_id, description("offer", &offer, 1.0));
     sleep(1_500).await;
@@ -1496,12 +1506,8 @@ async fn an_offer_from_a_new_connection_of_the_same_peer_replaces_the_old_connec
     // What a peer sees when the other came back as a new session under the same id
     // while the relay held it: its resume keeps the old connection, and the first
     // sign of the new one is an offer from it (here: the test's second connection).
-    let room = unique("replaced-remotely");
-    let b = join(RELAY, &room, JsValue::UNDEFINED).await;
-    let rb = Recorder::new(&b);
+    let (b, rb, w) = scripted_pair("replaced-remotely", false).await;
     let b_id = b.peer_id();
-    let w = RawMember::join(RELAY, &room);
-    rb.wait("peer-joined", 5_000, |_| true).await;
     let mut answers = 0;
     let mut sessions = Vec::new();
     for round in 1..=2 {
@@ -1524,11 +1530,7 @@ async fn an_offer_from_a_new_connection_of_the_same_peer_replaces_the_old_connec
                 .unwrap_or_default()
                 .to_owned(),
         );
-        let answer = obj(&[
-            ("type", JsValue::from_str("answer")),
-            ("sdp", JsValue::from_str(&sdp)),
-        ]);
-        call_done(&pc, "setRemoteDescription", &[answer]).await;
+        apply(&pc, "answer", &sdp).await;
         until("b connected", 10_000, || {
             rb.count("peer-connected", |_| true) == round
         })
@@ -1549,32 +1551,19 @@ async fn a_dropped_answer_does_not_change_which_connection_a_peer_negotiates_wit
     // Only a description a applied says which connection of the other peer it
     // negotiates with: an answer it drops, from some other connection, must not make
     // the real connection's next offer look like a new connection's.
-    let room = unique("dropped-answer");
-    let w = RawMember::join(RELAY, &room);
-    until("w joined", 5_000, || w.count("welcome") == 1).await;
-    let a = join(RELAY, &room, JsValue::UNDEFINED).await;
-    let ra = Recorder::new(&a);
+    let (a, ra, w) = scripted_pair("dropped-answer", true).await;
     let a_id = a.peer_id();
     until("a's offer", 5_000, || w.descriptions("offer").len() == 1).await;
     let (_, offer) = w.descriptions("offer")[0].clone();
-    let remote_offer = obj(&[
-        ("type", JsValue::from_str("offer")),
-        ("sdp", JsValue::from_str(&offer)),
-    ]);
     let pc: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
-    call_done(
-        &pc,
-        "setRemoteDescription",
-        std::slice::from_ref(&remote_offer),
-    )
-    .await;
+    apply(&pc, "offer", &offer).await;
     let answer = local_sdp(&pc).await;
     w.signal(&a_id, description("answer", &answer, 1.0));
     ra.wait("peer-connected", 10_000, |_| true).await;
 
     // An answer from another connection, which a is not waiting for: dropped.
     let other: JsValue = web_sys::RtcPeerConnection::new().unwrap().into();
-    call_done(&other, "setRemoteDescription", &[remote_offer]).await;
+    apply(&other, "offer", &offer).await;
     let stray = local_sdp(&other).await;
     assert_ne!(origin(&stray), origin(&answer));
     w.signal(&a_id, description("answer", &stray, 5.0));
