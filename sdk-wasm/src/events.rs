@@ -123,7 +123,14 @@ export class Speaking {
         console.warn(`meshwire: speaking detection needs WebAudio: ${what}`);
         return null;
       }
-      try { this.ctx.resume(); } catch {}
+      this.ctx.resume().catch(() => {});
+      // A context made before the page's first user gesture stays suspended (autoplay
+      // policy): resume it from the user's next click, tap or key press, which is what
+      // browsers let start audio.
+      const ctx = this.ctx;
+      this.unlock = () => ctx.resume().catch(() => {});
+      ctx.onstatechange = () => ctx.state === "running" && this.locked(false);
+      if (ctx.state !== "running") this.locked(true);
     }
     try {
       const stream = new MediaStream();
@@ -146,7 +153,13 @@ export class Speaking {
       return null;
     }
   }
+  locked(on) {
+    for (const type of ["pointerdown", "keydown", "touchend"]) {
+      (on ? addEventListener : removeEventListener)(type, this.unlock, { capture: true, passive: true });
+    }
+  }
   stop() {
+    if (this.unlock) this.locked(false);
     this.meters.forEach(dropMeter);
     this.meters = [];
     if (this.ctx) {

@@ -5,7 +5,10 @@
 //! The `AudioContext` is created only once there is audio to measure and someone
 //! listens, and closed when nobody listens any more or the room is left. Browsers start
 //! a context created without a user gesture suspended (autoplay policy); the SDK calls
-//! `resume()`, which succeeds once the page has had a gesture.
+//! `resume()` when it creates the context and, while the context stays suspended,
+//! again from the user's next click, tap or key press (listeners on `window`, removed
+//! once it runs or closes): a room joined on page load, before any gesture, would
+//! otherwise never detect a speaker (Firefox's default policy; tested there).
 //!
 //! Level: the peak of the analyser's time-domain window (`getFloatTimeDomainData`,
 //! `fftSize` 2048 samples ≈ 43 ms at 48 kHz), in [0, 1]. A peak above 0.05 starts
