@@ -5,6 +5,9 @@
 #   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests,
 #     coturn for the tests that go through TURN, and redis-server for the relay's
 #     cluster tests (relay/tests/cluster.rs starts its own on a free port);
+#   - Firefox ESR and PulseAudio (Debian packages) for the cross-browser tests
+#     (tests/e2e/interop.test.mjs: Firefox needs an audio server to run WebAudio;
+#     the test starts its own with a null sink);
 #   - a check that Node.js is new enough for the npm package and example apps;
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (its
 #     test runner drives the browser; a different version refuses the module).
@@ -52,6 +55,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+command -v pulseaudio >/dev/null 2>&1 || missing+=(pulseaudio)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -76,4 +81,4 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
   cargo install --quiet --force wasm-bindgen-cli --version "$want"
 fi
 
-say "toolchain ready ($(cargo --version); node $(node --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1); $(redis-server --version 2>/dev/null | cut -d' ' -f1-3))"
+say "toolchain ready ($(cargo --version); node $(node --version); wasm-bindgen $want; $(chromium --version 2>/dev/null | head -1); coturn $(turnserver --version 2>/dev/null | head -1); $(firefox-esr --version 2>/dev/null | head -1); $(redis-server --version 2>/dev/null | cut -d' ' -f1-3))"

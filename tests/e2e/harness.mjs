@@ -2,7 +2,9 @@
 // always stopped, headless Chromium (Debian's, driven by playwright-core) with fake
 // camera/microphone/screen, and page helpers that wait on conditions, never on time.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { once } from "node:events";
 import { chromium } from "playwright-core";
 
@@ -53,16 +55,66 @@ export async function start(name, cmd, args, { cwd = ROOT, env = {}, url, timeou
   };
 }
 
-/** The relay (debug build from `cargo build`), optionally serving a static folder. */
-export async function startRelay(staticDir) {
+/** The relay (debug build from `cargo build`), optionally serving a static folder; `extra`: more flags. */
+export async function startRelay(staticDir, extra = []) {
   const port = await freePort();
-  const args = ["--bind", "127.0.0.1", "--port", String(port)];
+  const args = ["--bind", "127.0.0.1", "--port", String(port), ...extra];
   if (staticDir) args.push("--static", staticDir);
   const relay = await start("relay", `${ROOT}target/debug/meshwire-relay`, args, {
     env: { RUST_LOG: "warn" },
     url: `http://127.0.0.1:${port}/health`,
   });
   return { ...relay, port, ws: `ws://127.0.0.1:${port}`, http: `http://127.0.0.1:${port}` };
+}
+
+/** Resolves once something accepts TCP connections on `port` (a server that speaks no HTTP). */
+async function tcpReady(name, port, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => { socket.destroy(); resolve(true); });
+      socket.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${name} did not listen on port ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A TURN path as users deploy one: coturn (TURN over TCP, REST credentials from a shared
+ * secret) behind the fault proxy (`cut()` resets every TURN connection at once, so every
+ * relayed candidate dies together), and a relay that hands out credentials for it,
+ * optionally serving a static folder.
+ */
+export async function startTurn(staticDir) {
+  const [turnPort, proxyPort, controlPort] = [await freePort(), await freePort(), await freePort()];
+  const secret = `meshwire-e2e-${process.pid}-${Date.now()}`;
+  const turn = spawn("turnserver", ["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", `--listening-port=${turnPort}`,
+    "--use-auth-secret", `--static-auth-secret=${secret}`, "--realm=meshwire.test", "--allow-loopback-peers", "--no-tls", "--no-dtls",
+    "--min-port=49700", "--max-port=49900", "--no-cli", "--fingerprint", "--log-file=stdout", "--simple-log"], { stdio: "ignore" });
+  children.add(turn);
+  turn.on("exit", () => children.delete(turn));
+  await tcpReady("coturn", turnPort);
+  const proxy = await start("fault-proxy", `${ROOT}target/debug/fault-proxy`, ["--listen", `127.0.0.1:${proxyPort}`, "--upstream", `127.0.0.1:${turnPort}`, "--control", `127.0.0.1:${controlPort}`], {
+    url: `http://127.0.0.1:${controlPort}/health`,
+  });
+  const relay = await startRelay(staticDir, ["--turn", `turn:127.0.0.1:${proxyPort}?transport=tcp`, "--turn-secret", secret]);
+  const control = async (what) => {
+    const r = await fetch(`http://127.0.0.1:${controlPort}/${what}`, { method: "POST" });
+    if (!r.ok) throw new Error(`fault-proxy ${what}: ${r.status}`);
+  };
+  return {
+    relay,
+    cut: () => control("cut"),
+    /** The proxy's state: `{ connections, blocked, delayMs }`. */
+    health: async () => (await fetch(`http://127.0.0.1:${controlPort}/health`)).json(),
+    stop: async () => {
+      await relay.stop();
+      await proxy.stop();
+      turn.kill("SIGTERM");
+    },
+  };
 }
 
 export const CHROMIUM_ARGS = [
@@ -127,4 +179,54 @@ export async function videoPlaying(page, peerId, timeout = 20_000) {
   const t0 = await page.$eval(sel, (v) => v.currentTime);
   await page.waitForFunction(([s, t]) => document.querySelector(s)?.currentTime > t + 0.2, [sel, t0], { timeout });
   return page.$eval(sel, (v) => ({ width: v.videoWidth, height: v.videoHeight }));
+}
+
+/**
+ * A PulseAudio server with one null sink, for Firefox: with no audio output device a
+ * Firefox AudioContext never starts (Chromium has a fake output of its own). Resolves
+ * with the `PULSE_SERVER` address once it accepts connections.
+ */
+async function startPulse() {
+  const dir = mkdtempSync(`${tmpdir()}/meshwire-pulse-`);
+  const socket = `${dir}/native`;
+  const child = spawn("pulseaudio", ["-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=no",
+    "--load=module-null-sink sink_name=meshwire-null", `--load=module-native-protocol-unix socket=${socket}`], {
+    env: { ...process.env, HOME: dir, XDG_RUNTIME_DIR: dir },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.add(child);
+  let log = "";
+  child.stderr.on("data", (d) => (log = (log + d).slice(-4000)));
+  child.on("exit", () => children.delete(child));
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`pulseaudio did not start (is it installed? scripts/setup.sh installs it):\n${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { server: `unix:${socket}`, stop: () => { child.kill("SIGKILL"); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+/**
+ * Firefox (Debian's firefox-esr, driven by puppeteer-core over WebDriver BiDi: stock
+ * Firefox, no patched build) with fake camera/microphone, no permission prompts,
+ * loopback ICE candidates given as addresses (Chromium's tests use loopback too), and
+ * its own PulseAudio null sink as the audio output.
+ */
+export async function launchFirefox() {
+  const { default: puppeteer } = await import("puppeteer-core");
+  const pulse = await startPulse();
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
+    headless: true,
+    env: { ...process.env, PULSE_SERVER: pulse.server },
+    extraPrefsFirefox: {
+      "media.navigator.streams.fake": true,
+      "media.navigator.permission.disabled": true,
+      "media.peerconnection.ice.loopback": true,
+      "media.peerconnection.ice.obfuscate_host_addresses": false,
+    },
+  });
+  browser.on("disconnected", pulse.stop);
+  return browser;
 }
