@@ -10,8 +10,9 @@ const [origin, runsArg, sizeArg, cyclesArg, peerPort] = process.argv.slice(2);
 const RUNS = Number(runsArg || 20);
 const SIZE = Number(sizeArg || 64 * 1048576);
 const CYCLES = Number(cyclesArg || 10);
-// Transfers per side; the verdict compares medians (one run's luck moves a best-of-3).
-const TRANSFERS = 12;
+// Rounds of transfers (one of each kind a round; three times the six orders); the
+// verdict compares the SDK with the baseline round by round (run.sh).
+const TRANSFERS = 18;
 const ORDERS = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]];
 const ARGS = [
   "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
@@ -185,7 +186,7 @@ const out = { runs: RUNS, size: SIZE, cycles: CYCLES };
       async () => out.hashedBaselineMBps.push(await transfer(...base, "base", i, true)),
     ];
     // The six orders in turn: each kind takes each place, and follows each other kind,
-    // equally often over 12 rounds.
+    // equally often over each 6 rounds.
     for (const k of ORDERS[i % ORDERS.length]) await round[k]();
   }
   out.baselineMemory = await memory(...base, "base");
