@@ -82,13 +82,34 @@ async function tcpReady(name, port, timeoutMs = 20_000) {
 }
 
 /**
+ * The fault proxy (`target/debug/fault-proxy`) in front of `upstreamPort`: `cut()`
+ * resets every connection through it at once (RST, no close), as a network drop does.
+ */
+export async function startProxy(upstreamPort) {
+  const [port, controlPort] = [await freePort(), await freePort()];
+  const proxy = await start("fault-proxy", `${ROOT}target/debug/fault-proxy`, ["--listen", `127.0.0.1:${port}`, "--upstream", `127.0.0.1:${upstreamPort}`, "--control", `127.0.0.1:${controlPort}`], {
+    url: `http://127.0.0.1:${controlPort}/health`,
+  });
+  const control = async (what) => {
+    const r = await fetch(`http://127.0.0.1:${controlPort}/${what}`, { method: "POST" });
+    if (!r.ok) throw new Error(`fault-proxy ${what}: ${r.status}`);
+  };
+  return {
+    port,
+    cut: () => control("cut"),
+    /** `{ connections, blocked, delayMs }`. */
+    health: async () => (await fetch(`http://127.0.0.1:${controlPort}/health`)).json(),
+    stop: proxy.stop,
+  };
+}
+
+/**
  * A TURN path as users deploy one: coturn (TURN over TCP, REST credentials from a shared
  * secret) behind the fault proxy (`cut()` resets every TURN connection at once, so every
- * relayed candidate dies together), and a relay that hands out credentials for it,
- * optionally serving a static folder.
+ * relayed candidate dies together), and a relay that hands out credentials for it.
  */
-export async function startTurn(staticDir) {
-  const [turnPort, proxyPort, controlPort] = [await freePort(), await freePort(), await freePort()];
+export async function startTurn() {
+  const turnPort = await freePort();
   const secret = `meshwire-e2e-${process.pid}-${Date.now()}`;
   const turn = spawn("turnserver", ["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", `--listening-port=${turnPort}`,
     "--use-auth-secret", `--static-auth-secret=${secret}`, "--realm=meshwire.test", "--allow-loopback-peers", "--no-tls", "--no-dtls",
@@ -96,19 +117,11 @@ export async function startTurn(staticDir) {
   children.add(turn);
   turn.on("exit", () => children.delete(turn));
   await tcpReady("coturn", turnPort);
-  const proxy = await start("fault-proxy", `${ROOT}target/debug/fault-proxy`, ["--listen", `127.0.0.1:${proxyPort}`, "--upstream", `127.0.0.1:${turnPort}`, "--control", `127.0.0.1:${controlPort}`], {
-    url: `http://127.0.0.1:${controlPort}/health`,
-  });
-  const relay = await startRelay(staticDir, ["--turn", `turn:127.0.0.1:${proxyPort}?transport=tcp`, "--turn-secret", secret]);
-  const control = async (what) => {
-    const r = await fetch(`http://127.0.0.1:${controlPort}/${what}`, { method: "POST" });
-    if (!r.ok) throw new Error(`fault-proxy ${what}: ${r.status}`);
-  };
+  const proxy = await startProxy(turnPort);
+  const relay = await startRelay(undefined, ["--turn", `turn:127.0.0.1:${proxy.port}?transport=tcp`, "--turn-secret", secret]);
   return {
     relay,
-    cut: () => control("cut"),
-    /** The proxy's state: `{ connections, blocked, delayMs }`. */
-    health: async () => (await fetch(`http://127.0.0.1:${controlPort}/health`)).json(),
+    cut: proxy.cut,
     stop: async () => {
       await relay.stop();
       await proxy.stop();

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as pathJoin } from "node:path";
-import { ROOT, launchBrowser, launchFirefox, newPeerPage, startRelay, startTurn } from "./harness.mjs";
+import { ROOT, launchBrowser, launchFirefox, newPeerPage, startProxy, startRelay, startTurn } from "./harness.mjs";
 
 // `window.peer[method](...args)` in the page. One argument, which playwright and
 // puppeteer pass alike.
@@ -213,5 +213,56 @@ describe("Chromium and Firefox", () => {
     assert.deepEqual(await call(ch, "waitMessages", ffId, 1), ["after the restart"]);
     assert.ok((await call(ff, "videoPlaying", chId)).width > 0);
     assert.ok((await call(ch, "videoPlaying", ffId)).width > 0);
+  });
+
+  it("Firefox's camera switched to another device keeps flowing to Chromium without a renegotiation", async () => {
+    const { ffId } = await pair({}, { audio: true, video: true });
+    await call(ch, "videoPlaying", ffId);
+    const before = await ff.evaluate(async () => {
+      const cams = (await window.peer.room.listDevices()).filter((d) => d.kind === "videoinput");
+      // Every offer or answer from now on goes through setLocalDescription.
+      window.negotiations = 0;
+      const orig = (window.originalSetLocal = RTCPeerConnection.prototype.setLocalDescription);
+      RTCPeerConnection.prototype.setLocalDescription = function (...a) { window.negotiations++; return orig.apply(this, a); };
+      const old = window.peer.room.localStream.getVideoTracks()[0];
+      window.oldCamera = old;
+      return { cams: cams.map((d) => d.deviceId), track: old.id };
+    });
+    assert.ok(before.cams.length >= 1, "Firefox lists its fake camera");
+    const after = await ff.evaluate(async (deviceId) => {
+      await window.peer.room.switchDevice("videoinput", deviceId);
+      const now = window.peer.room.localStream.getVideoTracks()[0];
+      return { track: now.id, oldEnded: window.oldCamera.readyState === "ended" };
+    }, before.cams.at(-1));
+    assert.notEqual(after.track, before.track, "a new camera track");
+    assert.equal(after.oldEnded, true, "the old camera stopped");
+    assert.ok((await call(ch, "videoPlaying", ffId)).width > 0, "Chromium still gets frames");
+    assert.equal(await ff.evaluate(() => window.negotiations), 0, "no offer or answer for the switch");
+    await ff.evaluate(() => { RTCPeerConnection.prototype.setLocalDescription = window.originalSetLocal; });
+  });
+
+  it("Firefox's relay connection reset mid-call resumes its session and the call goes on", async () => {
+    // Firefox reaches the relay through the fault proxy; cutting it resets Firefox's
+    // WebSocket (no close frame), as a network change does. The SDK reconnects within
+    // the relay's grace and resumes: same peer id, nobody told it left, and the next
+    // renegotiation goes through the new connection.
+    const proxy = await startProxy(relay.port);
+    try {
+      const { ffId } = await pair({}, {}, `ws://127.0.0.1:${proxy.port}`);
+      await ff.evaluate(() => { window.signaling = []; window.peer.room.on("signaling", (s) => window.signaling.push(s)); });
+      await proxy.cut();
+      await ff.waitForFunction(() => window.signaling.includes("resumed"), { timeout: 30_000 });
+      assert.deepEqual(await ff.evaluate(() => window.signaling), ["reconnecting", "resumed"]);
+      assert.equal(await ff.evaluate(() => window.peer.room.peerId), ffId);
+      await ff.evaluate(() => window.peer.room.enableMedia({ video: true }).then(() => true));
+      assert.ok((await call(ch, "videoPlaying", ffId)).width > 0);
+      assert.equal(await ch.evaluate(() => window.peer.events("peer-left").length), 0);
+      // Firefox reports every WebSocket that dies this way as a page error of its own.
+      const dropped = /^Error: The connection to ws:\/\/127\.0\.0\.1:\d+\/ws was interrupted while the page was loading\.$/;
+      assert.ok(ffErrors.some((e) => dropped.test(e)), `Firefox saw its relay connection drop: ${JSON.stringify(ffErrors)}`);
+      ffErrors.splice(0, ffErrors.length, ...ffErrors.filter((e) => !dropped.test(e)));
+    } finally {
+      await proxy.stop();
+    }
   });
 });
