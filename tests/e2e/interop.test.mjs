@@ -58,18 +58,27 @@ describe("Chromium and Firefox", () => {
   });
 
   // Both join a new room (`opts` for each; through relay `url`, by default the one that
-  // serves the page) and wait until each sees the other connected.
-  async function pair(chOpts = {}, ffOpts = {}, url = undefined) {
+  // serves the page) and wait until each sees the other connected. The newcomer makes
+  // the first offer: Chromium joins first unless `firefoxFirst`, so Firefox offers.
+  async function pair(chOpts = {}, ffOpts = {}, url = undefined, firefoxFirst = false) {
     const room = `interop-${process.pid}-${++n}`;
-    const chId = await call(ch, "join", room, { name: "chromium", ...chOpts }, url);
-    const ffId = await call(ff, "join", room, { name: "firefox", ...ffOpts }, url);
+    const joinCh = () => call(ch, "join", room, { name: "chromium", ...chOpts }, url);
+    const joinFf = () => call(ff, "join", room, { name: "firefox", ...ffOpts }, url);
+    let chId, ffId;
+    if (firefoxFirst) {
+      ffId = await joinFf();
+      chId = await joinCh();
+    } else {
+      chId = await joinCh();
+      ffId = await joinFf();
+    }
     await call(ch, "connected", ffId);
     await call(ff, "connected", chId);
     return { chId, ffId };
   }
 
-  it("connect and exchange messages and broadcasts both ways", async () => {
-    const { chId, ffId } = await pair();
+  for (const firefoxFirst of [false, true]) it(`connect and exchange messages and broadcasts both ways (${firefoxFirst ? "Chromium" : "Firefox"} offers)`, async () => {
+    const { chId, ffId } = await pair({}, {}, undefined, firefoxFirst);
     await ch.evaluate(([to]) => { for (let i = 0; i < 50; i++) window.peer.room.send(`c${i}`, { to }); window.peer.room.send(new Uint8Array(70000), { to }); window.peer.room.broadcast({ from: "chromium" }); }, [ffId]);
     await ff.evaluate(([to]) => { for (let i = 0; i < 50; i++) window.peer.room.send(`f${i}`, { to }); window.peer.room.send(new Uint8Array(70000), { to }); window.peer.room.broadcast({ from: "firefox" }); }, [chId]);
     const expect = (p) => [...Array.from({ length: 50 }, (_, i) => `${p}${i}`), "bytes:70000"];
@@ -104,7 +113,7 @@ describe("Chromium and Firefox", () => {
   });
 
   it("a screen share from Chromium reaches Firefox in place of the camera", async () => {
-    const { chId } = await pair({ video: true });
+    const { chId } = await pair({ video: true }, {}, undefined, true);
     await call(ff, "videoPlaying", chId);
     await ch.evaluate(() => window.peer.room.startScreenShare({ replaceCamera: true }).then(() => true));
     const shared = await call(ff, "videoPlaying", chId, "screen");
@@ -166,7 +175,7 @@ describe("Chromium and Firefox", () => {
   });
 
   it("stats on both sides describe the connection between them", async () => {
-    const { chId, ffId } = await pair({ audio: true, video: true }, { audio: true, video: true });
+    const { chId, ffId } = await pair({ audio: true, video: true }, { audio: true, video: true }, undefined, true);
     await call(ff, "videoPlaying", chId);
     await call(ch, "videoPlaying", ffId);
     for (const [page, other] of [[ch, ffId], [ff, chId]]) {
