@@ -1211,35 +1211,11 @@ async fn offer_camera_across_a_dying_relay_connection(name: &str, offerer: usize
 
 #[wasm_bindgen_test]
 async fn a_reconnect_into_a_room_that_filled_up_retries_at_once_and_gets_in_when_a_seat_frees() {
-    // a is cut off past the relay's grace, and meanwhile the room fills up (the test
-    // relay's capacity is 16). Each reconnect is refused with `room-full`: the next
-    // attempt must follow with the backoff (≤ 0.4 s here), not after the 15 s
-    // joinTimeoutMs that a socket left waiting for a welcome would take.
-    let room = unique("refill");
-    let backoff = obj(&[
-        ("baseDelayMs", JsValue::from_f64(200.0)),
-        ("maxDelayMs", JsValue::from_f64(400.0)),
-        ("maxAttempts", JsValue::from_f64(1000.0)),
-    ]);
-    let a = join(PROXIED, &room, obj(&[("reconnect", backoff)])).await;
-    let ra = Recorder::new(&a);
-    let watcher = RawMember::join(RELAY, &room);
-    until("the watcher joined", 5_000, || {
-        watcher.count("welcome") == 1
-    })
-    .await;
-    proxy("block").await;
-    proxy("cut").await;
-    until("a's hold ran out", 15_000, || {
-        watcher.count("peer-left") == 1
-    })
-    .await;
-    let mut fillers: Vec<RawMember> = (0..15).map(|_| RawMember::join(RELAY, &room)).collect();
-    until("the room is full", 10_000, || {
-        fillers.iter().all(|f| f.count("welcome") == 1)
-    })
-    .await;
-    proxy("unblock").await;
+    // Each reconnect is refused with `room-full`: the next attempt must follow with the
+    // backoff (≤ 0.4 s here), not after the 15 s joinTimeoutMs that a socket left
+    // waiting for a welcome would take.
+    let (a, ra, _watcher, mut fillers) =
+        cut_off_until_the_room_fills("refill", 200.0, 400.0, 1000).await;
     let refused = ra
         .wait("error", 10_000, |e| get_str(e, "code") == "room-full")
         .await;
@@ -1255,6 +1231,67 @@ async fn a_reconnect_into_a_room_that_filled_up_retries_at_once_and_gets_in_when
     .await;
     assert_eq!(a.signaling_state(), "connected");
     done(a.leave()).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn reconnecting_into_a_room_that_stays_full_gives_up_naming_the_refusal() {
+    // The room stays full: when the attempts run out, the error says that the relay
+    // refused the last one and why, not that the network is down. The backoff (0.5-1 s
+    // a try) leaves at least 5 of the 16 attempts for after the ~5 s outage.
+    let (a, ra, _watcher, _fillers) =
+        cut_off_until_the_room_fills("full-give-up", 1000.0, 1000.0, 16).await;
+    let gave_up = ra
+        .wait("error", 30_000, |e| {
+            get_str(e, "code") == "signaling-failed"
+        })
+        .await;
+    let message = get_str(&gave_up, "message");
+    assert!(
+        message.starts_with(
+            "gave up reconnecting to the relay after 16 attempts; the relay refused the last one: "
+        ) && message.contains("full"),
+        "{message}"
+    );
+    assert_eq!(a.signaling_state(), "closed");
+    assert!(ra.count("signaling", |s| s.as_string().as_deref() == Some("closed")) == 1);
+}
+
+/// Joins a room through the proxy (`reconnect` with this backoff), with a watcher
+/// beside it; cuts it off past the relay's grace (5 s in the test relay), fills the
+/// room meanwhile (capacity 16: the watcher and 15 fillers), then lets the network
+/// back, so that every reconnect is refused with `room-full`.
+async fn cut_off_until_the_room_fills(
+    name: &str,
+    base_ms: f64,
+    max_ms: f64,
+    attempts: u32,
+) -> (Room, Recorder, RawMember, Vec<RawMember>) {
+    let room = unique(name);
+    let backoff = obj(&[
+        ("baseDelayMs", JsValue::from_f64(base_ms)),
+        ("maxDelayMs", JsValue::from_f64(max_ms)),
+        ("maxAttempts", JsValue::from_f64(f64::from(attempts))),
+    ]);
+    let a = join(PROXIED, &room, obj(&[("reconnect", backoff)])).await;
+    let ra = Recorder::new(&a);
+    let watcher = RawMember::join(RELAY, &room);
+    until("the watcher joined", 5_000, || {
+        watcher.count("welcome") == 1
+    })
+    .await;
+    proxy("block").await;
+    proxy("cut").await;
+    until("a's hold ran out", 15_000, || {
+        watcher.count("peer-left") == 1
+    })
+    .await;
+    let fillers: Vec<RawMember> = (0..15).map(|_| RawMember::join(RELAY, &room)).collect();
+    until("the room is full", 10_000, || {
+        fillers.iter().all(|f| f.count("welcome") == 1)
+    })
+    .await;
+    proxy("unblock").await;
+    (a, ra, watcher, fillers)
 }
 
 /// A bare relay client, no SDK: joins `room` and keeps every frame it gets.
