@@ -222,10 +222,20 @@ function readStats(report, holder, peerId) {
   const byId = (id) => all.find((s) => s.id === id);
   const n = (v) => (typeof v === "number" ? v : 0);
   const str = (v) => (typeof v === "string" ? v : "");
-  let pair;
-  for (const t of all) if (t.type === "transport" && (pair = byId(t.selectedCandidatePairId))) break;
-  if (!pair) pair = all.find((s) => s.type === "candidate-pair" && s.nominated === true && s.state === "succeeded");
+  let pair, transport;
+  for (const t of all) if (t.type === "transport" && (pair = byId(t.selectedCandidatePairId))) { transport = t; break; }
+  // Firefox has no transport stats; it marks its pair `selected`.
+  if (!pair) pair = all.find((s) => s.type === "candidate-pair" && s.selected === true)
+    || all.find((s) => s.type === "candidate-pair" && s.nominated === true && s.state === "succeeded");
   const now = { at: 0, sent: 0, received: 0, lost: 0, got: 0 };
+  // Bytes: the transport's, else those of every candidate pair. Not the selected
+  // pair's: the two ends may each send on a pair of their own (Chromium with Firefox
+  // does), and what the other side sends on its pair would count as nothing received.
+  const bytesFrom = transport && typeof transport.bytesReceived === "number" ? [transport] : all.filter((s) => s.type === "candidate-pair");
+  for (const s of bytesFrom) {
+    now.sent += n(s.bytesSent);
+    now.received += n(s.bytesReceived);
+  }
   let jitter = 0, rtt = 0, type = "";
   for (const s of all) {
     if (s.type !== "inbound-rtp") continue;
@@ -236,8 +246,6 @@ function readStats(report, holder, peerId) {
   if (pair) {
     rtt = n(pair.currentRoundTripTime) * 1000;
     now.at = n(pair.timestamp);
-    now.sent = n(pair.bytesSent);
-    now.received = n(pair.bytesReceived);
     const end = (key) => str((byId(pair[key]) || {}).candidateType);
     const local = end("localCandidateId");
     type = local === "relay" || end("remoteCandidateId") === "relay" ? "relay" : local;

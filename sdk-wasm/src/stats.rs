@@ -7,7 +7,9 @@
 //!
 //! - `rttMs`: the selected candidate pair's `currentRoundTripTime` (STUN consent checks,
 //!   so it exists with or without media);
-//! - `bitrateIn` / `bitrateOut`: bits per second over the pair (media and data);
+//! - `bitrateIn` / `bitrateOut`: bits per second over the connection (media and data):
+//!   the transport's bytes, else every candidate pair's, since the two ends may send
+//!   on different pairs (Chromium with Firefox);
 //! - `packetLoss`: lost / (lost + received) over every inbound RTP stream since that
 //!   earlier report, 0..1 (0 without media);
 //! - `jitterMs`: the highest inbound RTP `jitter`;

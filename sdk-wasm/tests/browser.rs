@@ -3392,6 +3392,66 @@ async fn quality_after(rec: &Recorder, skip: usize, peer: &str, quality: &str, m
 }
 
 #[wasm_bindgen_test]
+async fn stats_count_what_arrives_on_a_pair_the_other_end_chose() {
+    // Each end of a connection may send on a candidate pair of its own: Chromium with
+    // Firefox does (tests/e2e/interop.test.mjs), and then the pair Chromium selected
+    // shows only what it sends. Two Chromium pages always pick one pair, so the reports
+    // are reshaped that way here: the selected pair's received bytes move to a second
+    // pair, as Chromium reports it (the transport still has every byte) and as Firefox
+    // does (no transport stats; its own pair marked `selected`).
+    let rooms = mesh(RELAY, &unique("stats-pairs"), 2, |_| {
+        obj(&[("audio", JsValue::TRUE)])
+    })
+    .await;
+    let ((a, _), (b, rb)) = (&rooms[0], &rooms[1]);
+    rb.wait("track", 10_000, |e| get_str(e, "source") == "microphone")
+        .await;
+    let shape = Array::new();
+    let _patch = Patch::new(
+        "RTCPeerConnection",
+        "getStats",
+        r#"return async function (...args) {
+            const real = await orig.apply(this, args);
+            let transport;
+            for (const [, s] of real) if (s.type === "transport") transport = s;
+            const out = new Map();
+            for (const [id, s] of real) {
+                if (transport && id === transport.selectedCandidatePairId) {
+                    out.set(id, { ...s, bytesReceived: 0, selected: true });
+                    const theirs = id + "-theirs";
+                    out.set(theirs, { ...s, id: theirs, bytesSent: 0, selected: false });
+                } else if (!(s.type === "transport" && log[0] === "firefox")) {
+                    out.set(id, s);
+                }
+            }
+            return out;
+        };"#,
+        &shape,
+    );
+    for kind in ["chromium", "firefox"] {
+        shape.set(0, JsValue::from_str(kind));
+        peer_stats(b).await;
+        // Rates are deltas: wait for audio to flow between two reports.
+        sleep(1_500).await;
+        let s = &peer_stats(b).await[0];
+        let json = js_sys::JSON::stringify(s).unwrap();
+        assert_eq!(get_str(s, "peerId"), a.peer_id());
+        assert!(
+            get(s, "bitrateIn").as_f64().unwrap() > 5_000.0,
+            "{kind}: audio arrives: {json}"
+        );
+        assert!(
+            get(s, "bitrateOut").as_f64().unwrap() > 5_000.0,
+            "{kind}: audio leaves: {json}"
+        );
+        assert_eq!(get_str(s, "candidateType"), "host", "{kind}: {json}");
+    }
+    for (r, _) in &rooms {
+        done(r.leave()).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
 async fn stats_follow_a_slower_path_and_say_relay_through_turn() {
     // Through TURN only, and the TURN server behind the fault proxy, which can hold
     // every byte back: a peer's packets cross the proxy twice (its own TURN connection
