@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 # end of a replaced connection's tracks cost 2.5 KB (docs/benchmarks.md).
 # 68 → 70 on 2026-12-02: offers sent again when unanswered (+0.4 KB) and keeping under
 # the relay's rate limit (+0.9 KB) left no headroom.
-BUDGET_KB=70
+# 70 → 71 on 2026-12-02 (later): what calls between Chromium and Firefox needed (+0.6 KB):
+# a new connection when a colliding offer cannot be applied, stats bytes from every
+# candidate pair, speaking detection started by the user's first click.
+BUDGET_KB=71
 if [ "${1:-}" = "--check" ]; then
   DIR=${2:?usage: bundle-size.sh --check DIR}
   total=0

@@ -359,7 +359,7 @@ async fn on_description(
     session: String,
 ) -> Result<(), Error> {
     let is_offer = kind == SdpKind::Offer;
-    let applied = {
+    let (applied, collided) = {
         let Some(peer) = weak.upgrade() else {
             return Ok(());
         };
@@ -399,12 +399,34 @@ async fn on_description(
         }
         peer.setting_answer.set(kind == SdpKind::Answer);
         // A polite peer's colliding offer is rolled back implicitly here.
-        peer.pc.set_remote_description(&init)
+        (peer.pc.set_remote_description(&init), collision)
     };
     let Some((peer, applied)) = settle(weak, applied).await else {
         return Ok(());
     };
     peer.setting_answer.set(false);
+    if let (Err(e), true) = (&applied, collided) {
+        // Chromium, polite, cannot take Firefox's colliding offer: its rollback keeps
+        // the RTP header extension ids of its own offer, which Firefox's gives other
+        // meanings ("RTP extension ID reassignment not supported"; an explicit rollback
+        // first fails the same way). The connection is left half rolled back and the
+        // other side waits for an answer for good: start over on a new connection,
+        // which the other side takes as a replacement (tests/e2e/interop.test.mjs).
+        let e = Error::js(Code::Internal, "setRemoteDescription", e);
+        js::warn(&cat(&[
+            "starting a new connection to ",
+            &peer.id,
+            ": its offer collided with ours and could not be applied (",
+            &e.message,
+            ")",
+        ]));
+        if let Some(room) = peer.room() {
+            let id = peer.id.clone();
+            drop(peer);
+            room.start_over_with(&id);
+        }
+        return Ok(());
+    }
     applied.map_err(|e| Error::js(Code::Internal, "setRemoteDescription", &e))?;
     peer.negotiated_with(session);
     if !is_offer {

@@ -706,19 +706,7 @@ impl Inner {
                 .then(|| p.info.clone())
         };
         if let Some(info) = stale {
-            // Signals the old connection queued would only derail the new one.
-            (self.conn.borrow_mut().outbox).retain(|(to, _)| to.as_deref() != Some(from));
-            let mut farewells = Vec::new();
-            if let Some(old) = self.remove_peer(from) {
-                old.shared.farewells(&mut farewells);
-            }
-            for (event, payload) in farewells {
-                self.emit(event, &payload);
-            }
-            if self.left.get() {
-                return;
-            }
-            self.add_peer(from.to_owned(), info, false);
+            self.renew_peer(from, info, false);
         }
         if let Some(p) = self.peers.borrow().iter().find(|p| p.shared.id == from) {
             signal.session = session;
@@ -1028,6 +1016,37 @@ impl Inner {
     }
 
     /// Takes peer `id` out of the room (the caller drops it, with no borrow held).
+    /// Replaces the connection to peer `id` with a new one (`initiate`: we make its
+    /// first offer): the old one's tracks end with events, its queued signals are
+    /// dropped (they would only derail the new one).
+    fn renew_peer(self: &Rc<Self>, id: &str, info: JsValue, initiate: bool) {
+        (self.conn.borrow_mut().outbox).retain(|(to, _)| to.as_deref() != Some(id));
+        let mut farewells = Vec::new();
+        if let Some(old) = self.remove_peer(id) {
+            old.shared.farewells(&mut farewells);
+        }
+        for (event, payload) in farewells {
+            self.emit(event, &payload);
+        }
+        if !self.left.get() {
+            self.add_peer(id.to_owned(), info, initiate);
+        }
+    }
+
+    /// A colliding offer of `id`'s that we could not apply (`peer.rs`): starts over on a
+    /// new connection, which the other side takes as a replacement (a new SDP session).
+    pub fn start_over_with(self: &Rc<Self>, id: &str) {
+        let info = self
+            .peers
+            .borrow()
+            .iter()
+            .find(|p| p.shared.id == id)
+            .map(|p| p.info.clone());
+        if let Some(info) = info {
+            self.renew_peer(id, info, true);
+        }
+    }
+
     fn remove_peer(&self, id: &str) -> Option<Peer> {
         let mut peers = self.peers.borrow_mut();
         let i = peers.iter().position(|p| p.shared.id == id)?;
