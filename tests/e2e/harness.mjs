@@ -31,6 +31,7 @@ export async function start(name, cmd, args, { cwd = ROOT, env = {}, url, timeou
   const keep = (d) => (log = (log + d).slice(-8000));
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
+  child.on("error", (e) => keep(`${e.message}\n`)); // e.g. not installed: reported below
   child.on("exit", () => children.delete(child));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -76,7 +77,7 @@ async function tcpReady(name, port, timeoutMs = 20_000) {
       socket.on("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${name} did not listen on port ${port} within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${name} did not listen on port ${port} within ${timeoutMs} ms (is it installed? scripts/setup.sh installs it)`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -97,6 +98,8 @@ export async function startProxy(upstreamPort) {
   return {
     port,
     cut: () => control("cut"),
+    /** Holds every byte `ms` milliseconds each way from now on (0: none). */
+    delay: (ms) => control(`delay/${ms}`),
     /** `{ connections, blocked, delayMs }`. */
     health: async () => (await fetch(`http://127.0.0.1:${controlPort}/health`)).json(),
     stop: proxy.stop,
@@ -116,6 +119,7 @@ export async function startTurn() {
     "--min-port=49700", "--max-port=49900", "--no-cli", "--fingerprint", "--log-file=stdout", "--simple-log"], { stdio: "ignore" });
   children.add(turn);
   turn.on("exit", () => children.delete(turn));
+  turn.on("error", () => {}); // not installed: tcpReady below says so
   await tcpReady("coturn", turnPort);
   const proxy = await startProxy(turnPort);
   const relay = await startRelay(undefined, ["--turn", `turn:127.0.0.1:${proxy.port}?transport=tcp`, "--turn-secret", secret]);
@@ -125,7 +129,10 @@ export async function startTurn() {
     stop: async () => {
       await relay.stop();
       await proxy.stop();
-      turn.kill("SIGTERM");
+      if (turn.exitCode === null && turn.signalCode === null) {
+        turn.kill("SIGTERM");
+        await once(turn, "exit");
+      }
     },
   };
 }
@@ -209,6 +216,7 @@ async function startPulse() {
   });
   children.add(child);
   let log = "";
+  child.on("error", (e) => (log += `${e.message}\n`));
   child.stderr.on("data", (d) => (log = (log + d).slice(-4000)));
   child.on("exit", () => children.delete(child));
   const deadline = Date.now() + 10_000;
@@ -228,7 +236,7 @@ async function startPulse() {
 export async function launchFirefox() {
   const { default: puppeteer } = await import("puppeteer-core");
   const pulse = await startPulse();
-  const browser = await puppeteer.launch({
+  const launched = puppeteer.launch({
     browser: "firefox",
     executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
     headless: true,
@@ -239,6 +247,10 @@ export async function launchFirefox() {
       "media.peerconnection.ice.loopback": true,
       "media.peerconnection.ice.obfuscate_host_addresses": false,
     },
+  });
+  const browser = await launched.catch((e) => {
+    pulse.stop();
+    throw e;
   });
   browser.on("disconnected", pulse.stop);
   return browser;
