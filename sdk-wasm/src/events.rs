@@ -128,9 +128,14 @@ export class Speaking {
       // policy): resume it from the user's next click, tap or key press, which is what
       // browsers let start audio.
       const ctx = this.ctx;
-      this.unlock = () => ctx.resume().catch(() => {});
-      ctx.onstatechange = () => ctx.state === "running" && this.locked(false);
-      if (ctx.state !== "running") this.locked(true);
+      const unlock = () => ctx.resume().catch(() => {});
+      const listen = (on) => {
+        const f = on ? globalThis.addEventListener : globalThis.removeEventListener;
+        if (f) for (const type of ["pointerdown", "keydown", "touchend"]) f.call(globalThis, type, unlock, { capture: true, passive: true });
+      };
+      const unlisten = (this.unlisten = () => { ctx.onstatechange = null; listen(false); });
+      ctx.onstatechange = () => ctx.state !== "suspended" && unlisten();
+      if (ctx.state === "suspended") listen(true);
     }
     try {
       const stream = new MediaStream();
@@ -153,13 +158,9 @@ export class Speaking {
       return null;
     }
   }
-  locked(on) {
-    for (const type of ["pointerdown", "keydown", "touchend"]) {
-      (on ? addEventListener : removeEventListener)(type, this.unlock, { capture: true, passive: true });
-    }
-  }
   stop() {
-    if (this.unlock) this.locked(false);
+    if (this.unlisten) this.unlisten();
+    this.unlisten = null;
     this.meters.forEach(dropMeter);
     this.meters = [];
     if (this.ctx) {
