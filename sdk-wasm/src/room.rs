@@ -1015,7 +1015,6 @@ impl Inner {
         }
     }
 
-    /// Takes peer `id` out of the room (the caller drops it, with no borrow held).
     /// Replaces the connection to peer `id` with a new one (`initiate`: we make its
     /// first offer): the old one's tracks end with events, its queued signals are
     /// dropped (they would only derail the new one).
@@ -1047,6 +1046,7 @@ impl Inner {
         }
     }
 
+    /// Takes peer `id` out of the room (the caller drops it, with no borrow held).
     fn remove_peer(&self, id: &str) -> Option<Peer> {
         let mut peers = self.peers.borrow_mut();
         let i = peers.iter().position(|p| p.shared.id == id)?;
