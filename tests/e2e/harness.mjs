@@ -84,7 +84,8 @@ async function tcpReady(name, port, timeoutMs = 20_000) {
 
 /**
  * The fault proxy (`target/debug/fault-proxy`) in front of `upstreamPort`: `cut()`
- * resets every connection through it at once (RST, no close), as a network drop does.
+ * resets every connection through it at once (RST, no close), as a network drop does;
+ * `block()` keeps new ones from getting through, as an outage does.
  */
 export async function startProxy(upstreamPort) {
   const [port, controlPort] = [await freePort(), await freePort()];
@@ -98,6 +99,9 @@ export async function startProxy(upstreamPort) {
   return {
     port,
     cut: () => control("cut"),
+    /** Refuses new connections (each is reset as soon as it is accepted) until `unblock()`. */
+    block: () => control("block"),
+    unblock: () => control("unblock"),
     /** Holds every byte `ms` milliseconds each way from now on (0: none). */
     delay: (ms) => control(`delay/${ms}`),
     /** `{ connections, blocked, delayMs }`. */

@@ -59,6 +59,10 @@ describe("Chromium and Firefox", () => {
     assert.deepEqual(errors, { chromium: [], firefox: [] }, "page errors");
   });
 
+  // Waits until `fn(arg)` is true in `page`, either browser's (their drivers take the
+  // argument and the options in opposite orders).
+  const waitFor = (page, fn, arg, timeout = 20_000) => (page === ch ? page.waitForFunction(fn, arg, { timeout }) : page.waitForFunction(fn, { timeout }, arg));
+
   // Both join a new room (join options `chromium` and `firefox`; through the relay URL
   // `chUrl`/`ffUrl`, by default the one that serves the page) and wait until each sees
   // the other connected. The newcomer makes the first offer: Chromium joins first
@@ -156,6 +160,51 @@ describe("Chromium and Firefox", () => {
     const [back, gotBack] = await Promise.all([call(ff, "sendFile", chId, SIZE, 2), call(ch, "receivedFile", ffId, 2)]);
     assert.deepEqual(back, { outcome: "done", state: "done", lastProgress: SIZE, monotonic: true });
     assert.deepEqual(gotBack, { outcome: "done", name: "test-2.bin", mime: "application/x-test", size: SIZE, intact: true });
+  });
+
+  it("a file transfer goes on from where it was when Firefox comes back as a new session", async () => {
+    // Firefox reaches a relay with a 2 s resume grace through the fault proxy, and is cut
+    // off for longer: the relay forgets its session, Chromium drops its connection to
+    // Firefox, and Firefox comes back on new connections. A transfer stalled in the middle
+    // (its source cannot be read past GATE until the gate opens) must then go on from the
+    // receiver's offset over the new connection, with Firefox as the sender and then as
+    // the receiver.
+    const shortGrace = await startRelay(undefined, ["--resume-grace", "2s"]);
+    const proxy = await startProxy(shortGrace.port);
+    try {
+      const { chId, ffId } = await pair({ chUrl: shortGrace.ws, ffUrl: `ws://127.0.0.1:${proxy.port}`, firefox: { reconnect: { maxDelayMs: 500 } } });
+      const SIZE = 6 * 1024 * 1024 + 777;
+      const GATE = 2 * 1024 * 1024;
+      for (const [seed, [sender, toId], [receiver, fromId]] of [[5, [ff, chId], [ch, ffId]], [6, [ch, ffId], [ff, chId]]]) {
+        const leftBefore = (await ch.evaluate(() => window.peer.events("peer-left").length));
+        const connectedBefore = (await ch.evaluate((id) => window.peer.events("peer-connected").filter((e) => e.peerId === id).length, ffId));
+        const sending = call(sender, "sendFile", toId, SIZE, seed, GATE);
+        const receiving = call(receiver, "receivedFile", fromId, seed);
+        await waitFor(receiver, ([id, gate]) => window.peer.receivedBytes(id) === gate, [fromId, GATE]);
+        await proxy.block();
+        await proxy.cut();
+        await waitFor(ch, (n) => window.peer.events("peer-left").length > n, leftBefore);
+        assert.deepEqual(await ch.evaluate((n) => window.peer.events("peer-left").slice(n).map((e) => [e.peerId, e.reason]), leftBefore), [[ffId, "lost"]]);
+        await proxy.unblock();
+        await waitFor(ch, ([id, n]) => window.peer.events("peer-connected").filter((e) => e.peerId === id).length > n, [ffId, connectedBefore], 30_000);
+        await call(ff, "connected", chId);
+        await sender.evaluate(() => window.peer.openGate());
+        const [sent, got] = await Promise.all([sending, receiving]);
+        assert.deepEqual(sent, { outcome: "done", state: "done", lastProgress: SIZE, monotonic: true }, `seed ${seed}`);
+        assert.deepEqual(got, { outcome: "done", name: `test-${seed}.bin`, mime: "application/x-test", size: SIZE, intact: true }, `seed ${seed}`);
+        assert.equal(await ff.evaluate(() => window.peer.room.peerId), ffId, "Firefox keeps its id");
+      }
+      // Firefox reports every WebSocket reset, and every one the proxy refused, as a
+      // page error of its own.
+      const dropped = /^Error: (The connection to ws:\/\/127\.0\.0\.1:\d+\/ws was interrupted while the page was loading|Firefox can’t establish a connection to the server at ws:\/\/127\.0\.0\.1:\d+\/ws)\.$/;
+      assert.ok(ffErrors.some((e) => dropped.test(e)), `Firefox saw its relay connection drop: ${JSON.stringify(ffErrors)}`);
+      ffErrors.splice(0, ffErrors.length, ...ffErrors.filter((e) => !dropped.test(e)));
+      await call(ff, "leave");
+      await call(ch, "leave");
+    } finally {
+      await proxy.stop();
+      await shortGrace.stop();
+    }
   });
 
   it("an app channel without retransmits carries messages both ways", async () => {
