@@ -604,9 +604,12 @@ impl Rooms {
                         &mut evicted,
                     );
                 }
+                // Held peers whose queue the `peer-joined` overflowed go before the
+                // newcomer is in: it is not told of them, and its `welcome` (below)
+                // stays its first message.
+                self.evict(&room, &mut members, evicted);
                 members.insert(a.peer_id.clone(), member);
                 self.metrics.peers.inc();
-                self.evict(&room, &mut members, evicted);
                 cluster_resumed
             }
         };

@@ -356,6 +356,43 @@ async fn queue_overflow_by_count_ends_the_hold() {
 }
 
 #[tokio::test]
+async fn a_newcomer_whose_arrival_overflows_a_held_queue_gets_its_welcome_first() {
+    // The held peer's queue is full (64): the newcomer's `peer-joined` overflows it and
+    // ends the hold. The newcomer must hear its `welcome` first, without the dropped
+    // peer in it, and no `peer-left` for a peer it was never told of.
+    let relay = Relay::start(&["--resume-grace", "30s"]).await;
+    let room = room("q-newcomer");
+    let (mut stayer, _, leaver, leaver_id, _) = pair(&relay, &room).await;
+    leaver.reset_abruptly();
+    relay.wait_connections(1).await;
+    for n in 0..64 {
+        stayer
+            .send_json(json!({"type": "signal", "to": leaver_id, "data": n}))
+            .await;
+    }
+    stayer.ping_pong().await;
+
+    let mut newcomer = relay.connect().await;
+    newcomer
+        .send_json(json!({"type": "join", "room": room}))
+        .await;
+    let first = newcomer.recv().await;
+    assert_eq!(first["type"], "welcome", "first after the join: {first}");
+    let listed: Vec<&str> = first["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&leaver_id.as_str()), "{first}");
+    assert_eq!(listed.len(), 1, "the stayer only: {first}");
+    newcomer.ping_pong().await;
+    newcomer.assert_quiet(Duration::from_millis(300)).await;
+    let (l, _) = stayer.recv_until("peer-left", Duration::from_secs(5)).await;
+    assert_eq!(l["peerId"], leaver_id.as_str());
+}
+
+#[tokio::test]
 async fn queue_overflow_by_bytes_ends_the_hold() {
     let relay = Relay::start(&["--resume-grace", "30s"]).await;
     let room = room("qbytes");
