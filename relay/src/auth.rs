@@ -131,6 +131,9 @@ pub struct Resume {
     pub peer_id: String,
     /// The room it was issued for.
     pub room: String,
+    /// The verified user (JWT `sub`) of the session it resumes, if it had one: only
+    /// the same user may resume it.
+    pub user_id: Option<String>,
 }
 
 impl ResumeKey {
@@ -150,10 +153,15 @@ impl ResumeKey {
         Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
     }
 
-    /// A token for `peer_id` in `room`, valid for `--resume-ttl`.
-    pub fn issue(&self, peer_id: &str, room: &str) -> String {
+    /// A token for `peer_id` in `room` (the session of `user_id`, when the relay
+    /// verified one), valid for `--resume-ttl`. `v1` carries no user, `v2` ends with it
+    /// (a JWT `sub` may contain `|`: it takes the rest).
+    pub fn issue(&self, peer_id: &str, room: &str, user_id: Option<&str>) -> String {
         let expiry = unix_now().saturating_add(self.ttl.as_secs());
-        let payload = format!("v1|{peer_id}|{room}|{expiry}");
+        let payload = match user_id {
+            None => format!("v1|{peer_id}|{room}|{expiry}"),
+            Some(user) => format!("v2|{peer_id}|{room}|{expiry}|{user}"),
+        };
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         format!(
@@ -173,8 +181,8 @@ impl ResumeKey {
         mac.update(&payload);
         mac.verify_slice(&sig).map_err(|_| INVALID)?;
         let payload = String::from_utf8(payload).map_err(|_| INVALID)?;
-        let mut parts = payload.split('|');
-        let (Some("v1"), Some(peer), Some(token_room), Some(expiry), None) = (
+        let mut parts = payload.splitn(5, '|');
+        let (Some(version), Some(peer), Some(token_room), Some(expiry), user) = (
             parts.next(),
             parts.next(),
             parts.next(),
@@ -182,6 +190,11 @@ impl ResumeKey {
             parts.next(),
         ) else {
             return Err(INVALID);
+        };
+        let user_id = match (version, user) {
+            ("v1", None) => None,
+            ("v2", Some(user)) => Some(user.to_string()),
+            _ => return Err(INVALID),
         };
         let expiry: u64 = expiry.parse().map_err(|_| INVALID)?;
         if expiry < unix_now() {
@@ -193,6 +206,7 @@ impl ResumeKey {
         Ok(Resume {
             peer_id: peer.to_string(),
             room: token_room.to_string(),
+            user_id,
         })
     }
 }
@@ -215,13 +229,19 @@ mod tests {
     #[test]
     fn resume_token_round_trip_and_tampering() {
         let k = key("s1");
-        let token = k.issue("AbC_-123", "lobby");
+        let token = k.issue("AbC_-123", "lobby", None);
         assert_eq!(
             k.verify(&token, "lobby"),
             Ok(Resume {
                 peer_id: "AbC_-123".into(),
-                room: "lobby".into()
+                room: "lobby".into(),
+                user_id: None,
             })
+        );
+        let theirs = k.issue("AbC_-123", "lobby", Some("user|with|bars"));
+        assert_eq!(
+            k.verify(&theirs, "lobby").map(|r| r.user_id),
+            Ok(Some("user|with|bars".into()))
         );
         assert!(k.verify(&token, "other").is_err());
         assert!(key("s2").verify(&token, "lobby").is_err());

@@ -445,6 +445,15 @@ impl Connection {
         let (peer_id, resuming) = match join.resume.as_deref() {
             None => (rooms::new_peer_id(), false),
             Some(token) => match shared.resume.verify(token, &join.room) {
+                // Also once the session is gone (after the grace), a token gives its
+                // peer id back only to the user it was issued to.
+                Ok(resume) if resume.user_id != identity.user_id => {
+                    return self.reply_error(
+                        ErrorCode::ResumeFailed,
+                        "the resume token belongs to a session of another user; join without `resume`".into(),
+                        id,
+                    );
+                }
                 Ok(resume) => (PeerId::from(resume.peer_id), true),
                 Err(msg) => {
                     return self.reply_error(ErrorCode::ResumeFailed, msg.into(), id);
@@ -473,7 +482,9 @@ impl Connection {
             conn: self.info.id,
             outbox: Arc::clone(&self.outbox),
             ice_servers: shared.ice.servers_for(&peer_id),
-            resume_token: shared.resume.issue(&peer_id, &join.room),
+            resume_token: shared
+                .resume
+                .issue(&peer_id, &join.room, identity.user_id.as_deref()),
             limits: shared.limits(),
             cluster: None,
         };
@@ -514,7 +525,9 @@ impl Connection {
             conn: self.info.id,
             outbox: Arc::clone(&self.outbox),
             ice_servers: shared.ice.servers_for(&p.peer_id),
-            resume_token: shared.resume.issue(&p.peer_id, &p.room),
+            resume_token: shared
+                .resume
+                .issue(&p.peer_id, &p.room, p.user_id.as_deref()),
             limits: shared.limits(),
             cluster: None,
         };

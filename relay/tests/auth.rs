@@ -287,3 +287,41 @@ async fn without_auth_tokens_are_not_needed() {
     let mut c = relay.connect().await;
     c.join(&room).await;
 }
+
+#[tokio::test]
+async fn a_resume_token_gives_its_peer_id_back_only_to_its_user() {
+    let relay = Relay::start(&["--jwt-secret", SECRET, "--resume-grace", "500ms"]).await;
+    let room = room("auth-resume");
+    let alice = hs256(SECRET, claims("user-alice", &room));
+    let bob = hs256(SECRET, claims("user-bob", &room));
+    let mut a = relay.connect().await;
+    let w = a
+        .join_with(json!({"type": "join", "room": room, "token": alice}))
+        .await;
+    let (a_id, resume) = (peer_id(&w), w["resumeToken"].as_str().unwrap().to_owned());
+    a.reset_abruptly();
+
+    // While Alice's session is held, and after the relay forgot it: Bob holding her
+    // token is refused either way, and does not get her id.
+    for when in ["held", "after the grace"] {
+        if when == "after the grace" {
+            relay
+                .wait_health("the held session ended", |h| h["peers"] == 0)
+                .await;
+        }
+        let mut b = relay.connect().await;
+        b.send_json(json!({"type": "join", "room": room, "token": bob, "resume": resume}))
+            .await;
+        let e = b.expect_error("resume-failed").await;
+        assert!(
+            e["message"].as_str().unwrap().contains("another user"),
+            "{when}: {e}"
+        );
+    }
+    // Alice herself gets her id back.
+    let mut back = relay.connect().await;
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "token": alice, "resume": resume}))
+        .await;
+    assert_eq!(peer_id(&w), a_id);
+}
