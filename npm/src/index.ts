@@ -131,30 +131,18 @@ export interface InitOptions {
 }
 
 let loading: Promise<void> | undefined;
+/** Whether the load under way is from a place `init` was given. */
+let loadingFromOption = false;
 
 function error(code: ErrorCode, message: string): MeshwireErrorObject {
   return Object.assign(new Error(message), { code });
 }
 
-/**
- * Loads the WebAssembly module. Optional: `Room.join` calls it. Call it yourself to
- * load early, or to say where the wasm file is. Later calls return the first load's
- * promise (a failed load may be retried).
- */
-export function init(options: InitOptions = {}): Promise<void> {
-  if (typeof window === "undefined" || typeof WebAssembly === "undefined") {
-    return Promise.reject(
-      error(
-        "unsupported",
-        "meshwire runs in the browser: call Room.join/init from an effect or an event handler, not during server rendering",
-      ),
-    );
-  }
-  const source = options.module ?? options.wasmUrl;
-  loading ??= initWasm(source === undefined ? undefined : { module_or_path: source }).then(
+function load(source: InitOptions["module"] | string | URL | undefined): Promise<void> {
+  const attempt: Promise<void> = initWasm(source === undefined ? undefined : { module_or_path: source }).then(
     () => undefined,
     (cause: unknown) => {
-      loading = undefined;
+      if (loading === attempt) loading = undefined;
       throw Object.assign(
         error(
           "unsupported",
@@ -164,7 +152,57 @@ export function init(options: InitOptions = {}): Promise<void> {
       );
     },
   );
+  return attempt;
+}
+
+/**
+ * Loads the WebAssembly module. Optional: `Room.join` calls it. Call it yourself to
+ * load early, or to say where the wasm file is. Later calls return the first load's
+ * promise (a failed load may be retried). If a `Room.join` already began loading from
+ * the default place (a child component's effect runs before its parent's), a `wasmUrl`
+ * or `module` given here is used should that load fail. On the server it does nothing
+ * and its promise rejects with `unsupported` (marked handled, so calling it at a client
+ * module's top level is safe under server rendering).
+ */
+export function init(options: InitOptions = {}): Promise<void> {
+  if (typeof window === "undefined" || typeof WebAssembly === "undefined") {
+    const refused = Promise.reject(
+      error(
+        "unsupported",
+        "meshwire runs in the browser: call Room.join/init from an effect or an event handler, not during server rendering",
+      ),
+    );
+    refused.catch(() => undefined);
+    return refused;
+  }
+  const source = options.module ?? options.wasmUrl;
+  if (!loading) {
+    loading = load(source);
+    loadingFromOption = source !== undefined;
+  } else if (source !== undefined && !loadingFromOption) {
+    const fallback: Promise<void> = loading.catch(() => load(source));
+    fallback.catch(() => {
+      if (loading === fallback) loading = undefined;
+    });
+    loading = fallback;
+    loadingFromOption = true;
+  }
   return loading;
+}
+
+/**
+ * `init()`, and if the load it waited for failed but `init({ wasmUrl })` meanwhile said
+ * where else to look, that load too.
+ */
+async function loaded(): Promise<void> {
+  for (;;) {
+    const current = init();
+    try {
+      return await current;
+    } catch (e) {
+      if (loading === undefined || loading === current) throw e;
+    }
+  }
 }
 
 /** Joins rooms: `const room = await Room.join(url, "standup", { name: "Ada" })`. */
@@ -174,7 +212,7 @@ export const Room = {
    * WebAssembly module first if needed. Rejects with a coded error (docs/sdk.md).
    */
   async join(url: string, room: string, options?: JoinOptions): Promise<Room> {
-    await init();
+    await loaded();
     return (await WasmRoom.join(url, room, options)) as unknown as Room;
   },
 };

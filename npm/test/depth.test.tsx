@@ -1,4 +1,4 @@
-import { act, renderHook } from "@testing-library/react";
+import { act, renderHook, waitFor } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { FakeRoom, FakeTransfer, peer } from "./fakeRoom.js";
 import { useConnectionQuality, useFileTransfer, useMediaDevices, useSpeaking } from "../src/react/index.js";
@@ -86,13 +86,29 @@ describe("useSpeaking / useConnectionQuality", () => {
   });
 });
 
+describe("useConnectionQuality mounted mid-call", () => {
+  it("starts from the room's stats, and events take over", async () => {
+    const r = new FakeRoom();
+    r.stats = [{ peerId: "p1", rttMs: 20, bitrateIn: 1e6, bitrateOut: 1e6, packetLoss: 0, jitterMs: 1, candidateType: "host", quality: "excellent" }];
+    const quality = renderHook(() => useConnectionQuality("p1", asRoom(r)));
+    await waitFor(() => expect(quality.result.current).toBe("excellent"));
+    act(() => r.emit("quality", { peerId: "p1", quality: "poor" }));
+    expect(quality.result.current).toBe("poor");
+    // No stats for a peer not (yet) connected: still unknown.
+    const other = renderHook(() => useConnectionQuality("p9", asRoom(r)));
+    await act(async () => undefined);
+    expect(other.result.current).toBeNull();
+  });
+});
+
 describe("useMediaDevices", () => {
   it("switches through the room and reports a failure", async () => {
     const r = new FilesRoom();
     const { result } = renderHook(() => useMediaDevices({ kind: "videoinput", room: asRoom(r) }));
     await act(() => result.current.switchDevice("videoinput", "cam2"));
     expect(r.switched).toEqual([["videoinput", "cam2"]]);
-    await act(() => result.current.switchDevice("videoinput", "gone").catch(() => undefined));
+    // A failure goes to `error`; the call itself resolves (an onClick needs no catch).
+    await act(() => result.current.switchDevice("videoinput", "gone"));
     expect(result.current.error?.code).toBe("media-failed");
     act(() =>
       r.emit("devices-changed", {

@@ -1,6 +1,6 @@
 // A stand-in for the wasm `Room` in hook unit tests: it records calls and lets a test
 // fire events. Below the hooks only — the end-to-end tests run the real SDK in Chromium.
-import type { PeerInfo, RoomEvents, TrackInfo } from "../src/index.js";
+import type { PeerInfo, PeerStats, RoomEvents, TrackInfo } from "../src/index.js";
 
 type Handler = (event: unknown) => void;
 
@@ -16,6 +16,8 @@ export class FakeRoom {
   private handlers = new Map<string, Set<Handler>>();
   /** What the next media call does (resolve with a stream, or reject). */
   media: () => Promise<MediaStream> = () => Promise.resolve(fakeStream(["audio", "video"]));
+  /** What `getStats` resolves with. */
+  stats: PeerStats[] = [];
 
   on(event: string, handler: Handler): () => void {
     let set = this.handlers.get(event);
@@ -41,7 +43,11 @@ export class FakeRoom {
     this.calls.push(["broadcast", ...args]);
   }
   createChannel(...args: unknown[]): void {
+    if (this.signalingState === "closed") throw Object.assign(new Error("not in a room"), { code: "not-joined" });
     this.calls.push(["createChannel", ...args]);
+  }
+  async getStats(): Promise<PeerStats[]> {
+    return this.stats;
   }
   async enableMedia(...args: unknown[]): Promise<MediaStream> {
     this.calls.push(["enableMedia", ...args]);
@@ -71,8 +77,16 @@ export class FakeRoom {
     this.tracks = this.tracks.filter((t) => t !== mine);
     if (mine) this.emit("track-removed", mine);
   }
+  /** As the SDK's: everything released, `signaling` "closed", then no handler left. */
   async leave(): Promise<void> {
     this.left++;
+    if (this.signalingState === "closed") return;
+    this.signalingState = "closed";
+    this.peers = [];
+    this.tracks = [];
+    this.localStream = undefined;
+    this.emit("signaling", "closed");
+    this.handlers.clear();
   }
 }
 

@@ -1,6 +1,6 @@
 import { act, render, renderHook, waitFor } from "@testing-library/react";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { FakeRoom, fakeStream, peer } from "./fakeRoom.js";
+import { FakeRoom, FakeTransfer, fakeStream, peer } from "./fakeRoom.js";
 
 // The wasm module is replaced by FakeRoom here; index.ts (lazy init, Room.join) is real.
 const wasm = vi.hoisted(() => ({ init: vi.fn(), join: vi.fn() }));
@@ -9,6 +9,8 @@ vi.mock("../src/wasm/meshwire.js", () => ({ default: wasm.init, Room: { join: wa
 import {
   MeshwireProvider,
   useChat,
+  useDataChannel,
+  useFileTransfer,
   useLocalMedia,
   usePeers,
   useRemoteTracks,
@@ -19,6 +21,8 @@ import {
   CHAT_CHANNEL,
 } from "../src/react/index.js";
 import type { Room } from "../src/index.js";
+import { chat } from "../src/react/chatStore.js";
+import { transfers } from "../src/react/transferStore.js";
 
 let rooms: FakeRoom[];
 beforeEach(() => {
@@ -94,9 +98,37 @@ describe("useRoom", () => {
   it("unsubscribes every handler when it leaves", async () => {
     const { result, unmount } = renderHook(() => useRoom("ws://relay", "a"));
     await waitFor(() => expect(result.current.state).toBe("connected"));
-    expect(rooms[0]!.listenerCount()).toBeGreaterThan(0);
+    // What stays for the room's life: its chat and transfer records (chatStore,
+    // transferStore), which the SDK's leave releases with every other handler.
+    const bare = new FakeRoom();
+    chat(asRoom(bare));
+    transfers(asRoom(bare));
+    expect(rooms[0]!.listenerCount()).toBeGreaterThan(bare.listenerCount());
     unmount();
+    expect(rooms[0]!.listenerCount()).toBe(bare.listenerCount());
+    await tick();
+    expect(rooms[0]!.left).toBe(1);
     expect(rooms[0]!.listenerCount()).toBe(0);
+  });
+
+  it("a refreshed token does not rejoin: the SDK asks for the latest on each reconnect", async () => {
+    const { result, rerender } = renderHook(({ token }) => useRoom("ws://relay", "a", { name: "Ada", token }), {
+      initialProps: { token: "t1" as string | (() => string) },
+    });
+    await waitFor(() => expect(result.current.state).toBe("connected"));
+    const given = wasm.join.mock.calls[0]![2] as { name: string; token: () => string | Promise<string> };
+    expect(given.name).toBe("Ada");
+    expect(given.token()).toBe("t1");
+    rerender({ token: "t2" });
+    await tick();
+    expect(wasm.join).toHaveBeenCalledTimes(1);
+    expect(rooms[0]!.left).toBe(0);
+    expect(given.token()).toBe("t2");
+    // A function is called as it is in the latest render.
+    rerender({ token: () => "t3" });
+    await tick();
+    expect(wasm.join).toHaveBeenCalledTimes(1);
+    expect(given.token()).toBe("t3");
   });
 });
 
@@ -230,6 +262,28 @@ describe("useChat", () => {
     ]);
   });
 
+  it("keeps what arrived from the join on, before any chat panel mounted", async () => {
+    const joined = renderHook(() => useRoom("ws://relay", "chat-later"));
+    await waitFor(() => expect(joined.result.current.state).toBe("connected"));
+    const r = rooms[0]!;
+    r.peers = [peer("p1", "Grace")];
+    act(() => r.emit("message", { from: "p1", channel: CHAT_CHANNEL, data: JSON.stringify({ text: "early", at: 1 }) }));
+    // Listening opened no channel; the panel that can send does.
+    expect(r.calls.some((c) => c[0] === "createChannel")).toBe(false);
+    const panel = renderHook(() => useChat(asRoom(r)));
+    expect(panel.result.current.messages.map((m) => [m.text, m.name])).toEqual([["early", "Grace"]]);
+    expect(r.calls).toContainEqual(["createChannel", CHAT_CHANNEL, {}]);
+  });
+
+  it("files offered from the join on are listed by a transfer panel mounted later", async () => {
+    const joined = renderHook(() => useRoom("ws://relay", "files-later"));
+    await waitFor(() => expect(joined.result.current.state).toBe("connected"));
+    const incoming = new FakeTransfer("in1", "notes.txt", 10, "p1", "me");
+    act(() => rooms[0]!.emit("file", { transfer: incoming as never }));
+    const panel = renderHook(() => useFileTransfer(asRoom(rooms[0]!)));
+    expect(panel.result.current.transfers.map((t) => [t.id, t.direction])).toEqual([["in1", "receive"]]);
+  });
+
   it("refuses oversized text with message-too-large", () => {
     const r = new FakeRoom();
     const { result } = renderHook(() => useChat(asRoom(r)));
@@ -241,8 +295,10 @@ describe("useWebRTC", () => {
   it("joins with media, groups each peer's streams", async () => {
     const { result } = renderHook(() => useWebRTC({ url: "ws://relay", room: "call", name: "Ada" }));
     await waitFor(() => expect(result.current.state).toBe("connected"));
-    expect(wasm.join).toHaveBeenCalledWith("ws://relay", "call", { audio: true, video: true, name: "Ada" });
+    expect(wasm.join).toHaveBeenCalledWith("ws://relay", "call", { name: "Ada" });
     const r = rooms[0]!;
+    await waitFor(() => expect(result.current.isVideoEnabled).toBe(true));
+    expect(r.calls.filter((c) => c[0] === "enableMedia")).toEqual([["enableMedia", { audio: true, video: true }]]);
     const cam = fakeStream(["audio", "video"]);
     const screen = fakeStream(["video"]);
     act(() => {
@@ -257,5 +313,78 @@ describe("useWebRTC", () => {
     });
     expect(result.current.peers[0]!.stream).toBe(cam);
     expect(result.current.peers[0]!.screenStream).toBe(screen);
+  });
+
+  it("a camera that cannot be opened leaves the call up with the microphone, and says so", async () => {
+    const denied = () => Promise.reject(Object.assign(new Error("camera/microphone unavailable (NotFoundError)"), { code: "media-failed" }));
+    wasm.join.mockImplementationOnce(async () => {
+      const r = new FakeRoom();
+      // Both at once fail, and so does the camera alone; the microphone alone opens.
+      r.enableMedia = async (options?: { audio?: unknown; video?: unknown }) => {
+        r.calls.push(["enableMedia", options]);
+        if (options?.video) return denied();
+        r.localStream = fakeStream(["audio"]);
+        return r.localStream;
+      };
+      rooms.push(r);
+      return r;
+    });
+    const { result } = renderHook(() => useWebRTC({ url: "ws://relay", room: "no-camera" }));
+    await waitFor(() => expect(result.current.isAudioEnabled).toBe(true));
+    expect(result.current.state).toBe("connected");
+    expect(result.current.isVideoEnabled).toBe(false);
+    expect(result.current.error?.code).toBe("media-failed");
+    expect(result.current.error?.message).toMatch(/the camera could not be opened .*NotFoundError.*microphone only/);
+    expect(rooms[0]!.calls.filter((c) => c[0] === "enableMedia").map((c) => c[1])).toEqual([
+      { audio: true, video: true },
+      { audio: true },
+      { video: true },
+    ]);
+  });
+
+  it("joins without media at all when audio and video are off", async () => {
+    const { result } = renderHook(() => useWebRTC({ url: "ws://relay", room: "listen", audio: false, video: false }));
+    await waitFor(() => expect(result.current.state).toBe("connected"));
+    await tick();
+    expect(rooms[0]!.calls.some((c) => c[0] === "enableMedia")).toBe(false);
+  });
+});
+
+describe("a room left outside the hooks", () => {
+  it("empties peers and tracks and turns local media off", async () => {
+    const r = new FakeRoom();
+    r.peers = [peer("p1")];
+    r.localStream = fakeStream(["audio", "video"]);
+    const cam = fakeStream(["video"]);
+    r.tracks = [{ peerId: "p1", stream: cam, track: cam.getTracks()[0]!, source: "camera", muted: false }];
+    const peers = renderHook(() => usePeers(asRoom(r)));
+    const tracks = renderHook(() => useRemoteTracks(undefined, asRoom(r)));
+    const media = renderHook(() => useLocalMedia(asRoom(r)));
+    expect(peers.result.current).toHaveLength(1);
+    expect(tracks.result.current).toHaveLength(1);
+    expect(media.result.current.camera.enabled).toBe(true);
+    await act(() => r.leave());
+    expect(peers.result.current).toEqual([]);
+    expect(tracks.result.current).toEqual([]);
+    expect(media.result.current).toMatchObject({ stream: null, camera: { enabled: false }, microphone: { enabled: false } });
+  });
+
+  it("a channel opened after the leave is a warning, not a crash", async () => {
+    const r = new FakeRoom();
+    await r.leave();
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const { result } = renderHook(() => useDataChannel("game", undefined, { room: asRoom(r) }));
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining('"game" could not be opened'), expect.objectContaining({ code: "not-joined" }));
+    expect(typeof result.current.send).toBe("function");
+    warn.mockRestore();
+  });
+});
+
+describe("calls before a room exists", () => {
+  it("toggles reject with not-joined instead of doing nothing", async () => {
+    const { result } = renderHook(() => useLocalMedia(null));
+    await expect(result.current.microphone.toggle()).rejects.toMatchObject({ code: "not-joined" });
+    await expect(result.current.camera.toggle()).rejects.toMatchObject({ code: "not-joined" });
+    await expect(result.current.enable()).rejects.toMatchObject({ code: "not-joined" });
   });
 });

@@ -73,6 +73,12 @@ describe("server rendering", () => {
     expect(html.replaceAll("<!-- -->", "")).toContain("idle/closed/0/0/false/false/");
   });
 
+  it("init() at a client module's top level is inert on the server, not an unhandled rejection", async () => {
+    // Not awaited, as a module-level call is: vitest fails the run on an unhandled rejection.
+    void init({ wasmUrl: "https://cdn.example.com/meshwire_bg.wasm" });
+    await new Promise((r) => setTimeout(r, 20));
+  });
+
   it("joining on the server fails with a coded error that says what to do", async () => {
     await expect(Room.join("ws://relay", "ssr")).rejects.toMatchObject({ code: "unsupported" });
     await expect(init()).rejects.toThrow(/effect or an event handler/);

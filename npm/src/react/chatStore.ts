@@ -31,15 +31,13 @@ export const NO_MESSAGES: readonly ChatMessage[] = Object.freeze([]);
 let counter = 0;
 
 class Chat extends Store<readonly ChatMessage[]> {
+  private opened = false;
+
   constructor(private readonly room: Room) {
     super(NO_MESSAGES);
-    try {
-      openChannel(room, CHAT_CHANNEL);
-    } catch (e) {
-      // A room already left refuses new channels; the history stays readable, and
-      // `send` reports the same error with its code.
-      console.warn("meshwire: the chat channel could not be opened:", e);
-    }
+    // Listening needs no channel of our own: the SDK takes the channels other peers
+    // open. So a room joined through the hooks records chat from the join on
+    // (`useRoom`), and opens the channel only when something here uses chat.
     room.on("message", (e) => {
       if (e.channel !== CHAT_CHANNEL || typeof e.data !== "string") return;
       let parsed: unknown;
@@ -55,7 +53,21 @@ class Chat extends Store<readonly ChatMessage[]> {
     });
   }
 
+  /** Opens the chat channel to every peer (once), so that we can send. */
+  open(): void {
+    if (this.opened) return;
+    this.opened = true;
+    try {
+      openChannel(this.room, CHAT_CHANNEL);
+    } catch (e) {
+      // A room already left refuses new channels; the history stays readable, and
+      // `send` reports the same error with its code.
+      console.warn("meshwire: the chat channel could not be opened:", e);
+    }
+  }
+
   send(text: string): void {
+    this.open();
     if (text.length > MAX_CHAT_TEXT) {
       throw Object.assign(new Error(`a chat message is at most ${MAX_CHAT_TEXT} characters; send long text as a file`), {
         code: "message-too-large",
@@ -72,5 +84,5 @@ class Chat extends Store<readonly ChatMessage[]> {
   }
 }
 
-/** The room's chat, made (and its channel opened) on first use. */
+/** The room's chat: made when `useRoom` joins (or on first use of a room joined elsewhere). */
 export const chat = perRoom((room) => new Chat(room));

@@ -9,10 +9,23 @@ function useSrcObject(el: HTMLMediaElement | null, { stream, track }: Source): v
     if (!el) return;
     const src = stream ?? (track ? new MediaStream([track]) : null);
     if (el.srcObject !== src) el.srcObject = src;
-    // Autoplay can be refused (audio before any user gesture); the element then
-    // plays once the page has been interacted with.
-    if (src) el.play().catch(() => undefined);
+    // Autoplay can be refused (sound before any user gesture): then the element plays
+    // from the user's next click, key or touch on the page.
+    const gestures = ["pointerdown", "keydown", "touchend"] as const;
+    const retry = () => {
+      stopWaiting();
+      if (el.srcObject === src && el.paused) el.play().catch(() => undefined);
+    };
+    const stopWaiting = () => gestures.forEach((g) => document.removeEventListener(g, retry, true));
+    if (src) {
+      el.play().catch((e: unknown) => {
+        if ((e as { name?: string } | null)?.name === "NotAllowedError" && el.srcObject === src) {
+          gestures.forEach((g) => document.addEventListener(g, retry, true));
+        }
+      });
+    }
     return () => {
+      stopWaiting();
       if (el.srcObject === src) el.srcObject = null;
     };
   }, [el, stream, track]);

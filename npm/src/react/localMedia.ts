@@ -58,6 +58,10 @@ export class LocalMedia extends Store<LocalMediaState> {
     room.on("track-removed", (e) => {
       if (e.peerId === room.peerId && e.source === "screen") this.set({ screen: null });
     });
+    // Leaving stops every local track, also a `room.leave()` made outside the hooks.
+    room.on("signaling", (state) => {
+      if (state === "closed") this.set({ stream: null, microphone: false, camera: false, screen: null });
+    });
   }
 
   private set(patch: Partial<LocalMediaState>): void {
@@ -72,6 +76,50 @@ export class LocalMedia extends Store<LocalMediaState> {
     } catch (e) {
       this.set({ [pending]: false, error: asError(e) });
     }
+  }
+
+  private started = false;
+
+  /**
+   * `useWebRTC`'s media, once per room after joining: both kinds at once, and if that
+   * fails, each on its own, so a desktop without a webcam or a refused camera still
+   * has its microphone in the call (and the other way round). What failed goes to
+   * `error`, naming the kind; the call goes on either way.
+   */
+  async start(audio: MediaOptions["audio"], video: MediaOptions["video"]): Promise<void> {
+    if (this.started || (!audio && !video)) return;
+    this.started = true;
+    this.set({ microphonePending: !!audio, cameraPending: !!video, error: null });
+    const open = async (options: MediaOptions) => {
+      const stream = await this.room.enableMedia(options);
+      this.set({ stream, microphone: live(stream, "audio"), camera: live(stream, "video") });
+    };
+    let error: MeshwireErrorObject | null = null;
+    try {
+      await open({ audio, video });
+    } catch (both) {
+      error = asError(both);
+      if (audio && video) {
+        const failed: string[] = [];
+        for (const [what, options] of [["microphone", { audio }], ["camera", { video }]] as const) {
+          try {
+            await open(options);
+          } catch (e) {
+            failed.push(what);
+            error = asError(e);
+          }
+        }
+        if (failed.length === 1) {
+          const working = failed[0] === "camera" ? "microphone" : "camera";
+          error = Object.assign(new Error(`the ${failed[0]} could not be opened (${error?.message}); the call goes on with the ${working} only`), {
+            code: error?.code ?? "media-failed",
+          }) as MeshwireErrorObject;
+        } else if (failed.length === 0) {
+          error = null;
+        }
+      }
+    }
+    this.set({ microphonePending: false, cameraPending: false, error });
   }
 
   /** Starts the microphone and/or camera (`room.enableMedia`). */

@@ -1,7 +1,8 @@
 'use client';
 // Every file transfer of a room, both directions, as plain snapshots React can render.
-// The store listens from its first use: incoming offers (`file`) and what we send
-// through it; each transfer's own events refresh its snapshot.
+// The store listens from the join on (`useRoom` makes it; a room joined elsewhere, from
+// its first use): incoming offers (`file`) and what we send through it; each
+// transfer's own events refresh its snapshot.
 import type { FileTransfer, FileTransferState, MeshwireErrorObject, Room } from "../index.js";
 import { perRoom, Store } from "./store.js";
 
@@ -22,7 +23,10 @@ export interface TransferView {
   /** The received file, once verified. */
   blob: Blob | null;
   error: MeshwireErrorObject | null;
-  /** The SDK's object: `cancel()`, `accept()`, `reject()`. */
+  /**
+   * The SDK's object, for `cancel()`. (Its `accept()`/`reject()` work only during the
+   * room's `file` event: to refuse files, decide in a `room.on("file", …)` handler.)
+   */
   transfer: FileTransfer;
 }
 
@@ -91,5 +95,5 @@ class Transfers extends Store<readonly TransferView[]> {
   }
 }
 
-/** The room's transfers, listened to from the first use on. */
+/** The room's transfers: made when `useRoom` joins (or on first use of a room joined elsewhere). */
 export const transfers = perRoom((room) => new Transfers(room));

@@ -1,5 +1,5 @@
 'use client';
-import { useCallback } from "react";
+import { useCallback, useEffect } from "react";
 import type { Room } from "../index.js";
 import { notJoined, useResolvedRoom } from "./internal.js";
 import { chat, NO_MESSAGES, type ChatMessage } from "./chatStore.js";
@@ -14,12 +14,14 @@ export interface UseChatResult {
 
 /**
  * Room chat over its own data channel (peer to peer, encrypted like the media). The
- * history is kept per room, so components that mount later see it too.
+ * history is kept per room from the join on (for a room joined through `useRoom`,
+ * `useWebRTC` or `<MeshwireProvider>`), so components that mount later see it too.
  */
 export function useChat(room?: Room | null): UseChatResult {
   const r = useResolvedRoom(room);
   const store = r ? chat(r) : null;
   const messages = useStore(store, NO_MESSAGES);
+  useEffect(() => store?.open(), [store]);
   const send = useCallback(
     (text: string) => {
       if (!store) throw notJoined();

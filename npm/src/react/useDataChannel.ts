@@ -24,7 +24,13 @@ export function useDataChannel(
   const { ordered, maxRetransmits, maxPacketLifeTime } = options ?? {};
   useEffect(() => {
     if (!r || channel === DEFAULT_CHANNEL) return;
-    openChannel(r, channel, { ordered, maxRetransmits, maxPacketLifeTime });
+    try {
+      openChannel(r, channel, { ordered, maxRetransmits, maxPacketLifeTime });
+    } catch (e) {
+      // A room already left (or options the SDK refuses): `send` throws the same
+      // error with its code; rendering goes on.
+      console.warn(`meshwire: the channel "${channel}" could not be opened:`, e);
+    }
   }, [r, channel, ordered, maxRetransmits, maxPacketLifeTime]);
   useRoomEvents(r, ["message"], (e) => {
     if (e.channel === channel) onMessage?.(e.data, e.from);

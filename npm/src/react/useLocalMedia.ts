@@ -1,7 +1,7 @@
 'use client';
 import { useCallback } from "react";
 import type { MediaOptions, MeshwireErrorObject, Room } from "../index.js";
-import { useResolvedRoom, type Toggle } from "./internal.js";
+import { notJoined, useResolvedRoom, type Toggle } from "./internal.js";
 import { localMedia, NO_LOCAL_MEDIA, type LocalMediaState } from "./localMedia.js";
 import { useStore } from "./store.js";
 
@@ -26,9 +26,11 @@ export function useLocalMedia(room?: Room | null): UseLocalMediaResult {
   const r = useResolvedRoom(room);
   const s = useLocalMediaState(r);
   const store = r ? localMedia(r) : null;
-  const toggleMic = useCallback(async () => store?.setMicrophone(!store.getSnapshot().microphone), [store]);
-  const toggleCam = useCallback(async () => store?.setCamera(!store.getSnapshot().camera), [store]);
-  const enable = useCallback(async (o?: MediaOptions) => store?.enable(o), [store]);
+  // Before the room is joined there is nothing to toggle: `not-joined`, as every call
+  // of the hooks without a room.
+  const toggleMic = useCallback(async () => (store ? store.setMicrophone(!store.getSnapshot().microphone) : Promise.reject(notJoined())), [store]);
+  const toggleCam = useCallback(async () => (store ? store.setCamera(!store.getSnapshot().camera) : Promise.reject(notJoined())), [store]);
+  const enable = useCallback(async (o?: MediaOptions) => (store ? store.enable(o) : Promise.reject(notJoined())), [store]);
   const clearError = useCallback(() => store?.clearError(), [store]);
   return {
     stream: s.stream,

@@ -1,12 +1,12 @@
 'use client';
 import { useCallback, useEffect, useState } from "react";
 import { isMeshwireError, type MeshwireErrorObject, type Room } from "../index.js";
-import { useResolvedRoom, useRoomEvents } from "./internal.js";
+import { notJoined, useResolvedRoom, useRoomEvents } from "./internal.js";
 
 export interface UseMediaDevicesResult {
   /** The cameras, microphones and speakers (`kind` filters). Labels are empty until a device was allowed. */
   devices: MediaDeviceInfo[];
-  /** Switches the microphone or camera in the call (no renegotiation). */
+  /** Switches the microphone or camera in the call (no renegotiation); a failure goes to `error`. */
   switchDevice: (kind: "audioinput" | "videoinput", deviceId: string) => Promise<void>;
   error: MeshwireErrorObject | null;
 }
@@ -39,13 +39,13 @@ export function useMediaDevices(options?: { kind?: MediaDeviceKind; room?: Room 
   useRoomEvents(r, ["devices-changed"], (e) => setDevices(e.devices));
   const switchDevice = useCallback(
     async (k: "audioinput" | "videoinput", deviceId: string) => {
-      if (!r) throw Object.assign(new Error("switchDevice needs a joined room"), { code: "not-joined" });
+      if (!r) throw notJoined();
       setError(null);
       try {
         await r.switchDevice(k, deviceId);
       } catch (e) {
+        // In `error`, as every hook's failures: an onClick handler gets no rejection.
         setError(isMeshwireError(e) ? e : Object.assign(new Error(String(e)), { code: "media-failed" }));
-        throw e;
       }
     },
     [r],

@@ -3,7 +3,8 @@ import type { PeerInfo, Room } from "../index.js";
 import { useResolvedRoom, useRoomValue } from "./internal.js";
 
 const NONE: PeerInfo[] = [];
-const EVENTS = ["peer-joined", "peer-left", "connection-state", "peer-connected", "peer-disconnected", "mute"] as const;
+// `signaling`: a `room.leave()` made outside the hooks ("closed") empties the list.
+const EVENTS = ["peer-joined", "peer-left", "connection-state", "peer-connected", "peer-disconnected", "mute", "signaling"] as const;
 
 /** The room's other peers (`room.peers`), kept current. */
 export function usePeers(room?: Room | null): PeerInfo[] {

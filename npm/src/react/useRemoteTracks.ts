@@ -3,7 +3,8 @@ import type { Room, TrackInfo } from "../index.js";
 import { useResolvedRoom, useRoomValue } from "./internal.js";
 
 const NONE: TrackInfo[] = [];
-const EVENTS = ["track", "track-removed", "mute", "peer-left"] as const;
+// `signaling`: a `room.leave()` made outside the hooks ("closed") empties the list.
+const EVENTS = ["track", "track-removed", "mute", "peer-left", "signaling"] as const;
 
 /**
  * The room's tracks (`room.tracks`: the other peers', then our own screen share), or

@@ -3,6 +3,8 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { Room, type JoinOptions, type MeshwireErrorObject, type PeerInfo, isMeshwireError } from "../index.js";
 import { useRoomEvents } from "./internal.js";
 import { usePeers } from "./usePeers.js";
+import { chat } from "./chatStore.js";
+import { transfers } from "./transferStore.js";
 
 /**
  * Where a room is: `idle` (no url or room name yet), `connecting` (joining),
@@ -36,8 +38,37 @@ function asError(e: unknown): MeshwireErrorObject {
 }
 
 /**
+ * What decides whether a render joins anew: `url`, `room` and the options compared by
+ * value, except `token`, of which only its presence counts. A token that an auth
+ * library refreshes must not end the call; the SDK asks for it again on each reconnect
+ * (see `joinOptions`).
+ */
+function joinKey(url: string, room: string, options: JoinOptions | undefined): string {
+  const { token, ...rest } = options ?? {};
+  return JSON.stringify([url, room, rest, token !== undefined]);
+}
+
+/**
+ * The options `Room.join` gets: a `token` becomes a function that reads the latest
+ * render's token (a string, or what the latest function returns), so every reconnect
+ * sends the current one.
+ */
+function joinOptions(latest: { current: JoinOptions | undefined }): JoinOptions | undefined {
+  const options = latest.current;
+  if (options?.token === undefined) return options;
+  return {
+    ...options,
+    token: () => {
+      const token = latest.current?.token;
+      return typeof token === "function" ? token() : (token ?? "");
+    },
+  };
+}
+
+/**
  * Joins `room` on the relay at `url` while the component is mounted, and leaves on
- * unmount. Changing `url`, `room` or `options` (compared by value) joins anew. Passing
+ * unmount. Changing `url`, `room` or `options` (compared by value) joins anew, except
+ * for `token`: a new token is used from the next reconnect on, without leaving. Passing
  * an empty `url` or `room` waits. Safe under StrictMode: the simulated remount reuses
  * the first join instead of joining twice.
  */
@@ -48,7 +79,7 @@ export function useRoom(url: string | null | undefined, room: string | null | un
   const lease = useRef<Lease | null>(null);
   const optionsRef = useRef(options);
   optionsRef.current = options;
-  const key = url && room ? JSON.stringify([url, room, options ?? null]) : "";
+  const key = url && room ? joinKey(url, room, options) : "";
 
   useEffect(() => {
     if (!key || !url || !room) {
@@ -61,7 +92,7 @@ export function useRoom(url: string | null | undefined, room: string | null | un
       clearTimeout(current.leaving);
       current.leaving = undefined;
     } else {
-      current = { key, joined: Room.join(url, room, optionsRef.current) };
+      current = { key, joined: Room.join(url, room, joinOptions(optionsRef)) };
       lease.current = current;
     }
     const mine = current;
@@ -70,6 +101,10 @@ export function useRoom(url: string | null | undefined, room: string | null | un
     setError(null);
     mine.joined.then(
       (r) => {
+        // Chat and transfers are recorded from the join on, so a panel that mounts
+        // later shows what came before it.
+        chat(r);
+        transfers(r);
         if (!active) return;
         setJoined(r);
         setState(r.signalingState === "reconnecting" ? "reconnecting" : r.signalingState === "closed" ? "closed" : "connected");
