@@ -91,6 +91,35 @@ for (const [name, serve] of Object.entries(apps)) {
       await a.page.locator("[data-testid=chat-message]", { hasText: reply }).waitFor({ timeout: 10_000 });
     });
 
+    // useWebRTC (the Vite app) on a machine without a camera: Chromium's getUserMedia is
+    // made to find no video device, as on a desktop without a webcam.
+    if (name === "react-vite") it("a user without a camera joins with the microphone, and is told why there is no video", async () => {
+      const c = await newPeerPage(browser);
+      try {
+        await c.context.addInitScript(() => {
+          const original = MediaDevices.prototype.getUserMedia;
+          MediaDevices.prototype.getUserMedia = function (constraints) {
+            if (constraints?.video) return Promise.reject(new DOMException("Requested device not found", "NotFoundError"));
+            return original.call(this, constraints);
+          };
+        });
+        await c.page.goto(app.url);
+        const idC = await join(c.page, room, "Linus");
+        await c.page.locator("[role=alert]", { hasText: "the camera could not be opened" }).waitFor({ timeout: 20_000 });
+        assert.match(await c.page.locator("[role=alert]").textContent(), /NotFoundError.*microphone only/);
+        assert.equal(await c.page.locator("[data-testid=toggle-mic]").getAttribute("aria-pressed"), "true");
+        assert.equal(await c.page.locator("[data-testid=toggle-camera]").getAttribute("aria-pressed"), "false");
+        // Ada hears Linus: his tile's stream carries a live audio track, and no video.
+        await a.page.waitForFunction((id) => {
+          const s = document.querySelector(`[data-peer-id="${id}"] video`)?.srcObject;
+          return s && s.getAudioTracks().some((t) => t.readyState === "live") && s.getVideoTracks().length === 0;
+        }, idC, { timeout: 20_000 });
+        assert.deepEqual(c.errors, [], "no page errors on Linus's side");
+      } finally {
+        await c.context.close();
+      }
+    });
+
     it("screen share changes what the other side sees, and stopping restores the camera", async () => {
       const share = a.page.locator("[data-testid=screen-share]");
       await share.click();
