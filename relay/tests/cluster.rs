@@ -75,6 +75,37 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Runs one command given inline (`CLIENT LIST`); returns the reply: a status,
+    /// an integer or an error as its line, a bulk string as its text.
+    async fn command(&self, line: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to redis-server");
+        s.write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write to redis-server");
+        let mut reply = Vec::new();
+        let deadline = Instant::now() + STEP;
+        loop {
+            let text = String::from_utf8_lossy(&reply).into_owned();
+            if let Some((head, rest)) = text.split_once("\r\n") {
+                match head.strip_prefix('$').map(|n| n.parse::<usize>()) {
+                    None => return head.to_owned(),
+                    Some(Ok(n)) if rest.len() >= n => return rest[..n].to_owned(),
+                    _ => {}
+                }
+            }
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(deadline - Instant::now(), s.read(&mut buf))
+                .await
+                .expect("redis-server answers")
+                .expect("read from redis-server");
+            assert!(n > 0, "redis-server closed the connection mid-reply");
+            reply.extend_from_slice(&buf[..n]);
+        }
+    }
+
     /// SIGKILL: Redis vanishes with everything it held (no persistence).
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -114,13 +145,20 @@ struct Instance {
 impl Instance {
     async fn start(redis: &Redis, extra: &[&str]) -> Instance {
         let port = free_port();
+        let log = std::env::var("CLUSTER_LOG").ok();
         let child = Command::new(env!("CARGO_BIN_EXE_meshwire-relay"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--redis-url", &redis.url(), "--secret", SECRET])
             .args(["--admin-token", ADMIN, "--rate-limit", "0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            // `CLUSTER_LOG=meshwire_relay=debug cargo test --test cluster -- --nocapture`
+            // shows what each instance logs (to stdout), for debugging a test.
+            .env("RUST_LOG", log.as_deref().unwrap_or("warn"))
+            .stdout(if log.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the relay binary");
@@ -632,6 +670,70 @@ async fn what_a_live_instance_queued_for_a_dropped_peer_follows_it_elsewhere() {
     }
     back.ping_pong().await;
     c2.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_back() {
+    // A's connection to Redis drops for a moment (Redis kills it) while A, B and their
+    // peers stay up. A signal B publishes to A while A has no subscription has no
+    // receiver, so B keeps it in Redis (`mw:queue:{room}:{peer}`, as the resume tests
+    // show). A must take it when it registers again (at its next heartbeat), not only
+    // when the peer resumes on another instance. The window in which B's publish finds
+    // no subscriber is a few milliseconds (the client library reconnects at once), so
+    // the test puts the kept signal where B would have, while A is cut off.
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &["--instance-ttl", "10s"]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let room = room("cut-off");
+    let mut c1 = a.connect().await;
+    let id1 = peer_id(&c1.join(&room).await);
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+
+    // A's connection: the first subscriber (A was registered before B started).
+    let clients = redis.command("CLIENT LIST TYPE pubsub").await;
+    let a_client = clients
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("id=")?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .min()
+        .unwrap_or_else(|| panic!("no subscriber in CLIENT LIST: {clients}"));
+    let killed = redis.command(&format!("CLIENT KILL ID {a_client}")).await;
+    assert_eq!(killed, ":1", "CLIENT KILL ID {a_client}");
+    a.wait_ready(false).await;
+    let frame = json!({"type": "signal", "from": id2, "data": {"while": "cut off"}}).to_string();
+    let kept = redis
+        .command(&format!("RPUSH mw:queue:{room}:{id1} '{frame}'"))
+        .await;
+    assert_eq!(kept, ":1", "RPUSH");
+
+    let (m, skipped) = c1.recv_until("signal", Duration::from_secs(6)).await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"]["while"].as_str()),
+        (Some(&*id2), Some("cut off")),
+        "{m} (after {skipped:?})"
+    );
+    assert_eq!(
+        redis
+            .command(&format!("EXISTS mw:queue:{room}:{id1}"))
+            .await,
+        ":0",
+        "taken, not left for a later resume to deliver twice"
+    );
+    // Back up: signals flow live both ways.
+    a.wait_ready(true).await;
+    c1.send_json(json!({"type": "signal", "to": id2, "data": "back"}))
+        .await;
+    assert_eq!(c2.expect("signal").await["data"], "back");
+    c2.send_json(json!({"type": "signal", "to": id1, "data": "again"}))
+        .await;
+    assert_eq!(c1.expect("signal").await["data"], "again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

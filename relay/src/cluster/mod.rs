@@ -582,6 +582,29 @@ impl Cluster {
         }
     }
 
+    /// `claim` for many peers, a pipeline per `BATCH`.
+    async fn claim_all(
+        &self,
+        con: &mut ConnectionManager,
+        keys: &[(Arc<str>, String)],
+    ) -> redis::RedisResult<()> {
+        for part in keys.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (room, peer) in part {
+                let key = store::queue(room, peer);
+                pipe.lrange(&key, 0, -1).del(&key).ignore();
+            }
+            let taken: Vec<Vec<String>> = pipe.query_async(con).await?;
+            for ((room, peer), frames) in part.iter().zip(taken) {
+                for frame in frames {
+                    self.rooms.remote_signal(room, peer, &frame);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn flush(&self, con: &mut ConnectionManager, pipe: &mut redis::Pipeline, n: u64) {
         match pipe.exec_async(con).await {
             Ok(()) => self.metrics.cluster.published.inc_by(n),
@@ -694,16 +717,34 @@ impl Cluster {
             match beat.unwrap_or_else(|_| Err(timed_out())) {
                 Ok(added) => {
                     let was_up = self.health().up;
+                    let mut registered = Vec::new();
                     if !was_up || added {
-                        let registered =
+                        let r =
                             tokio::time::timeout(STEP_TIMEOUT * 4, self.register(&mut con)).await;
-                        if let Err(e) = registered.unwrap_or_else(|_| Err(timed_out())) {
-                            self.set_down(e.to_string());
-                            continue;
+                        match r.unwrap_or_else(|_| Err(timed_out())) {
+                            Ok(members) => registered = members,
+                            Err(e) => {
+                                self.set_down(e.to_string());
+                                continue;
+                            }
                         }
                     }
                     // Ready only once subscribed and written back.
                     let recovered = self.set_up();
+                    // While this instance was not subscribed (its connection to Redis
+                    // dropped for a moment), what the others published to it had no
+                    // receiver and was kept for its members (`publish_all`): nobody else
+                    // would take it. Taken once up, so the answers it prompts go out.
+                    if !registered.is_empty() {
+                        let claimed = tokio::time::timeout(
+                            STEP_TIMEOUT * 4,
+                            self.claim_all(&mut con, &registered),
+                        )
+                        .await;
+                        if let Err(e) = claimed.unwrap_or_else(|_| Err(timed_out())) {
+                            tracing::debug!("taking the signals kept for local peers failed: {e}");
+                        }
+                    }
                     if recovered {
                         tracing::info!(
                             instance = &*self.me,
@@ -742,10 +783,18 @@ impl Cluster {
     }
 
     /// (Re)subscribes, writes every local member back, and retries failed leaves.
-    async fn register(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
+    /// Returns the local members, whose kept signals the caller takes once up.
+    async fn register(
+        &self,
+        con: &mut ConnectionManager,
+    ) -> redis::RedisResult<Vec<(Arc<str>, String)>> {
         con.subscribe(store::channel(&self.me)).await?;
         let members = self.rooms.local_members();
         let n = members.len();
+        let keys: Vec<(Arc<str>, String)> = members
+            .iter()
+            .map(|m| (m.room.clone(), m.peer.to_string()))
+            .collect();
         self.restore(con, members).await?;
         let leaves =
             std::mem::take(&mut *self.retry_leaves.lock().unwrap_or_else(|p| p.into_inner()));
@@ -757,7 +806,7 @@ impl Cluster {
             peers = n,
             "registered with the cluster"
         );
-        Ok(())
+        Ok(keys)
     }
 
     /// Writes local members back, pipelined (one round trip per member made a big

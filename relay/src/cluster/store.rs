@@ -7,7 +7,7 @@
 //! | `mw:instance:{id}:peers` | set of `room\npeer` | the peers that instance owns, to reap them when it dies |
 //! | `mw:room:{room}` | hash peer → record | the room's members, cluster-wide; `HLEN` is its size |
 //! | `mw:rooms` | set | names of rooms with at least one member |
-//! | `mw:queue:{room}:{peer}` | list, TTL `--resume-grace` | signals published to a peer's instance that nobody received (≤ 64), for its resume elsewhere |
+//! | `mw:queue:{room}:{peer}` | list, TTL `--resume-grace` | signals published to a peer's instance that nobody received (≤ 64), for its resume elsewhere or its instance's return |
 //!
 //! A record is `instance \n user \n info`: the owning instance, the member's user id
 //! as JSON (`null` without auth; JSON keeps it free of newlines), and its `PeerInfo`
