@@ -677,12 +677,14 @@ async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_b
     // A's connection to Redis drops for a moment (Redis kills it) while A, B and their
     // peers stay up. A signal B publishes to A while A has no subscription has no
     // receiver, so B keeps it in Redis (`mw:queue:{room}:{peer}`, as the resume tests
-    // show). A must take it when it registers again (at its next heartbeat), not only
-    // when the peer resumes on another instance. The window in which B's publish finds
-    // no subscriber is a few milliseconds (the client library reconnects at once), so
-    // the test puts the kept signal where B would have, while A is cut off.
+    // show). A must take it when it registers again, not only when the peer resumes on
+    // another instance. The window in which B's publish finds no subscriber is a few
+    // milliseconds (the client library reconnects at once), so the test puts the kept
+    // signal where B would have, while A is cut off. And A registers again as soon as
+    // Redis answers, not at its next heartbeat (12 s with this TTL, longer than any
+    // wait below): until then it would drop what its peers send to other instances.
     let redis = Redis::start().await;
-    let a = Instance::start(&redis, &["--instance-ttl", "10s"]).await;
+    let a = Instance::start(&redis, &["--instance-ttl", "60s"]).await;
     let b = Instance::start(&redis, &[]).await;
     let room = room("cut-off");
     let mut c1 = a.connect().await;

@@ -40,6 +40,8 @@ use std::time::{Duration, Instant};
 use store::{Joined, Scripts};
 use tokio::sync::mpsc;
 
+/// How long the heartbeat woken by a lost connection waits before trying Redis.
+const WAKE_DELAY: Duration = Duration::from_millis(100);
 /// How many commands may wait for the publisher before frames are dropped (a full
 /// queue means Redis is far behind; blocking a connection instead would stall rooms).
 const QUEUE: usize = 65_536;
@@ -201,6 +203,10 @@ pub struct Cluster {
     health: Mutex<Health>,
     /// Leaves whose script failed (Redis down), retried when it is back.
     retry_leaves: Mutex<Vec<(Arc<str>, Box<str>)>>,
+    /// Wakes the heartbeat before its tick: the connection to Redis dropped, and is
+    /// usually back at once (the client reconnects), so re-register now rather than
+    /// drop cross-instance traffic until the next tick.
+    wake: tokio::sync::Notify,
     /// The module's tasks, aborted by [`Cluster::stop`] (they hold the `Arc`).
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -276,6 +282,7 @@ impl Cluster {
                 error: Some(CONNECTING.into()),
             }),
             retry_leaves: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
         });
         rooms.set_cluster(Outlet {
@@ -662,7 +669,10 @@ impl Cluster {
                     self.metrics.cluster.received.inc();
                     self.on_message(payload);
                 }
-                PushKind::Disconnection => self.set_down("connection to Redis lost".into()),
+                PushKind::Disconnection => {
+                    self.set_down("connection to Redis lost".into());
+                    self.wake.notify_one();
+                }
                 _ => {}
             }
         }
@@ -712,7 +722,13 @@ impl Cluster {
         let mut last_reconcile = Instant::now();
         let mut suspects: HashSet<(String, String)> = HashSet::new();
         loop {
-            interval.tick().await;
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = self.wake.notified() => {
+                    // A moment for the client to reconnect, then at once.
+                    tokio::time::sleep(WAKE_DELAY).await;
+                }
+            }
             let beat = tokio::time::timeout(STEP_TIMEOUT, self.beat(&mut con)).await;
             match beat.unwrap_or_else(|_| Err(timed_out())) {
                 Ok(added) => {
