@@ -555,11 +555,19 @@ impl Rooms {
                         queued = queue.into_iter().filter(|f| !is_presence(f)).collect()
                     }
                     // The old connection has not noticed it is dead (or the same session
-                    // is open twice): the newest connection wins.
-                    Link::Live { outbox, .. } => outbox.close(
-                        meshwire_protocol::close_code::REPLACED,
-                        "session resumed on another connection",
-                    ),
+                    // is open twice): the newest connection wins, and gets what the old
+                    // one had not written yet, as from a hold.
+                    Link::Live { outbox, .. } => {
+                        queued = outbox
+                            .shut()
+                            .into_iter()
+                            .filter(|f| !is_presence(f))
+                            .collect();
+                        outbox.close(
+                            meshwire_protocol::close_code::REPLACED,
+                            "session resumed on another connection",
+                        );
+                    }
                     // It was connected to another instance, which forwards what it
                     // queued once it hears of the move.
                     Link::Remote { .. } => self.metrics.peers.inc(),
@@ -1234,6 +1242,76 @@ mod tests {
         let read = rooms.epoch();
         rooms.reconcile("r", &records, "me", Duration::from_secs(10), read);
         assert_eq!(room.members().len(), 2);
+    }
+
+    #[test]
+    fn a_resume_that_takes_over_an_open_connection_gets_what_it_had_not_written() {
+        let rooms = Rooms::new(Arc::new(Metrics::new()), 8, Duration::from_secs(5));
+        let limits = || Limits {
+            max_message_bytes: 65536,
+            rate_limit: 0,
+            rate_burst: 0,
+            room_capacity: 8,
+            resume_grace_ms: 5000,
+            ping_interval_ms: 20000,
+        };
+        let admit = |peer: &str, conn: u64, outbox: &Arc<Outbox>, resuming: bool| {
+            rooms
+                .join(Admission {
+                    room: "r",
+                    peer_id: PeerId::from(peer),
+                    resuming,
+                    name: None,
+                    meta: None,
+                    user_id: None,
+                    conn,
+                    outbox: outbox.clone(),
+                    ice_servers: Vec::new(),
+                    resume_token: String::new(),
+                    limits: limits(),
+                    cluster: None,
+                })
+                .unwrap()
+        };
+        let (old, other, new) = (
+            Arc::new(Outbox::default()),
+            Arc::new(Outbox::default()),
+            Arc::new(Outbox::default()),
+        );
+        let room = admit("a", 1, &old, false);
+        admit("b", 2, &other, false);
+        let _ = old.take(); // the welcome and the `peer-joined`, written
+                            // Two signals reach the old connection's outbox; its socket never writes them.
+        for n in ["1", "2"] {
+            let data = RawValue::from_string(n.to_owned()).unwrap();
+            rooms
+                .signal(
+                    &room,
+                    "b",
+                    "a",
+                    Raw::from(&*data),
+                    ReadAt::new(Instant::now()),
+                )
+                .unwrap();
+        }
+        admit("a", 3, &new, true);
+        let got = new.take().bytes;
+        let text = String::from_utf8_lossy(&got);
+        let welcome = text.find(r#""type":"welcome""#).expect("a welcome");
+        let first = text
+            .find(r#"{"type":"signal","from":"b","data":1}"#)
+            .expect("signal 1");
+        let second = text
+            .find(r#"{"type":"signal","from":"b","data":2}"#)
+            .expect("signal 2");
+        assert!(welcome < first && first < second, "{text}");
+        // The old connection gets only its close (4409).
+        let rest = old.take();
+        assert_eq!(count(&rest.bytes, r#""type":"signal""#), 0);
+        assert_eq!(
+            rest.close.map(|(code, _)| code),
+            Some(meshwire_protocol::close_code::REPLACED)
+        );
     }
 
     #[test]
