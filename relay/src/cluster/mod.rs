@@ -188,6 +188,9 @@ pub struct Health {
     pub error: Option<String>,
 }
 
+/// A leave to tell Redis and the other instances: room, peer, why.
+type Leave = (Arc<str>, Box<str>, LeaveReason);
+
 /// One instance's membership of the cluster.
 pub struct Cluster {
     /// This instance's id (random per process).
@@ -202,7 +205,7 @@ pub struct Cluster {
     grace: Duration,
     health: Mutex<Health>,
     /// Leaves whose script failed (Redis down), retried when it is back.
-    retry_leaves: Mutex<Vec<(Arc<str>, Box<str>)>>,
+    retry_leaves: Mutex<Vec<Leave>>,
     /// Wakes the heartbeat before its tick: the connection to Redis dropped, and is
     /// usually back at once (the client reconnects), so re-register now rather than
     /// drop cross-instance traffic until the next tick.
@@ -490,11 +493,11 @@ impl Cluster {
                         Cmd::Publish { .. } | Cmd::Claim { .. } => {
                             self.metrics.cluster.dropped.inc()
                         }
-                        Cmd::Left { room, peer, .. } => self
+                        Cmd::Left { room, peer, reason } => self
                             .retry_leaves
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .push((room, peer)),
+                            .push((room, peer, reason)),
                     }
                 }
                 continue;
@@ -648,7 +651,7 @@ impl Cluster {
                 self.retry_leaves
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push((room.clone(), peer.into()));
+                    .push((room.clone(), peer.into(), reason));
             }
         }
     }
@@ -812,10 +815,29 @@ impl Cluster {
             .map(|m| (m.room.clone(), m.peer.to_string()))
             .collect();
         self.restore(con, members).await?;
-        let leaves =
-            std::mem::take(&mut *self.retry_leaves.lock().unwrap_or_else(|p| p.into_inner()));
-        for (room, peer) in leaves {
-            self.leave(con, &room, &peer, LeaveReason::Lost).await;
+        // One at a time, each taken off the list only once tried: `register` runs under
+        // a timeout, and a cancelled one must not forget the leaves it had not reached.
+        // (One that fails again goes back at the end, by `leave`.)
+        let retries = self
+            .retry_leaves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        for _ in 0..retries {
+            let next = self
+                .retry_leaves
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .first()
+                .cloned();
+            let Some((room, peer, reason)) = next else {
+                break;
+            };
+            self.leave(con, &room, &peer, reason).await;
+            self.retry_leaves
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(0);
         }
         tracing::info!(
             instance = &*self.me,
