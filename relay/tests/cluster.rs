@@ -739,6 +739,49 @@ async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_and_an_immediate_rejoin_on_the_same_instance_are_seen_in_that_order() {
+    // The leave reaches Redis through A's command queue; the join that follows at once
+    // must not overtake it (it would find the old record, be taken for a resume that
+    // tells nobody, and then the leave would remove the peer from the cluster while it
+    // is connected). B's peer sees the peer leave and come back, every round.
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &[]).await;
+    let b = Instance::start(&redis, &[]).await;
+    let room = room("leave-rejoin");
+    let mut c1 = a.connect().await;
+    let w = c1.join(&room).await;
+    let (id1, mut tok) = (peer_id(&w), token(&w));
+    let mut c2 = b.connect().await;
+    let id2 = peer_id(&c2.join(&room).await);
+    expect_joined(&mut c1, &id2).await;
+    // A third peer on A keeps A's command queue busy (its broadcasts are published to
+    // B), so the leave waits there behind them.
+    let mut busy = a.connect().await;
+    let id3 = peer_id(&busy.join(&room).await);
+    expect_joined(&mut c1, &id3).await;
+    expect_joined(&mut c2, &id3).await;
+    for round in 0..12 {
+        for n in 0..300 {
+            busy.send_json(json!({"type": "broadcast", "data": n}))
+                .await;
+        }
+        c1.send_json(json!({"type": "leave"})).await;
+        c1.send_json(json!({"type": "join", "room": room, "resume": tok}))
+            .await;
+        let (w, _) = c1.recv_until("welcome", STEP).await;
+        assert_eq!(peer_id(&w), id1, "round {round}");
+        tok = token(&w);
+        let (left, _) = c2.recv_until("peer-left", STEP).await;
+        assert_eq!(left["peerId"], id1.as_str(), "round {round}");
+        let (joined, _) = c2.recv_until("peer-joined", STEP).await;
+        assert_eq!(joined["peer"]["id"], id1.as_str(), "round {round}");
+    }
+    c2.ping_pong().await;
+    let view: Value = b.get(&format!("/api/rooms/{room}")).await.json();
+    assert_eq!(view["peers"].as_array().map_or(0, Vec::len), 3, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_recovers_from_a_redis_restart() {
     let mut redis = Redis::start().await;
     let ttl = ["--instance-ttl", "2s"];

@@ -118,6 +118,9 @@ enum Cmd {
     /// publishes before it, so a signal this instance sent before the resume is kept
     /// (or delivered) first.
     Claim { room: Arc<str>, peer: Box<str> },
+    /// Answered once everything queued before it is done: a resume waits for it, so
+    /// that a leave of the same peer queued just before cannot land after the resume.
+    Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The rooms' handle on the cluster: queues work for the publisher without blocking.
@@ -163,6 +166,12 @@ impl Outlet {
         if self.tx.try_send(cmd).is_err() {
             self.metrics.cluster.dropped.inc();
         }
+    }
+
+    /// Answers once the commands queued so far are done (None if the queue is full).
+    fn barrier(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.try_send(Cmd::Barrier(tx)).ok().map(|()| rx)
     }
 
     /// A local member is gone for good.
@@ -369,6 +378,15 @@ impl Cluster {
         // (by the subscriber) before the room exists here; the watch keeps them for
         // `Rooms::join` to apply on top of the script's snapshot.
         let _watch = self.rooms.expect_join(a.room);
+        // A resume may follow its own leave (or the end of its hold) at once: that
+        // leave waits in the command queue, and the join script must not overtake it
+        // (it would find the old record and take this for a resume that tells nobody,
+        // and the leave would then remove the peer from Redis while it is connected).
+        if a.resuming {
+            if let Some(done) = self.rooms_outlet().and_then(|o| o.barrier()) {
+                let _ = tokio::time::timeout(JOIN_TIMEOUT, done).await;
+            }
+        }
         let mut con = self.con.clone();
         let result = tokio::time::timeout(
             JOIN_TIMEOUT,
@@ -498,6 +516,9 @@ impl Cluster {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .push((room, peer, reason)),
+                        Cmd::Barrier(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
                 continue;
@@ -513,6 +534,10 @@ impl Cluster {
                     Cmd::Claim { room, peer } => {
                         self.publish_all(&mut con, &mut pending).await;
                         self.claim(&mut con, &room, &peer).await;
+                    }
+                    Cmd::Barrier(done) => {
+                        self.publish_all(&mut con, &mut pending).await;
+                        let _ = done.send(());
                     }
                 }
             }
