@@ -152,6 +152,34 @@ describe("MeshwireProvider", () => {
     expect(view.container.textContent).toBe("connected:Grace");
   });
 
+  it("opens the media its options ask for once joined; a refused camera leaves the room joined", async () => {
+    wasm.join.mockImplementationOnce(async (_url: string, name: string, options: unknown) => {
+      const r = new FakeRoom();
+      r.roomId = name;
+      r.calls.push(["join-options", options]);
+      r.enableMedia = async (o?: { audio?: unknown; video?: unknown }) => {
+        r.calls.push(["enableMedia", o]);
+        if (o?.video) throw Object.assign(new Error("camera denied (NotAllowedError)"), { code: "media-failed" });
+        r.localStream = fakeStream(["audio"]);
+        return r.localStream;
+      };
+      rooms.push(r);
+      return r;
+    });
+    function Status() {
+      const { state } = useRoomContext();
+      const media = useLocalMedia();
+      return <p>{state}:{String(media.microphone.enabled)}:{String(media.camera.enabled)}:{media.error?.message ?? ""}</p>;
+    }
+    const view = render(
+      <MeshwireProvider url="ws://relay" room="media" options={{ name: "Ada", audio: true, video: true }}>
+        <Status />
+      </MeshwireProvider>,
+    );
+    await waitFor(() => expect(view.container.textContent).toMatch(/^connected:true:false:the camera could not be opened/));
+    expect(rooms[0]!.calls[0]).toEqual(["join-options", { name: "Ada" }]);
+  });
+
   it("useRoomContext outside a provider says what is missing", () => {
     expect(() => renderHook(() => useRoomContext())).toThrow(/MeshwireProvider/);
   });

@@ -5,6 +5,7 @@ import { useRoomEvents } from "./internal.js";
 import { usePeers } from "./usePeers.js";
 import { chat } from "./chatStore.js";
 import { transfers } from "./transferStore.js";
+import { localMedia } from "./localMedia.js";
 
 /**
  * Where a room is: `idle` (no url or room name yet), `connecting` (joining),
@@ -44,7 +45,7 @@ function asError(e: unknown): MeshwireErrorObject {
  * (see `joinOptions`).
  */
 function joinKey(url: string, room: string, options: JoinOptions | undefined): string {
-  const { token, ...rest } = options ?? {};
+  const { token, audio: _audio, video: _video, ...rest } = options ?? {};
   return JSON.stringify([url, room, rest, token !== undefined]);
 }
 
@@ -54,8 +55,10 @@ function joinKey(url: string, room: string, options: JoinOptions | undefined): s
  * sends the current one.
  */
 function joinOptions(latest: { current: JoinOptions | undefined }): JoinOptions | undefined {
-  const options = latest.current;
-  if (options?.token === undefined) return options;
+  if (!latest.current) return undefined;
+  // Media opens once joined (`LocalMedia.start`), not as part of the join.
+  const { audio: _audio, video: _video, ...options } = latest.current;
+  if (options.token === undefined) return options;
   return {
     ...options,
     token: () => {
@@ -71,6 +74,10 @@ function joinOptions(latest: { current: JoinOptions | undefined }): JoinOptions 
  * for `token`: a new token is used from the next reconnect on, without leaving. Passing
  * an empty `url` or `room` waits. Safe under StrictMode: the simulated remount reuses
  * the first join instead of joining twice.
+ *
+ * `audio`/`video` open once the room is joined (read then), not as part of the join:
+ * a camera that cannot be opened must not keep the user out of the call. If both at
+ * once fail, each is tried alone; what failed is `useLocalMedia`'s `error`.
  */
 export function useRoom(url: string | null | undefined, room: string | null | undefined, options?: JoinOptions): UseRoomResult {
   const [joined, setJoined] = useState<Room | null>(null);
@@ -105,6 +112,8 @@ export function useRoom(url: string | null | undefined, room: string | null | un
         // later shows what came before it.
         chat(r);
         transfers(r);
+        const media = optionsRef.current;
+        if (media?.audio || media?.video) void localMedia(r).start(media.audio, media.video);
         if (!active) return;
         setJoined(r);
         setState(r.signalingState === "reconnecting" ? "reconnecting" : r.signalingState === "closed" ? "closed" : "connected");

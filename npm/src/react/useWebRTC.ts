@@ -1,11 +1,10 @@
 'use client';
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useMemo, useState } from "react";
 import type { FileTransfer, JoinOptions, MeshwireErrorObject, PeerInfo, PeerStats, TrackInfo } from "../index.js";
 import { useFileTransfer } from "./useFileTransfer.js";
 import type { TransferView } from "./transferStore.js";
 import { useChat } from "./useChat.js";
 import { useLocalMedia } from "./useLocalMedia.js";
-import { localMedia } from "./localMedia.js";
 import { useRemoteTracks } from "./useRemoteTracks.js";
 import { useRoom, type RoomState } from "./useRoom.js";
 import { useScreenShare } from "./useScreenShare.js";
@@ -62,16 +61,10 @@ export interface UseWebRTCResult {
  * the call goes on with what did open.
  */
 export function useWebRTC(options: UseWebRTCOptions): UseWebRTCResult {
-  const { url, room: roomName, audio = true, video = true, ...join } = options;
-  // Joined without media, which opens once the room is joined (`LocalMedia.start`): a
-  // camera that fails must not keep the user out of the call.
-  const { room, state, error: roomError, peers, localPeerId } = useRoom(url, roomName, join);
+  const { url, room: roomName, ...join } = options;
+  // Media opens once joined (useRoom): a camera that fails does not keep the user out.
+  const { room, state, error: roomError, peers, localPeerId } = useRoom(url, roomName, { audio: true, video: true, ...join });
   const media = useLocalMedia(room);
-  const wanted = useRef({ audio, video });
-  wanted.current = { audio, video };
-  useEffect(() => {
-    if (room) void localMedia(room).start(wanted.current.audio, wanted.current.video);
-  }, [room]);
   const screen = useScreenShare({ room });
   const chat = useChat(room);
   const tracks = useRemoteTracks(undefined, room);
