@@ -1198,34 +1198,44 @@ mod tests {
             .count()
     }
 
+    /// Admits `peer` to room "r" on connection `conn` writing to `outbox`.
+    fn admit(
+        rooms: &Rooms,
+        peer: &str,
+        conn: u64,
+        outbox: &Arc<Outbox>,
+        resuming: bool,
+    ) -> Arc<Room> {
+        rooms
+            .join(Admission {
+                room: "r",
+                peer_id: PeerId::from(peer),
+                resuming,
+                name: None,
+                meta: None,
+                user_id: None,
+                conn,
+                outbox: outbox.clone(),
+                ice_servers: Vec::new(),
+                resume_token: String::new(),
+                limits: Limits {
+                    max_message_bytes: 65536,
+                    rate_limit: 0,
+                    rate_burst: 0,
+                    room_capacity: 8,
+                    resume_grace_ms: 5000,
+                    ping_interval_ms: 20000,
+                },
+                cluster: None,
+            })
+            .unwrap()
+    }
+
     #[test]
     fn a_reconciliation_read_before_a_leave_does_not_bring_the_peer_back() {
         let rooms = Rooms::new(Arc::new(Metrics::new()), 8, Duration::from_secs(5));
         let outbox = Arc::new(Outbox::default());
-        let limits = Limits {
-            max_message_bytes: 65536,
-            rate_limit: 0,
-            rate_burst: 0,
-            room_capacity: 8,
-            resume_grace_ms: 5000,
-            ping_interval_ms: 20000,
-        };
-        let room = rooms
-            .join(Admission {
-                room: "r",
-                peer_id: PeerId::from("local"),
-                resuming: false,
-                name: None,
-                meta: None,
-                user_id: None,
-                conn: 1,
-                outbox: outbox.clone(),
-                ice_servers: Vec::new(),
-                resume_token: String::new(),
-                limits,
-                cluster: None,
-            })
-            .unwrap();
+        let room = admit(&rooms, "local", 1, &outbox, false);
         let info = r#"{"id":"x"}"#;
         rooms.remote_joined("r", "x", "other", info);
         // Reconciliation reads Redis (x still listed), then the `L` is handled, then
@@ -1247,39 +1257,13 @@ mod tests {
     #[test]
     fn a_resume_that_takes_over_an_open_connection_gets_what_it_had_not_written() {
         let rooms = Rooms::new(Arc::new(Metrics::new()), 8, Duration::from_secs(5));
-        let limits = || Limits {
-            max_message_bytes: 65536,
-            rate_limit: 0,
-            rate_burst: 0,
-            room_capacity: 8,
-            resume_grace_ms: 5000,
-            ping_interval_ms: 20000,
-        };
-        let admit = |peer: &str, conn: u64, outbox: &Arc<Outbox>, resuming: bool| {
-            rooms
-                .join(Admission {
-                    room: "r",
-                    peer_id: PeerId::from(peer),
-                    resuming,
-                    name: None,
-                    meta: None,
-                    user_id: None,
-                    conn,
-                    outbox: outbox.clone(),
-                    ice_servers: Vec::new(),
-                    resume_token: String::new(),
-                    limits: limits(),
-                    cluster: None,
-                })
-                .unwrap()
-        };
         let (old, other, new) = (
             Arc::new(Outbox::default()),
             Arc::new(Outbox::default()),
             Arc::new(Outbox::default()),
         );
-        let room = admit("a", 1, &old, false);
-        admit("b", 2, &other, false);
+        let room = admit(&rooms, "a", 1, &old, false);
+        admit(&rooms, "b", 2, &other, false);
         let _ = old.take(); // the welcome and the `peer-joined`, written
                             // Two signals reach the old connection's outbox; its socket never writes them.
         for n in ["1", "2"] {
@@ -1294,7 +1278,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        admit("a", 3, &new, true);
+        admit(&rooms, "a", 3, &new, true);
         let got = new.take().bytes;
         let text = String::from_utf8_lossy(&got);
         let welcome = text.find(r#""type":"welcome""#).expect("a welcome");
