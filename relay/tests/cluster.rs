@@ -782,6 +782,77 @@ async fn a_leave_and_an_immediate_rejoin_on_the_same_instance_are_seen_in_that_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_retried_after_redis_answered_too_late_still_takes_the_session_over() {
+    // P is held on A, with a signal queued for it there. P resumes on B while Redis is
+    // stalled (a 4 s script): B's join times out (3 s), but the join script runs after
+    // the stall and moves P's record to B. P tries again on B, and Redis now says P
+    // resumed from B itself. B must still tell A, which forwards what it queued and
+    // stops holding P (else P's signal is lost, and A's peers see P leave when the
+    // hold runs out although P is connected).
+    let redis = Redis::start().await;
+    let a = Instance::start(&redis, &["--resume-grace", "30s", "--instance-ttl", "2s"]).await;
+    let b = Instance::start(&redis, &["--instance-ttl", "2s"]).await;
+    let room = room("late-reply");
+    let mut c1 = a.connect().await;
+    let w1 = c1.join(&room).await;
+    let id1 = peer_id(&w1);
+    let mut c3 = a.connect().await;
+    let id3 = peer_id(&c3.join(&room).await);
+    expect_joined(&mut c1, &id3).await;
+    c1.drop_abruptly();
+    wait_until_held(&a, &room).await;
+    c3.send_json(json!({"type": "signal", "to": id1, "data": "queued on A"}))
+        .await;
+    c3.ping_pong().await;
+
+    // Redis stalls for 4 s (a busy script); the socket is kept open until it is done.
+    let mut stall = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
+        .await
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        stall
+            .write_all(
+                b"EVAL \"local t = redis.call('TIME')[1] while redis.call('TIME')[1] - t < 4 do end\" 0\r\n",
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut back = b.connect().await;
+    back.send_json(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    let (e, _) = back.recv_until("error", Duration::from_secs(6)).await;
+    assert_eq!(e["code"], "internal", "the first try times out: {e}");
+    {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        let _ = tokio::time::timeout(Duration::from_secs(6), stall.read(&mut buf)).await;
+    }
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+
+    let w = back
+        .join_with(json!({"type": "join", "room": room, "resume": token(&w1)}))
+        .await;
+    assert_eq!(
+        (w["peerId"].as_str(), w["resumed"].as_bool()),
+        (Some(&*id1), Some(true)),
+        "{w}"
+    );
+    let (m, _) = back.recv_until("signal", STEP).await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"].as_str()),
+        (Some(&*id3), Some("queued on A"))
+    );
+    let view: Value = a.get(&format!("/api/rooms/{room}")).await.json();
+    assert!(
+        !view.to_string().contains("\"held\""),
+        "A still holds P: {view}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_recovers_from_a_redis_restart() {
     let mut redis = Redis::start().await;
     let ttl = ["--instance-ttl", "2s"];

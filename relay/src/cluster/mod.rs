@@ -465,8 +465,10 @@ impl Cluster {
                     outlet.publish(i, msg.clone());
                 }
             }
-            // Resumed where it already was: nobody else's view changes.
-            Some(from) if *from == *self.me => {}
+            // Also when Redis says it was here already: it may have moved here in a
+            // join whose answer came too late (the client was told to retry), and the
+            // instance that held it must hear of the move, or it keeps holding it and
+            // its queue is lost. Whoever already mirrors it here ignores the `M`.
             Some(from) => {
                 outlet.claim(&room, &peer);
                 let msg = wire::moved(&room_name, &peer, &self.me);
