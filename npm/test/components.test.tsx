@@ -30,6 +30,26 @@ describe("<AudioTrack> / <VideoTrack>", () => {
     view.unmount();
   });
 
+  it("a gesture the browser does not count (a touch's pointerdown) leaves it waiting for the next", async () => {
+    let allowed = false;
+    const play = vi.spyOn(HTMLMediaElement.prototype, "play").mockImplementation(() =>
+      allowed ? Promise.resolve() : Promise.reject(Object.assign(new Error("play() needs a user gesture"), { name: "NotAllowedError" })),
+    );
+    vi.spyOn(HTMLMediaElement.prototype, "paused", "get").mockReturnValue(true);
+    const view = render(<AudioTrack stream={fakeStream(["audio"])} />);
+    await act(async () => undefined);
+    await act(async () => {
+      document.body.dispatchEvent(new Event("pointerdown", { bubbles: true }));
+    });
+    expect(play).toHaveBeenCalledTimes(2);
+    allowed = true;
+    await act(async () => {
+      document.body.dispatchEvent(new Event("touchend", { bubbles: true }));
+    });
+    expect(play).toHaveBeenCalledTimes(3);
+    view.unmount();
+  });
+
   it("stops waiting for a click once unmounted", async () => {
     const play = vi.spyOn(HTMLMediaElement.prototype, "play").mockImplementation(() =>
       Promise.reject(Object.assign(new Error("play() needs a user gesture"), { name: "NotAllowedError" })),

@@ -69,6 +69,20 @@ describe("useRoom", () => {
     expect(rooms[1]!.left).toBe(0);
   });
 
+  it("a join refused for its token is tried again when the token changes", async () => {
+    wasm.join.mockRejectedValueOnce(Object.assign(new Error("the token has expired"), { code: "unauthorized" }));
+    const { result, rerender } = renderHook(({ token }) => useRoom("ws://relay", "a", { token }), {
+      initialProps: { token: "expired" },
+    });
+    await waitFor(() => expect(result.current.state).toBe("error"));
+    expect(result.current.error?.code).toBe("unauthorized");
+    rerender({ token: "fresh" });
+    await waitFor(() => expect(result.current.state).toBe("connected"));
+    expect(wasm.join).toHaveBeenCalledTimes(2);
+    const given = wasm.join.mock.calls[1]![2] as { token: () => string };
+    expect(given.token()).toBe("fresh");
+  });
+
   it("waits while the room name is empty", async () => {
     const { result } = renderHook(() => useRoom("ws://relay", ""));
     await tick();
@@ -409,10 +423,16 @@ describe("a room left outside the hooks", () => {
 });
 
 describe("calls before a room exists", () => {
-  it("toggles reject with not-joined instead of doing nothing", async () => {
-    const { result } = renderHook(() => useLocalMedia(null));
-    await expect(result.current.microphone.toggle()).rejects.toMatchObject({ code: "not-joined" });
-    await expect(result.current.camera.toggle()).rejects.toMatchObject({ code: "not-joined" });
-    await expect(result.current.enable()).rejects.toMatchObject({ code: "not-joined" });
+  it("toggles do nothing and say so, without a rejection for an onClick to leak", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const media = renderHook(() => useLocalMedia(null));
+    const share = renderHook(() => useScreenShare({ room: null }));
+    await expect(media.result.current.microphone.toggle()).resolves.toBeUndefined();
+    await expect(media.result.current.camera.toggle()).resolves.toBeUndefined();
+    await expect(media.result.current.enable()).resolves.toBeUndefined();
+    await expect(share.result.current.toggle()).resolves.toBeUndefined();
+    expect(warn).toHaveBeenCalledTimes(4);
+    expect(warn.mock.calls[0]![0]).toMatch(/microphone.toggle before the room is joined does nothing \(not in a room yet/);
+    warn.mockRestore();
   });
 });

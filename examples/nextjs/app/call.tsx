@@ -45,7 +45,10 @@ export function Call({ relay }: { relay: string }) {
 }
 
 function Status() {
-  const { state, error, room } = useRoomContext();
+  const { state, error: roomError, room } = useRoomContext();
+  // A camera or microphone that could not be opened is the local media's error.
+  const { error: mediaError } = useLocalMedia();
+  const error = mediaError ?? roomError;
   return (
     <header>
       <strong>{room?.roomId}</strong> · {state}

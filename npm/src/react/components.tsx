@@ -11,19 +11,27 @@ function useSrcObject(el: HTMLMediaElement | null, { stream, track }: Source): v
     if (el.srcObject !== src) el.srcObject = src;
     // Autoplay can be refused (sound before any user gesture): then the element plays
     // from the user's next click, key or touch on the page.
-    const gestures = ["pointerdown", "keydown", "touchend"] as const;
-    const retry = () => {
-      stopWaiting();
-      if (el.srcObject === src && el.paused) el.play().catch(() => undefined);
+    // Not every event counts as a gesture everywhere (a touch's pointerdown, Escape),
+    // so a retry that is refused again waits for the next one.
+    const gestures = ["pointerdown", "pointerup", "keydown", "touchend", "click"] as const;
+    let waiting = false;
+    const stopWaiting = () => {
+      if (waiting) gestures.forEach((g) => document.removeEventListener(g, retry, true));
+      waiting = false;
     };
-    const stopWaiting = () => gestures.forEach((g) => document.removeEventListener(g, retry, true));
-    if (src) {
+    const attempt = () => {
       el.play().catch((e: unknown) => {
-        if ((e as { name?: string } | null)?.name === "NotAllowedError" && el.srcObject === src) {
+        if ((e as { name?: string } | null)?.name === "NotAllowedError" && el.srcObject === src && !waiting) {
+          waiting = true;
           gestures.forEach((g) => document.addEventListener(g, retry, true));
         }
       });
+    };
+    function retry() {
+      stopWaiting();
+      if (el?.srcObject === src && el.paused) attempt();
     }
+    if (src) attempt();
     return () => {
       stopWaiting();
       if (el.srcObject === src) el.srcObject = null;

@@ -63,8 +63,16 @@ export interface Toggle {
   enabled: boolean;
   /** A change is in progress (a device or picker is opening). */
   pending: boolean;
-  /** Turns it on if off, off if on. Resolves when done; errors land in `error`. */
+  /**
+   * Turns it on if off, off if on. Resolves when done; errors land in `error`. Before
+   * the room is joined it does nothing (and warns).
+   */
   toggle: () => Promise<void>;
+}
+
+/** What a toggle does before its room is joined: nothing, and says so. */
+export function warnNotJoined(what: string): void {
+  console.warn(`meshwire: ${what} before the room is joined does nothing (${notJoined().message})`);
 }
 
 /** What a hook's call throws before its room is joined. */

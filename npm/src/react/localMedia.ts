@@ -116,6 +116,10 @@ export class LocalMedia extends Store<LocalMediaState> {
           }) as MeshwireErrorObject;
         } else if (failed.length === 0) {
           error = null;
+        } else {
+          error = Object.assign(new Error(`the camera and the microphone could not be opened (${error?.message})`), {
+            code: error?.code ?? "media-failed",
+          }) as MeshwireErrorObject;
         }
       }
     }

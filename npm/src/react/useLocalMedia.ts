@@ -1,7 +1,7 @@
 'use client';
 import { useCallback } from "react";
 import type { MediaOptions, MeshwireErrorObject, Room } from "../index.js";
-import { notJoined, useResolvedRoom, type Toggle } from "./internal.js";
+import { useResolvedRoom, warnNotJoined, type Toggle } from "./internal.js";
 import { localMedia, NO_LOCAL_MEDIA, type LocalMediaState } from "./localMedia.js";
 import { useStore } from "./store.js";
 
@@ -26,11 +26,11 @@ export function useLocalMedia(room?: Room | null): UseLocalMediaResult {
   const r = useResolvedRoom(room);
   const s = useLocalMediaState(r);
   const store = r ? localMedia(r) : null;
-  // Before the room is joined there is nothing to toggle: `not-joined`, as every call
-  // of the hooks without a room.
-  const toggleMic = useCallback(async () => (store ? store.setMicrophone(!store.getSnapshot().microphone) : Promise.reject(notJoined())), [store]);
-  const toggleCam = useCallback(async () => (store ? store.setCamera(!store.getSnapshot().camera) : Promise.reject(notJoined())), [store]);
-  const enable = useCallback(async (o?: MediaOptions) => (store ? store.enable(o) : Promise.reject(notJoined())), [store]);
+  // Before the room is joined there is nothing to toggle: a warning that says so (the
+  // calls resolve, as every failure of the hooks lands somewhere other than a rejection).
+  const toggleMic = useCallback(async () => (store ? store.setMicrophone(!store.getSnapshot().microphone) : warnNotJoined("microphone.toggle")), [store]);
+  const toggleCam = useCallback(async () => (store ? store.setCamera(!store.getSnapshot().camera) : warnNotJoined("camera.toggle")), [store]);
+  const enable = useCallback(async (o?: MediaOptions) => (store ? store.enable(o) : warnNotJoined("enable")), [store]);
   const clearError = useCallback(() => store?.clearError(), [store]);
   return {
     stream: s.stream,

@@ -86,7 +86,18 @@ export function useRoom(url: string | null | undefined, room: string | null | un
   const lease = useRef<Lease | null>(null);
   const optionsRef = useRef(options);
   optionsRef.current = options;
-  const key = url && room ? joinKey(url, room, options) : "";
+  // A join refused (an expired token, or "" while auth loads) is tried again when the
+  // token changes; a joined room only takes the new token for its next reconnect.
+  const [retry, setRetry] = useState(0);
+  const tokenText = typeof options?.token === "string" ? options.token : undefined;
+  const failed = state === "error";
+  const lastToken = useRef(tokenText);
+  useEffect(() => {
+    if (lastToken.current === tokenText) return;
+    lastToken.current = tokenText;
+    if (failed) setRetry((n) => n + 1);
+  }, [tokenText, failed]);
+  const key = url && room ? `${joinKey(url, room, options)}#${retry}` : "";
 
   useEffect(() => {
     if (!key || !url || !room) {
@@ -112,9 +123,10 @@ export function useRoom(url: string | null | undefined, room: string | null | un
         // later shows what came before it.
         chat(r);
         transfers(r);
+        if (!active) return;
+        // Once per room (`start` is guarded), for a join still wanted.
         const media = optionsRef.current;
         if (media?.audio || media?.video) void localMedia(r).start(media.audio, media.video);
-        if (!active) return;
         setJoined(r);
         setState(r.signalingState === "reconnecting" ? "reconnecting" : r.signalingState === "closed" ? "closed" : "connected");
       },

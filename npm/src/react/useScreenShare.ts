@@ -1,7 +1,7 @@
 'use client';
 import { useCallback } from "react";
 import type { Room, ScreenShareOptions } from "../index.js";
-import { useResolvedRoom, type Toggle } from "./internal.js";
+import { useResolvedRoom, warnNotJoined, type Toggle } from "./internal.js";
 import { localMedia } from "./localMedia.js";
 import { useLocalMediaState } from "./useLocalMedia.js";
 
@@ -23,10 +23,10 @@ export function useScreenShare(options?: ScreenShareOptions & { room?: Room | nu
   const replaceCamera = options?.replaceCamera;
   const audio = options?.audio;
   const start = useCallback(
-    async (o?: ScreenShareOptions) => store?.startScreenShare(o ?? { replaceCamera, audio }),
+    async (o?: ScreenShareOptions) => (store ? store.startScreenShare(o ?? { replaceCamera, audio }) : warnNotJoined("screen share")),
     [store, replaceCamera, audio],
   );
-  const stop = useCallback(async () => store?.stopScreenShare(), [store]);
+  const stop = useCallback(async () => (store ? store.stopScreenShare() : warnNotJoined("screen share")), [store]);
   const toggle = useCallback(async () => (store?.getSnapshot().screen ? stop() : start()), [store, start, stop]);
   return { enabled: s.screen !== null, pending: s.screenPending, toggle, stream: s.screen, start, stop };
 }
