@@ -680,8 +680,9 @@ async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_b
     // show). A must take it when it registers again, not only when the peer resumes on
     // another instance. The window in which B's publish finds no subscriber is a few
     // milliseconds (the client library reconnects at once), so the test puts the kept
-    // signal where B would have, while A is cut off. And A registers again as soon as
-    // Redis answers, not at its next heartbeat (12 s with this TTL, longer than any
+    // signal where B would have, just before the cut (nothing takes it while A stays
+    // connected, so there is no race with A's return). And A registers again as soon
+    // as Redis answers, not at its next heartbeat (12 s with this TTL, longer than any
     // wait below): until then it would drop what its peers send to other instances.
     let redis = Redis::start().await;
     let a = Instance::start(&redis, &["--instance-ttl", "60s"]).await;
@@ -706,14 +707,14 @@ async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_b
         })
         .min()
         .unwrap_or_else(|| panic!("no subscriber in CLIENT LIST: {clients}"));
-    let killed = redis.command(&format!("CLIENT KILL ID {a_client}")).await;
-    assert_eq!(killed, ":1", "CLIENT KILL ID {a_client}");
-    a.wait_ready(false).await;
     let frame = json!({"type": "signal", "from": id2, "data": {"while": "cut off"}}).to_string();
     let kept = redis
         .command(&format!("RPUSH mw:queue:{room}:{id1} '{frame}'"))
         .await;
     assert_eq!(kept, ":1", "RPUSH");
+    c1.assert_quiet(Duration::from_millis(200)).await;
+    let killed = redis.command(&format!("CLIENT KILL ID {a_client}")).await;
+    assert_eq!(killed, ":1", "CLIENT KILL ID {a_client}");
 
     let (m, skipped) = c1.recv_until("signal", Duration::from_secs(6)).await;
     assert_eq!(
