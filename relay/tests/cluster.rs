@@ -582,8 +582,13 @@ struct Pair {
 
 impl Pair {
     async fn start(name: &str) -> Pair {
+        Pair::start_with(name, &["--resume-grace", "20s"]).await
+    }
+
+    /// As `start`, with `a_args` for instance A.
+    async fn start_with(name: &str, a_args: &[&str]) -> Pair {
         let redis = Redis::start().await;
-        let a = Instance::start(&redis, &["--resume-grace", "20s"]).await;
+        let a = Instance::start(&redis, a_args).await;
         let b = Instance::start(&redis, &[]).await;
         let room = room(name);
         let mut c1 = a.connect().await;
@@ -684,15 +689,17 @@ async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_b
     // connected, so there is no race with A's return). And A registers again as soon
     // as Redis answers, not at its next heartbeat (12 s with this TTL, longer than any
     // wait below): until then it would drop what its peers send to other instances.
-    let redis = Redis::start().await;
-    let a = Instance::start(&redis, &["--instance-ttl", "60s"]).await;
-    let b = Instance::start(&redis, &[]).await;
-    let room = room("cut-off");
-    let mut c1 = a.connect().await;
-    let id1 = peer_id(&c1.join(&room).await);
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        redis,
+        a,
+        b: _b,
+        room,
+        mut c1,
+        id1,
+        mut c2,
+        id2,
+        ..
+    } = Pair::start_with("cut-off", &["--instance-ttl", "60s"]).await;
 
     // A's connection: the first subscriber (A was registered before B started).
     let clients = redis.command("CLIENT LIST TYPE pubsub").await;
@@ -745,16 +752,18 @@ async fn a_leave_and_an_immediate_rejoin_on_the_same_instance_are_seen_in_that_o
     // must not overtake it (it would find the old record, be taken for a resume that
     // tells nobody, and then the leave would remove the peer from the cluster while it
     // is connected). B's peer sees the peer leave and come back, every round.
-    let redis = Redis::start().await;
-    let a = Instance::start(&redis, &[]).await;
-    let b = Instance::start(&redis, &[]).await;
-    let room = room("leave-rejoin");
-    let mut c1 = a.connect().await;
-    let w = c1.join(&room).await;
-    let (id1, mut tok) = (peer_id(&w), token(&w));
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        redis: _redis,
+        a,
+        b,
+        room,
+        mut c1,
+        w1,
+        id1,
+        mut c2,
+        ..
+    } = Pair::start_with("leave-rejoin", &[]).await;
+    let mut tok = token(&w1);
     // A third peer on A keeps A's command queue busy (its broadcasts are published to
     // B), so the leave waits there behind them.
     let mut busy = a.connect().await;

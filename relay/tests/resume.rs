@@ -292,11 +292,10 @@ async fn resume_takes_over_a_connection_that_is_still_open() {
         .await;
 }
 
-#[tokio::test]
-async fn queue_of_64_messages_is_kept() {
-    let relay = Relay::start(&["--resume-grace", "10s"]).await;
-    let room = room("q64");
-    let (mut stayer, _, leaver, leaver_id, tok) = pair(&relay, &room).await;
+/// A pair in `room` whose leaver dropped and is held with a full queue: 64 signals
+/// (`data` 0..64) from the stayer. Returns (stayer, leaver id, leaver's token).
+async fn held_with_a_full_queue(relay: &Relay, room: &str) -> (Client, String, String) {
+    let (mut stayer, _, leaver, leaver_id, tok) = pair(relay, room).await;
     leaver.reset_abruptly();
     relay.wait_connections(1).await;
     for n in 0..64 {
@@ -305,6 +304,14 @@ async fn queue_of_64_messages_is_kept() {
             .await;
     }
     stayer.ping_pong().await;
+    (stayer, leaver_id, tok)
+}
+
+#[tokio::test]
+async fn queue_of_64_messages_is_kept() {
+    let relay = Relay::start(&["--resume-grace", "10s"]).await;
+    let room = room("q64");
+    let (mut stayer, _, tok) = held_with_a_full_queue(&relay, &room).await;
     stayer.assert_quiet(Duration::from_millis(300)).await;
 
     let mut back = relay.connect().await;
@@ -362,15 +369,7 @@ async fn a_newcomer_whose_arrival_overflows_a_held_queue_gets_its_welcome_first(
     // peer in it, and no `peer-left` for a peer it was never told of.
     let relay = Relay::start(&["--resume-grace", "30s"]).await;
     let room = room("q-newcomer");
-    let (mut stayer, _, leaver, leaver_id, _) = pair(&relay, &room).await;
-    leaver.reset_abruptly();
-    relay.wait_connections(1).await;
-    for n in 0..64 {
-        stayer
-            .send_json(json!({"type": "signal", "to": leaver_id, "data": n}))
-            .await;
-    }
-    stayer.ping_pong().await;
+    let (mut stayer, leaver_id, _) = held_with_a_full_queue(&relay, &room).await;
 
     let mut newcomer = relay.connect().await;
     newcomer
