@@ -1,7 +1,7 @@
 import { act, renderHook, waitFor } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { FakeRoom, FakeTransfer, peer } from "./fakeRoom.js";
-import { useConnectionQuality, useFileTransfer, useMediaDevices, useSpeaking } from "../src/react/index.js";
+import { FakeRoom, FakeTransfer, fakeStream, peer } from "./fakeRoom.js";
+import { useConnectionQuality, useFileTransfer, useLocalMedia, useMediaDevices, useSpeaking } from "../src/react/index.js";
 import type { Room } from "../src/index.js";
 
 class FilesRoom extends FakeRoom {
@@ -98,6 +98,22 @@ describe("useConnectionQuality mounted mid-call", () => {
     const other = renderHook(() => useConnectionQuality("p9", asRoom(r)));
     await act(async () => undefined);
     expect(other.result.current).toBeNull();
+  });
+});
+
+describe("useMediaDevices with useLocalMedia", () => {
+  it("a switch that starts the microphone shows in the shared local media state", async () => {
+    const r = new FilesRoom();
+    r.switchDevice = async (kind: string, id: string) => {
+      r.switched.push([kind, id]);
+      r.localStream = fakeStream(["audio"]);
+    };
+    const devices = renderHook(() => useMediaDevices({ room: asRoom(r) }));
+    const media = renderHook(() => useLocalMedia(asRoom(r)));
+    expect(media.result.current.microphone.enabled).toBe(false);
+    await act(() => devices.result.current.switchDevice("audioinput", "mic2"));
+    expect(media.result.current.microphone.enabled).toBe(true);
+    expect(media.result.current.stream).toBe(r.localStream);
   });
 });
 

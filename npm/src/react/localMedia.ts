@@ -167,6 +167,15 @@ export class LocalMedia extends Store<LocalMediaState> {
     });
   }
 
+  /**
+   * Reads the stream again from the room, after a call that changes it elsewhere
+   * (`switchDevice`, which may start a microphone that was not there).
+   */
+  refresh(): void {
+    const stream = this.room.localStream ?? null;
+    this.set({ stream, microphone: live(stream, "audio"), camera: live(stream, "video") });
+  }
+
   clearError(): void {
     this.set({ error: null });
   }

@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { isMeshwireError, type MeshwireErrorObject, type Room } from "../index.js";
 import { notJoined, useResolvedRoom, useRoomEvents } from "./internal.js";
+import { localMedia } from "./localMedia.js";
 
 export interface UseMediaDevicesResult {
   /** The cameras, microphones and speakers (`kind` filters). Labels are empty until a device was allowed. */
@@ -47,6 +48,9 @@ export function useMediaDevices(options?: { kind?: MediaDeviceKind; room?: Room 
         // In `error`, as every hook's failures: an onClick handler gets no rejection.
         setError(isMeshwireError(e) ? e : Object.assign(new Error(String(e)), { code: "media-failed" }));
       }
+      // The local media state every hook shares follows (a switch may have started
+      // the microphone).
+      localMedia(r).refresh();
     },
     [r],
   );
