@@ -81,7 +81,8 @@ export class LocalMedia extends Store<LocalMediaState> {
   private started = false;
 
   /**
-   * `useWebRTC`'s media, once per room after joining: both kinds at once, and if that
+   * The media `useRoom`'s options ask for (`useWebRTC`, the provider), once per room
+   * after joining: both kinds at once, and if that
    * fails, each on its own, so a desktop without a webcam or a refused camera still
    * has its microphone in the call (and the other way round). What failed goes to
    * `error`, naming the kind; the call goes on either way.
