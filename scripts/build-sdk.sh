@@ -11,11 +11,32 @@ OUT=${1:-examples/demo/pkg}
 # The bundle is built without the standard library (`--no-default-features`) and with
 # the `bundle` feature: the talc allocator and a trapping panic handler, which a library
 # must not force on Rust users of the crate (sdk-wasm/Cargo.toml).
-cargo build --locked --profile wasm-release -p meshwire --target wasm32-unknown-unknown \
-  --no-default-features --features bundle
+build() {
+  cargo build --locked --profile wasm-release -p meshwire --target wasm32-unknown-unknown \
+    --no-default-features --features bundle "$@"
+}
+# core and alloc are rebuilt for the bundle (`-Zbuild-std`, from rustup's rust-src, which
+# scripts/setup.sh adds) with opt-level z and panics compiled to a trap at the call site
+# (`-Cpanic=immediate-abort`): the prebuilt ones are built for speed and keep core's
+# panic formatting, which our trapping panic handler never prints. Panic locations and
+# `Debug` output are dropped too (the SDK formats nothing with `{:?}`). 3.5 KB gz less
+# (docs/benchmarks.md). These are nightly flags; RUSTC_BOOTSTRAP=1 lets the stable
+# compiler take them, for this build only. Their own target directory, so the test builds
+# of the same crate (other flags) do not rebuild each other. If this build fails (no
+# rust-src, a compiler that changed the flags), the plain stable build ships instead,
+# with a warning; `bundle-size.sh --check` then fails over its budget.
+STD_TARGET=target/bundle-std
+if RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Csymbol-mangling-version=legacy" \
+  build -Zbuild-std=core,alloc --target-dir "$STD_TARGET"; then
+  WASM=$STD_TARGET/wasm32-unknown-unknown/wasm-release/meshwire.wasm
+else
+  echo "build-sdk: warning: the build with core rebuilt for size failed (above; is rustup's rust-src" \
+    "installed? scripts/setup.sh adds it); building with the prebuilt core instead (~3.5 KB gz bigger)" >&2
+  build
+  WASM=target/wasm32-unknown-unknown/wasm-release/meshwire.wasm
+fi
 mkdir -p "$OUT"
-wasm-bindgen --target web --out-dir "$OUT" --out-name meshwire \
-  target/wasm32-unknown-unknown/wasm-release/meshwire.wasm
+wasm-bindgen --target web --out-dir "$OUT" --out-name meshwire "$WASM"
 # Float formatting (`core::num::flt2dec`, ~13 KB gz) comes in through any `{}`/`{:?}` of
 # an f64, including the assertion inside `f64::clamp` with non-constant bounds; the SDK
 # formats numbers with `js::num` instead. wasm-bindgen's output still has function names

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs and is missing. Idempotent: each step checks first,
 # so a machine that has everything spends about a second here.
-#   - rustfmt, clippy and the wasm32 target (rustup);
+#   - rustfmt, clippy, rust-src (the bundle rebuilds core, scripts/build-sdk.sh) and the
+#     wasm32 target (rustup);
 #   - Chromium and ChromeDriver (Debian packages) for the SDK's browser tests,
 #     coturn for the tests that go through TURN, and redis-server for the relay's
 #     cluster tests (relay/tests/cluster.rs starts its own on a free port);
@@ -23,7 +24,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if command -v rustup >/dev/null 2>&1; then
-  for component in rustfmt clippy; do
+  for component in rustfmt clippy rust-src; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
       say "adding rustup component ${component}"
       rustup component add "${component}"
