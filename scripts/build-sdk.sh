@@ -19,7 +19,7 @@ build() {
 # scripts/setup.sh adds) with opt-level z and panics compiled to a trap at the call site
 # (`-Cpanic=immediate-abort`): the prebuilt ones are built for speed and keep core's
 # panic formatting, which our trapping panic handler never prints. Panic locations and
-# `Debug` output are dropped too (the SDK formats nothing with `{:?}`). 3.5 KB gz less
+# `Debug` output are dropped too (the SDK formats nothing with `{:?}`). 3.3 KB gz less
 # (docs/benchmarks.md). These are nightly flags; RUSTC_BOOTSTRAP=1 lets the stable
 # compiler take them, for this build only. Their own target directory, so the test builds
 # of the same crate (other flags) do not rebuild each other. If this build fails (no
@@ -31,7 +31,7 @@ if RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zloc
   WASM=$STD_TARGET/wasm32-unknown-unknown/wasm-release/meshwire.wasm
 else
   echo "build-sdk: warning: the build with core rebuilt for size failed (above; is rustup's rust-src" \
-    "installed? scripts/setup.sh adds it); building with the prebuilt core instead (~3.5 KB gz bigger)" >&2
+    "installed? scripts/setup.sh adds it); building with the prebuilt core instead (~3.3 KB gz bigger)" >&2
   build
   WASM=target/wasm32-unknown-unknown/wasm-release/meshwire.wasm
 fi

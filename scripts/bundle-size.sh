@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # 70 → 71 on 2026-12-02 (later): what calls between Chromium and Firefox needed (+0.6 KB):
 # a new connection when a colliding offer cannot be applied, stats bytes from every
 # candidate pair, speaking detection started by the user's first click.
-# 71 → 68 on 2026-12-02 (evening): core and alloc rebuilt for size with panics as traps (-3.5 KB);
+# 71 → 68 on 2026-12-02 (evening): core and alloc rebuilt for size with panics as traps (-3.3 KB);
 # a build that falls back to the prebuilt core (build-sdk.sh warns) lands over it.
 BUDGET_KB=68
 if [ "${1:-}" = "--check" ]; then
