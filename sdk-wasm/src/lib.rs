@@ -67,7 +67,9 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 /// The bundle's panic handler (without `std` someone must provide one): traps, so the
 /// JavaScript caller gets a `RuntimeError: unreachable`. The SDK does not panic by
 /// design (every failure is a typed `MeshwireError`); what remains are bounds and
-/// `RefCell` checks that would be bugs.
+/// `RefCell` checks that would be bugs. scripts/build-sdk.sh also compiles panics to a
+/// trap where they happen (`-Cpanic=immediate-abort`), so this runs only in a bundle
+/// built without that (its fallback, or a Rust user's own `bundle` build).
 #[cfg(all(feature = "bundle", not(feature = "std"), target_family = "wasm"))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
