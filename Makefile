@@ -5,13 +5,13 @@ CARGO ?= cargo
 DEMO_PORT ?= 8080
 WASM_TARGET = wasm32-unknown-unknown
 
-.PHONY: test demo bench setup lint check-fmt unit sdk-test package npm-test e2e relay-bin
+.PHONY: test demo bench setup setup-build lint check-fmt unit sdk-test package npm-test e2e relay-bin
 
 ## make test — install what is missing, then run every check and test.
 test: setup check-fmt lint unit sdk-test npm-test e2e
 
 ## make demo — build the relay and the SDK, serve the demo on http://localhost:$(DEMO_PORT).
-demo: relay-bin package
+demo: setup-build relay-bin package
 	bash scripts/demo-package.sh
 	./target/release/meshwire-relay --port $(DEMO_PORT) --static examples/demo
 
@@ -26,6 +26,10 @@ bench:
 
 setup:
 	bash scripts/setup.sh
+
+## What building needs (the wasm target, rust-src, wasm-bindgen-cli), for `make demo`.
+setup-build:
+	bash scripts/setup.sh --build
 
 check-fmt:
 	$(CARGO) fmt --all -- --check

@@ -13,7 +13,10 @@
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock (its
 #     test runner drives the browser; a different version refuses the module).
 # See ../shared/TOOLCHAIN.md for why each is done this way.
+# `--build` (what `make demo` runs): only what building the relay and the npm package
+# needs (the Rust pieces, Node.js, wasm-bindgen-cli), not the test servers and browsers.
 set -euo pipefail
+BUILD_ONLY=$([ "${1:-}" = "--build" ] && echo 1 || true)
 cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -58,7 +61,7 @@ command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
 command -v pulseaudio >/dev/null 2>&1 || missing+=(pulseaudio)
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] && [ -z "$BUILD_ONLY" ]; then
   apt_install "${missing[@]}"
 fi
 
