@@ -7,7 +7,7 @@ const require = createRequire(new URL("../../.tools/package.json", import.meta.u
 const { chromium } = require("playwright-core");
 
 const [origin, runsArg, sizeArg, cyclesArg, peerPort] = process.argv.slice(2);
-const RUNS = Number(runsArg || 20);
+const RUNS = Number(runsArg || 40);
 const SIZE = Number(sizeArg || 64 * 1048576);
 const CYCLES = Number(cyclesArg || 10);
 // Rounds of transfers (one of each kind a round; three times the six orders); the

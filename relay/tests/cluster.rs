@@ -475,17 +475,18 @@ async fn the_last_seat_goes_to_exactly_one_of_two_racing_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_s_peers_leave_and_can_resume_elsewhere() {
-    let redis = Redis::start().await;
     let ttl = ["--instance-ttl", "2s"];
-    let mut a = Instance::start(&redis, &ttl).await;
-    let b = Instance::start(&redis, &ttl).await;
-    let room = room("kill");
-    let mut c1 = a.connect().await;
-    let w1 = c1.join(&room).await;
-    let id1 = peer_id(&w1);
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        redis: _redis,
+        mut a,
+        b,
+        room,
+        c1: _c1,
+        w1,
+        id1,
+        mut c2,
+        id2,
+    } = Pair::start_with("kill", &ttl, &ttl).await;
 
     let killed = Instant::now();
     a.kill();
@@ -517,18 +518,19 @@ async fn a_killed_instance_s_peers_leave_and_can_resume_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
-    let redis = Redis::start().await;
     // A long TTL: the resume certainly lands before anyone reaps the dead instance.
     let ttl = ["--instance-ttl", "6s"];
-    let mut a = Instance::start(&redis, &ttl).await;
-    let b = Instance::start(&redis, &ttl).await;
-    let room = room("move");
-    let mut c1 = a.connect().await;
-    let w1 = c1.join(&room).await;
-    let id1 = peer_id(&w1);
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        redis: _redis,
+        mut a,
+        b,
+        room,
+        c1: _c1,
+        w1,
+        id1,
+        mut c2,
+        id2,
+    } = Pair::start_with("move", &ttl, &ttl).await;
 
     a.kill();
     // Sent to the dead instance's channel (nobody receives it): Redis keeps it.
@@ -566,8 +568,8 @@ async fn resuming_on_another_instance_before_the_reap_keeps_the_session() {
     );
 }
 
-/// Two instances (A keeps dropped peers 20 s) and one room with c1 on A and c2 on B,
-/// each having seen the other join: where the resume tests start.
+/// Two instances and one room with c1 on A and c2 on B, each having seen the other
+/// join: where the resume and failure tests start.
 struct Pair {
     redis: Redis,
     a: Instance,
@@ -581,15 +583,16 @@ struct Pair {
 }
 
 impl Pair {
+    /// A keeps dropped peers 20 s.
     async fn start(name: &str) -> Pair {
-        Pair::start_with(name, &["--resume-grace", "20s"]).await
+        Pair::start_with(name, &["--resume-grace", "20s"], &[]).await
     }
 
-    /// As `start`, with `a_args` for instance A.
-    async fn start_with(name: &str, a_args: &[&str]) -> Pair {
+    /// With `a_args` for instance A and `b_args` for B.
+    async fn start_with(name: &str, a_args: &[&str], b_args: &[&str]) -> Pair {
         let redis = Redis::start().await;
         let a = Instance::start(&redis, a_args).await;
-        let b = Instance::start(&redis, &[]).await;
+        let b = Instance::start(&redis, b_args).await;
         let room = room(name);
         let mut c1 = a.connect().await;
         let w1 = c1.join(&room).await;
@@ -699,7 +702,7 @@ async fn signals_kept_while_an_instance_was_cut_off_reach_its_peers_when_it_is_b
         mut c2,
         id2,
         ..
-    } = Pair::start_with("cut-off", &["--instance-ttl", "60s"]).await;
+    } = Pair::start_with("cut-off", &["--instance-ttl", "60s"], &[]).await;
 
     // A's connection: the first subscriber (A was registered before B started).
     let clients = redis.command("CLIENT LIST TYPE pubsub").await;
@@ -762,7 +765,7 @@ async fn a_leave_and_an_immediate_rejoin_on_the_same_instance_are_seen_in_that_o
         id1,
         mut c2,
         ..
-    } = Pair::start_with("leave-rejoin", &[]).await;
+    } = Pair::start_with("leave-rejoin", &[], &[]).await;
     let mut tok = token(&w1);
     // A third peer on A keeps A's command queue busy (its broadcasts are published to
     // B), so the leave waits there behind them.
@@ -864,16 +867,18 @@ async fn a_resume_retried_after_redis_answered_too_late_still_takes_the_session_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_recovers_from_a_redis_restart() {
-    let mut redis = Redis::start().await;
     let ttl = ["--instance-ttl", "2s"];
-    let a = Instance::start(&redis, &ttl).await;
-    let b = Instance::start(&redis, &ttl).await;
-    let room = room("restart");
-    let mut c1 = a.connect().await;
-    let id1 = peer_id(&c1.join(&room).await);
-    let mut c2 = b.connect().await;
-    let id2 = peer_id(&c2.join(&room).await);
-    expect_joined(&mut c1, &id2).await;
+    let Pair {
+        mut redis,
+        a,
+        b,
+        room,
+        mut c1,
+        id1,
+        mut c2,
+        id2,
+        ..
+    } = Pair::start_with("restart", &ttl, &ttl).await;
     let mut c3 = a.connect().await;
     let id3 = peer_id(&c3.join(&room).await);
     expect_joined(&mut c1, &id3).await;
