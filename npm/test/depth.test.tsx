@@ -86,6 +86,34 @@ describe("useSpeaking / useConnectionQuality", () => {
   });
 });
 
+describe("useSpeaking mounted mid-sentence", () => {
+  it("shows who already speaks, listens only while mounted, and forgets a left room", async () => {
+    const r = new FakeRoom();
+    const first = renderHook(() => useSpeaking("p1", asRoom(r)));
+    act(() => r.emit("speaking", { peerId: "p1", speaking: true }));
+    expect(first.result.current).toBe(true);
+    // A tile mounted while p1 talks: p1 sent no new event, the tile knows anyway.
+    const later = renderHook(() => useSpeaking("p1", asRoom(r)));
+    expect(later.result.current).toBe(true);
+    const me = renderHook(() => useSpeaking("me", asRoom(r)));
+    expect(me.result.current).toBe(false);
+    act(() => r.emit("speaking", { peerId: "p1", speaking: false }));
+    expect([first.result.current, later.result.current]).toEqual([false, false]);
+
+    // One SDK listener however many hooks, and none once they are gone (the SDK stops
+    // its analysers when nobody listens).
+    expect(r.handlerCount("speaking")).toBe(1);
+    first.unmount(); later.unmount(); me.unmount();
+    expect(r.handlerCount("speaking")).toBe(0);
+
+    const again = renderHook(() => useSpeaking("p2", asRoom(r)));
+    act(() => r.emit("speaking", { peerId: "p2", speaking: true }));
+    expect(again.result.current).toBe(true);
+    await act(() => r.leave());
+    expect(again.result.current).toBe(false);
+  });
+});
+
 describe("useConnectionQuality mounted mid-call", () => {
   it("starts from the room's stats, and events take over", async () => {
     const r = new FakeRoom();

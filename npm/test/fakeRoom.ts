@@ -31,6 +31,9 @@ export class FakeRoom {
   emit<K extends keyof RoomEvents>(event: K, payload: RoomEvents[K]): void {
     for (const h of [...(this.handlers.get(event) ?? [])]) h(payload);
   }
+  handlerCount(event: string): number {
+    return this.handlers.get(event)?.size ?? 0;
+  }
   listenerCount(): number {
     let n = 0;
     for (const s of this.handlers.values()) n += s.size;

@@ -1,15 +1,20 @@
 'use client';
-import { useState } from "react";
+import { useSyncExternalStore } from "react";
 import type { Room } from "../index.js";
-import { useResolvedRoom, useRoomEvents } from "./internal.js";
+import { useResolvedRoom } from "./internal.js";
+import { speakers } from "./speakingStore.js";
 
-/** Whether `peerId` (or we, with our own id) is speaking now. */
+const NOBODY: ReadonlySet<string> = new Set();
+const none = () => NOBODY;
+const noSubscribe = () => () => undefined;
+
+/**
+ * Whether `peerId` (or we, with our own id) is speaking now. Every `useSpeaking` of a
+ * room shares what the room has said so far, so one mounted mid-sentence is right at once.
+ */
 export function useSpeaking(peerId: string | null | undefined, room?: Room | null): boolean {
   const r = useResolvedRoom(room);
-  const [speaking, setSpeaking] = useState<{ peerId: string; room: Room | null } | null>(null);
-  useRoomEvents(r, ["speaking"], (e) => {
-    if (e.peerId !== peerId) return;
-    setSpeaking(e.speaking ? { peerId, room: r } : null);
-  });
-  return !!speaking && speaking.peerId === peerId && speaking.room === r;
+  const store = r ? speakers(r) : null;
+  const now = useSyncExternalStore(store?.watch ?? noSubscribe, store?.getSnapshot ?? none, none);
+  return !!peerId && now.has(peerId);
 }
