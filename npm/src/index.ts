@@ -7,7 +7,7 @@
 import initWasm, { Room as WasmRoom, type FileTransfer as WasmFileTransfer } from "./wasm/meshwire.js";
 import type {
   ChannelOptions,
-  FileTransferEvents,
+  FileTransferEvents as WasmFileTransferEvents,
   JoinOptions,
   MediaOptions,
   RoomEvents as WasmRoomEvents,
@@ -18,14 +18,12 @@ import type {
 
 export type {
   ConnectionQuality,
-  FileTransferEvents,
   FileTransferState,
   PeerStats,
   SendFileOptions,
   ChannelOptions,
   JoinOptions,
   MediaOptions,
-  MeshwireError,
   PeerInfo,
   ScreenShareOptions,
   SendOptions,
@@ -34,8 +32,29 @@ export type {
   TrackSource,
 } from "./wasm/meshwire.js";
 
+/** An `error` event's payload: `code` is one of docs/sdk.md's, `message` says what to do. */
+export interface MeshwireError {
+  code: ErrorCode;
+  message: string;
+}
+
 /** Every event a room emits, with its payload (`file` carries the typed `FileTransfer`). */
-export type RoomEvents = Omit<WasmRoomEvents, "file"> & { file: { transfer: FileTransfer } };
+export type RoomEvents = Omit<WasmRoomEvents, "file" | "error"> & {
+  file: { transfer: FileTransfer };
+  error: MeshwireError;
+};
+
+/** Every event a `FileTransfer` emits, with its payload. */
+export type FileTransferEvents = Omit<WasmFileTransferEvents, "error"> & {
+  /** `integrity-failed`, `transfer-cancelled`, `transfer-rejected` or `transfer-failed`. */
+  error: MeshwireError;
+};
+
+/**
+ * `room.signalingState`: the relay connection now. (`SignalingState` is what the
+ * `signaling` event reports: the changes, `resumed` among them.)
+ */
+export type SignalingConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
 
 /** Every event name a room emits. */
 export type RoomEventName = keyof RoomEvents;
@@ -43,10 +62,6 @@ export type RoomEventName = keyof RoomEvents;
 /** A handler for event `K`. */
 export type RoomEventHandler<K extends RoomEventName> = (event: RoomEvents[K]) => void;
 
-/**
- * A joined room (docs/sdk.md). The SDK's own class with `on`/`off` typed per event:
- * `room.on("peer-left", ({ peerId, reason }) => …)`.
- */
 /** One file transfer, either side (docs/sdk.md, "File transfer"). */
 export interface FileTransfer extends Omit<WasmFileTransfer, "on" | "off" | "free"> {
   /** Subscribes to `progress`, `done` or `error`; returns the unsubscribe function. */
@@ -54,6 +69,10 @@ export interface FileTransfer extends Omit<WasmFileTransfer, "on" | "off" | "fre
   off<K extends keyof FileTransferEvents>(event: K, handler: (event: FileTransferEvents[K]) => void): void;
 }
 
+/**
+ * A joined room (docs/sdk.md). The SDK's own class with `on`/`off` typed per event:
+ * `room.on("peer-left", ({ peerId, reason }) => …)`.
+ */
 export interface Room
   extends Omit<
     WasmRoom,
@@ -68,7 +87,7 @@ export interface Room
     | "signalingState"
   > {
   /** The relay connection: `connecting`, `connected`, `reconnecting` or `closed`. */
-  readonly signalingState: "connecting" | "connected" | "reconnecting" | "closed";
+  readonly signalingState: SignalingConnectionState;
   /** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
   on<K extends RoomEventName>(event: K, handler: RoomEventHandler<K>): () => void;
   /** Unsubscribes `handler` from `event`. */

@@ -1,7 +1,15 @@
 // Type tests: `tsc --noEmit` (npm run typecheck, in `make test`) compiles this file.
 // Each `@ts-expect-error` line is misuse the typings must refuse; if one compiles, tsc
 // reports the directive as unused and the check fails.
-import { Room, init, isMeshwireError, type ErrorCode, type PeerInfo, type TrackInfo } from "../src/index.js";
+import {
+  Room,
+  init,
+  isMeshwireError,
+  type ErrorCode,
+  type PeerInfo,
+  type SignalingConnectionState,
+  type TrackInfo,
+} from "../src/index.js";
 import {
   useRoom,
   useWebRTC,
@@ -16,6 +24,8 @@ import {
 } from "../src/react/index.js";
 
 declare const room: Room;
+/** `true` only when A and B are the same type (not merely assignable either way). */
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
 export async function core(): Promise<void> {
   await init({ wasmUrl: "/static/meshwire_bg.wasm" });
@@ -34,6 +44,20 @@ export async function core(): Promise<void> {
     void r;
   });
   room.on("track", (t: TrackInfo) => t.stream.getTracks());
+  // Error events carry the code union (which editors offer), not a bare string: the
+  // exact-type check below fails for `string`.
+  room.on("error", ({ code }) => {
+    const exact: Equal<typeof code, ErrorCode> = true;
+    void exact;
+  });
+  room.sendFile(new Blob([]), { to: "p" }).on("error", ({ code }) => {
+    const exact: Equal<typeof code, ErrorCode> = true;
+    void exact;
+  });
+  // The property's states are not the event's changes: `connecting` yes, `resumed` no.
+  const state: SignalingConnectionState = room.signalingState;
+  // @ts-expect-error: the property is never "resumed"
+  if (room.signalingState === "resumed") void state;
   room.on("message", ({ data }) => (typeof data === "string" ? data.length : data.byteLength));
   room.on("signaling", (s) => {
     // @ts-expect-error: not a signaling state

@@ -639,9 +639,18 @@ impl Transfer {
         }
     }
 
-    /// Receiver: refuses a pending transfer.
+    /// Receiver: refuses a pending transfer. Too late (the `file` event has returned and
+    /// the SDK accepted it) or on the sending side, it only warns: `cancel()` stops it.
     pub fn reject(self: &Rc<Self>) {
         if self.outgoing || self.state.get() != State::Pending {
+            if !self.outgoing && self.state.get() != State::Active {
+                return; // Already rejected, cancelled or over: nothing to say.
+            }
+            js::warn(if self.outgoing {
+                "meshwire: reject() is for the receiving side; the sender stops a transfer with cancel()"
+            } else {
+                "meshwire: reject() came after the file event, which accepted the transfer; call it during the event, or cancel() now"
+            });
             return;
         }
         self.control("reject", &[]);

@@ -152,6 +152,7 @@ export type TrackSource = "camera" | "microphone" | "screen" | "screen-audio";
 
 /** A track of the room: a remote peer's, or our own screen share (`peerId` = ours). */
 export interface TrackInfo { peerId: string; track: MediaStreamTrack; stream: MediaStream; source: TrackSource; muted: boolean; }
+/** What the `signaling` event reports: each change of the relay connection, `resumed` among them. */
 export type SignalingState = "connected" | "reconnecting" | "resumed" | "closed";
 
 /** An error: `code` is stable (docs/sdk.md lists them), `message` says what to do. */

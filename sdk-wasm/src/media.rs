@@ -133,6 +133,10 @@ pub fn media_devices() -> Result<web_sys::MediaDevices, Error> {
     Ok(devices.unchecked_into())
 }
 
+/// The message of a `getUserMedia` that no device could satisfy (`OverconstrainedError`).
+pub const NO_MATCH: &str =
+    "no device matches the constraints (a deviceId that is not there?): use one from listDevices()";
+
 /// `getUserMedia(constraints)`, with an error that says what to do (boxed: it has
 /// several callers, see `crate::Task`).
 pub fn get_user_media(constraints: &JsValue) -> crate::Task<'static, Result<MediaStream, Error>> {
@@ -146,6 +150,10 @@ async fn get_user_media_now(constraints: &JsValue) -> Result<MediaStream, Error>
         .get_user_media_with_constraints(&constraints)
         .map_err(|e| Error::js(Code::MediaFailed, "getUserMedia", &e))?;
     let stream = JsFuture::from(promise).await.map_err(|e| {
+        // Its `message` is often empty; what it means is that no device matched.
+        if crate::js::get_string(&e, "name").as_deref() == Some("OverconstrainedError") {
+            return Error::new(Code::MediaFailed, NO_MATCH);
+        }
         Error::js(
             Code::MediaFailed,
             "camera/microphone unavailable (permission denied, no device, or in use by another app)",

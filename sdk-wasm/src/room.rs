@@ -347,6 +347,16 @@ impl Inner {
         self.me.borrow().clone()
     }
 
+    /// `unknown-peer` for `id`: not (or no longer) in the room, or our own id.
+    fn unknown_peer(&self, id: &str) -> Error {
+        let why = if *self.me.borrow() == id {
+            " is this peer itself: send to one of room.peers"
+        } else {
+            " in this room (it may have left)"
+        };
+        Error::new(Code::UnknownPeer, cat(&["no peer ", &quote(id), why]))
+    }
+
     pub fn emit(&self, event: &str, payload: &JsValue) {
         self.emitter.emit(event, payload);
     }
@@ -1131,12 +1141,10 @@ impl Inner {
         };
         let peers = self.peers.borrow();
         let targets: Vec<&Peer> = match &to {
-            Some(id) => vec![peers.iter().find(|p| p.shared.id == *id).ok_or_else(|| {
-                Error::new(
-                    Code::UnknownPeer,
-                    cat(&["no peer ", &quote(id), " in this room (it may have left)"]),
-                )
-            })?],
+            Some(id) => vec![peers
+                .iter()
+                .find(|p| p.shared.id == *id)
+                .ok_or_else(|| self.unknown_peer(id))?],
             None => peers.iter().collect(),
         };
         for p in targets {
@@ -1254,12 +1262,7 @@ impl Inner {
             .iter()
             .find(|p| p.shared.id == to)
             .map(|p| p.shared.clone())
-            .ok_or_else(|| {
-                Error::new(
-                    Code::UnknownPeer,
-                    cat(&["no peer ", &quote(&to), " in this room (it may have left)"]),
-                )
-            })?;
+            .ok_or_else(|| self.unknown_peer(&to))?;
         let id = files::new_id();
         let label = cat(&[files::LABEL_PREFIX, &id]);
         let dc = shared.create_raw_channel(&label)?;
@@ -1849,6 +1852,12 @@ impl Inner {
     pub async fn switch_device(self: &Rc<Self>, kind: &str, device_id: &str) -> Result<()> {
         self.ensure_joined()?;
         let track_kind = devices::track_kind(kind)?;
+        if device_id.is_empty() {
+            return Err(Error::new(
+                Code::InvalidArgument,
+                "switchDevice needs a deviceId: use one from listDevices()",
+            ));
+        }
         let video = track_kind == "video";
         if video && self.local.borrow().camera.is_none() {
             let mut local = self.local.borrow_mut();
@@ -1861,7 +1870,23 @@ impl Inner {
             JsValue::TRUE
         };
         let constraints = js::object(&[(track_kind, devices::with_device(&previous, device_id))]);
-        let stream = media::get_user_media(&constraints).await?;
+        let stream = media::get_user_media(&constraints).await.map_err(|e| {
+            // Name the device that is not there.
+            if e.message == media::NO_MATCH {
+                Error::new(
+                    Code::MediaFailed,
+                    cat(&[
+                        "no ",
+                        kind,
+                        " with deviceId ",
+                        &quote(device_id),
+                        ": use an id from listDevices()",
+                    ]),
+                )
+            } else {
+                e
+            }
+        })?;
         self.ensure_joined_or_stop(&stream)?;
         let Some(track) = media::first_track(&stream, track_kind) else {
             media::stop_tracks(&stream);

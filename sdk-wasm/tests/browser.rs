@@ -467,6 +467,13 @@ async fn text_binary_and_user_channel_messages_both_ways() {
     // Misuse gets codes, not panics.
     let e = send(a, JsValue::from_str("x"), Some("nobody"), None).unwrap_err();
     assert_eq!(get_str(&e, "code"), "unknown-peer");
+    assert!(get_str(&e, "message").contains("may have left"));
+    let e = send(a, JsValue::from_str("x"), Some(&a.peer_id()), None).unwrap_err();
+    assert_eq!(get_str(&e, "code"), "unknown-peer");
+    assert!(
+        get_str(&e, "message").contains("is this peer itself"),
+        "{e:?}"
+    );
     let e = send(a, JsValue::from_f64(1.0), None, None).unwrap_err();
     assert_eq!(get_str(&e, "code"), "invalid-argument");
     let big = Uint8Array::new_with_length(2 * 1024 * 1024);
@@ -3172,6 +3179,32 @@ async fn file_cancel_from_either_side_and_reject() {
     let out = send_file(a, &pattern_blob(size, 21), &b.peer_id(), &[]);
     let inc = inbox.next(&out.id(), 10_000).await;
     until("the first bytes", 30_000, || inc.bytes() > 0.0).await;
+    // reject() after the `file` event (the transfer was accepted), or by the sender, does
+    // nothing to the transfer and says why in the console.
+    let warnings = Array::new();
+    let restore = js_sys::Function::new_with_args(
+        "log",
+        "const o = console.warn; console.warn = (...a) => { log.push(a.join(' ')); }; return () => { console.warn = o; };",
+    )
+    .call1(&JsValue::UNDEFINED, &warnings)
+    .unwrap();
+    call(&inc.transfer, "reject", &[]);
+    call(&out.transfer, "reject", &[]);
+    restore
+        .unchecked_ref::<js_sys::Function>()
+        .call0(&JsValue::UNDEFINED)
+        .unwrap();
+    let warnings: Vec<String> = warnings.iter().filter_map(|w| w.as_string()).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("after the file event") && warnings[0].contains("cancel()"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].contains("receiving side"), "{warnings:?}");
+    assert_eq!(
+        (inc.state(), out.state()),
+        ("active".into(), "active".into())
+    );
     call(&inc.transfer, "cancel", &[]);
     assert_eq!(inc.state(), "cancelled");
     assert_eq!(out.ended(20_000).await, "cancelled");
@@ -3401,6 +3434,29 @@ async fn switch_device_keeps_the_remote_track_flowing_without_renegotiation() {
         .await
         .unwrap_err();
     assert_eq!(get_str(&e, "code"), "invalid-argument");
+    let e = done(a.switch_device(JsValue::from_str("videoinput").unchecked_into(), "".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(get_str(&e, "code"), "invalid-argument");
+    assert!(get_str(&e, "message").contains("listDevices()"), "{e:?}");
+    // A device that is not there: the message names the id and where to get one.
+    let e = done(a.switch_device(
+        JsValue::from_str("videoinput").unchecked_into(),
+        "no-such-camera".into(),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(get_str(&e, "code"), "media-failed");
+    let message = get_str(&e, "message");
+    assert!(
+        message.contains("\"no-such-camera\"") && message.contains("listDevices()"),
+        "{message}"
+    );
+    assert_eq!(
+        media_track(&stream, "video").id(),
+        new_cam.id(),
+        "the failed switch left the camera as it was"
+    );
     assert!(ra.errors().is_empty(), "{:?}", ra.errors());
     for (r, _) in &rooms {
         done(r.leave()).await.unwrap();

@@ -1,9 +1,8 @@
 'use client';
-import type { Room } from "../index.js";
+import type { Room, SignalingConnectionState } from "../index.js";
 import { useResolvedRoom, useRoomValue } from "./internal.js";
 
-/** The relay connection: `connecting`, `connected`, `reconnecting` or `closed`. */
-export type SignalingConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
+export type { SignalingConnectionState };
 
 /** The relay connection's state, kept current (`closed` without a room). */
 export function useSignalingState(room?: Room | null): SignalingConnectionState {
