@@ -13,6 +13,7 @@ test: setup check-fmt lint unit sdk-test npm-test e2e
 ## make demo — build the relay and the SDK, serve the demo on http://localhost:$(DEMO_PORT).
 demo: setup-build relay-bin package
 	bash scripts/demo-package.sh
+	@echo "meshwire demo: open http://localhost:$(DEMO_PORT) in two tabs (another port: make demo DEMO_PORT=9090)"
 	./target/release/meshwire-relay --port $(DEMO_PORT) --static examples/demo
 
 ## make bench — relay throughput/latency/memory (single instance and cluster), SDK bundle

@@ -1,14 +1,13 @@
 // meshwire demo — a one-page video call over the npm package's core (no build step).
 // app.js joins, wires the room's events to the UI modules and runs the controls;
 // tiles.js draws the video grid, chat.js the chat, files.js file transfers, devices.js
-// the device menu. Features of the next SDK release (sendFile, getStats, speaking,
-// quality, devices) are feature-detected, so this page works with today's build too.
+// the device menu.
 import { Room, init, isMeshwireError } from "./meshwire/index.js";
-import { Tiles, SpeakingMeter } from "./tiles.js";
+import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
 import { Files } from "./files.js";
 import { Devices } from "./devices.js";
-import { toast, toastError, describeError, tryOn, copyText } from "./ui.js";
+import { toast, toastError, describeError, copyText } from "./ui.js";
 
 const $ = (sel) => document.querySelector(sel);
 const RELAY = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
@@ -43,7 +42,6 @@ const ui = {
 let call = null;
 
 const tiles = new Tiles($("#grid"));
-const meter = new SpeakingMeter((peerId, speaking) => tiles.setSpeaking(peerId, speaking));
 const chat = new Chat({ feed: $("#feed"), nameOf, onIncoming: () => bumpUnread() });
 const files = new Files({ chat, nameOf });
 const devices = new Devices({
@@ -81,15 +79,12 @@ ui.form.addEventListener("submit", async (e) => {
   ui.joinButton.disabled = true;
   ui.joinButton.textContent = "Joining…";
   ui.joinError.hidden = true;
-  // Inside the click: an AudioContext made later would start suspended (autoplay rules).
-  meter.start();
   try {
     const { room, mediaError } = await joinWithFallback(roomName, name, {
       audio: ui.form.audio.checked, video: ui.form.video.checked,
     });
     enterCall(room, name, mediaError);
   } catch (err) {
-    meter.stop();
     showJoinError(joinHint(err), err?.code, err?.message);
   } finally {
     ui.joinButton.disabled = false;
@@ -145,7 +140,7 @@ function showJoinError(hint, code, message) {
 
 function enterCall(room, name, mediaError) {
   window.meshwireRoom = room; // the e2e tests read it
-  call = { room, name, names: new Map(), offs: [], statsTimer: null, sharing: false, busy: false, unread: 0, features: {} };
+  call = { room, name, names: new Map(), offs: [], statsTimer: null, sharing: false, busy: false, unread: 0 };
   history.replaceState(null, "", `${location.pathname}?room=${encodeURIComponent(room.roomId)}`);
   document.title = `${room.roomId} — meshwire`;
 
@@ -182,15 +177,10 @@ function wireEvents(room) {
   on("peer-left", ({ peerId, reason }) => {
     chat.notice(`${nameOf(peerId)} ${reason === "lost" ? "lost their connection" : "left"}`);
     tiles.remove(peerId);
-    meter.unwatch(peerId);
     call.names.delete(peerId);
     updateCount();
   });
-  on("peer-connected", ({ peerId }) => { if (!call.features.quality) tiles.setQuality(peerId, "connected"); updateCount(); });
-  on("connection-state", ({ peerId, state }) => {
-    // Without the SDK's quality events, the badge shows the connection state instead.
-    if (!call.features.quality) tiles.setQuality(peerId, state === "new" ? "connecting" : state);
-  });
+  on("peer-connected", () => updateCount());
   on("track", onTrack);
   on("track-removed", (info) => {
     if (info.peerId === room.peerId) {
@@ -213,11 +203,9 @@ function wireEvents(room) {
   });
   on("error", ({ code, message }) => toast(message, { kind: "error", code }));
 
-  // Next-release events: tryOn returns null when this SDK build does not know them.
-  const speaking = tryOn(room, "speaking", ({ peerId, speaking }) => tiles.setSpeaking(peerId, speaking));
-  if (speaking) { call.offs.push(speaking); call.features.speaking = true; meter.stop(); }
-  const quality = tryOn(room, "quality", ({ peerId, quality }) => tiles.setQuality(peerId, quality));
-  if (quality) { call.offs.push(quality); call.features.quality = true; }
+  // The SDK runs its audio analysers and quality polls only while these are listened to.
+  on("speaking", ({ peerId, speaking }) => tiles.setSpeaking(peerId, speaking));
+  on("quality", ({ peerId, quality }) => tiles.setQuality(peerId, quality));
 }
 
 function addPeer(peer) {
@@ -225,7 +213,6 @@ function addPeer(peer) {
   tiles.ensure(peer.id, { name: nameOf(peer.id) });
   if (peer.audioMuted) tiles.setMuted(peer.id, "microphone", true);
   if (peer.videoMuted) tiles.setMuted(peer.id, "camera", true);
-  if (!call.features.quality && peer.connectionState) tiles.setQuality(peer.id, peer.connectionState === "new" ? "connecting" : peer.connectionState);
 }
 
 function onTrack(info) {
@@ -238,16 +225,10 @@ function onTrack(info) {
   }
   tiles.ensure(info.peerId, { name: nameOf(info.peerId) });
   tiles.addTrack(info.peerId, info);
-  // The microphone, not a shared tab's sound, says who is talking.
-  if (!call.features.speaking && info.track.kind === "audio" && info.source !== "screen-audio") meter.watch(info.peerId, info.track);
 }
 
-/** Stats for the overlay and, when the SDK has them, the quality badges' first value. */
+/** Stats for the overlay, and the quality badges' first value. */
 function startStats(room) {
-  if (typeof room.getStats !== "function") {
-    tiles.setStatsUnavailable("stats arrive with room.getStats (next SDK)");
-    return;
-  }
   const poll = async () => {
     try {
       for (const s of await room.getStats()) {
@@ -278,8 +259,6 @@ function reflectControls() {
   set(ui.screen, call.sharing, call.sharing ? "Stop sharing" : "Share your screen");
   ui.screen.setAttribute("aria-label", call.sharing ? "Stop sharing screen" : "Share screen");
   ui.leave.setAttribute("aria-pressed", "false");
-  // When the local stream got replaced (enableMedia), speaking detection must follow it.
-  if (!call.features.speaking && mic) meter.watch(call.room.peerId, mic);
 }
 
 function updateCount() {
@@ -356,7 +335,6 @@ async function leaveCall() {
   chat.detach();
   files.detach();
   devices.detach();
-  meter.stop();
   try {
     await room.leave();
   } catch (err) {

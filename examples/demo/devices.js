@@ -1,6 +1,6 @@
-// The Devices menu: camera and microphone pickers over room.listDevices/switchDevice
-// (next SDK release). Without them the menu says so instead of offering dead controls.
-import { el, toastError, tryOn } from "./ui.js";
+// The Devices menu: camera and microphone pickers over room.listDevices / switchDevice,
+// refilled on the room's `devices-changed` event.
+import { el, toastError } from "./ui.js";
 
 export class Devices {
   constructor({ button, panel, camera, mic, note }) {
@@ -16,13 +16,14 @@ export class Devices {
     mic.addEventListener("change", () => this.switch("audioinput", mic.value));
   }
 
+  /** Devices are switched in a room: outside one, the menu only lists them. */
   get supported() {
-    return typeof this.room?.listDevices === "function" && typeof this.room?.switchDevice === "function";
+    return this.room !== null;
   }
 
   attach(room) {
     this.room = room;
-    this.off = tryOn(room, "devices-changed", ({ devices }) => this.fill(devices));
+    this.off = room.on("devices-changed", ({ devices }) => this.fill(devices));
   }
 
   detach() {
@@ -41,7 +42,7 @@ export class Devices {
     const usable = this.supported;
     this.camera.disabled = this.mic.disabled = !usable;
     if (!usable) {
-      this.note.textContent = "Switching devices needs room.listDevices / switchDevice, coming in the next meshwire SDK.";
+      this.note.textContent = "Join a call to switch devices.";
       // Still list what the browser has, so the menu is not empty.
       const list = await navigator.mediaDevices?.enumerateDevices?.().catch(() => []) ?? [];
       this.fill(list);

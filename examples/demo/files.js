@@ -1,7 +1,7 @@
-// File transfer UI over the SDK's `room.sendFile` / `"file"` event (next SDK release).
+// File transfer UI over the SDK's `room.sendFile` and its `"file"` event.
 // One transfer per peer; each is a card in the chat feed with a progress bar, and on the
 // receiving side a download link once the Blob is complete.
-import { el, icon, formatBytes, toast, toastError, tryOn } from "./ui.js";
+import { el, icon, formatBytes, toast, toastError } from "./ui.js";
 
 export class Files {
   constructor({ chat, nameOf }) {
@@ -12,15 +12,9 @@ export class Files {
     this.offs = [];
   }
 
-  /** Whether this SDK build can send files. */
-  get supported() {
-    return typeof this.room?.sendFile === "function";
-  }
-
   attach(room) {
     this.room = room;
-    const off = tryOn(room, "file", ({ transfer }) => this.receive(transfer));
-    if (off) this.offs.push(off);
+    this.offs.push(room.on("file", ({ transfer }) => this.receive(transfer)));
   }
 
   detach() {
@@ -35,10 +29,6 @@ export class Files {
   /** Sends `file` to every peer in the room: one transfer each, so progress is per person. */
   sendToAll(file) {
     if (!this.room) return;
-    if (!this.supported) {
-      toast("File transfer needs a meshwire SDK with room.sendFile — it is coming in the next release.", { kind: "warn" });
-      return;
-    }
     // Everyone, not only the connected: a peer still connecting gets its transfer when
     // its connection is up (or the transfer fails and its card says so).
     const targets = this.room.peers;
@@ -60,7 +50,7 @@ export class Files {
     this.track(transfer, "receive", { who: transfer.from });
     // There is no separate accept dialog: the card itself shows the offer, and a
     // Cancel button stops it. Accepting at once keeps the flow to one click for the sender.
-    if (transfer.state === "pending" && typeof transfer.accept === "function") {
+    if (transfer.state === "pending") {
       try { transfer.accept(); } catch (err) { toastError("Could not accept the file", err); }
     }
   }

@@ -12,7 +12,6 @@ export class Tiles {
     /** peerId → tile state */
     this.tiles = new Map();
     /** Text for the stats overlay while this SDK build has no getStats (new tiles get it too). */
-    this.statsNote = "";
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(grid);
   }
@@ -39,7 +38,6 @@ export class Tiles {
       el("dl", { class: "stats", "aria-label": "Connection stats" }),
       el("div", { class: "label" }, icon("i-mic-off"), el("span", { class: "name" })),
     );
-    if (this.statsNote) node.querySelector(".stats").append(el("dt", { class: "note", text: this.statsNote }));
     t = { peerId, local, node, video, tracks: new Map(), streamKey: "", videoMuted: false, audioMuted: false, name: "", hasFrames: false };
     // Until the first frame arrives (ICE still connecting) show the avatar, not a black box.
     const gotFrames = () => { if (!t.hasFrames && video.videoWidth > 0) { t.hasFrames = true; this.render(t); } };
@@ -176,15 +174,6 @@ export class Tiles {
     dl.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
   }
 
-  /** Shown in the overlay when this SDK build has no getStats yet. */
-  setStatsUnavailable(text) {
-    this.statsNote = text;
-    for (const t of this.tiles.values()) {
-      const dl = t.node.querySelector(".stats");
-      if (!dl.childElementCount) dl.replaceChildren(el("dt", { class: "note", text }));
-    }
-  }
-
   /**
    * Picks the column count that makes tiles biggest for this many people in this space
    * (16:9 on wide screens, 4:3 on narrow ones), so 1–9 people always fill the stage.
@@ -223,73 +212,5 @@ export class Tiles {
     });
     this.grid.style.setProperty("--tile-w", `${Math.floor(best.w)}px`);
     this.grid.style.setProperty("--tile-h", `${Math.floor(best.h)}px`);
-  }
-}
-
-/**
- * Speaking detection for SDK builds without the `speaking` event: a WebAudio level
- * meter per audio track, with a short hold so the ring does not flicker between words.
- */
-export class SpeakingMeter {
-  constructor(onChange) {
-    this.onChange = onChange;
-    this.meters = new Map(); // peerId → { source, analyser, trackId, speaking, lastLoud }
-    this.ctx = null;
-    this.timer = null;
-  }
-
-  /** Must run inside a user gesture (the join click) or the context starts suspended. */
-  start() {
-    try {
-      this.ctx ??= new AudioContext();
-      this.ctx.resume?.().catch(() => {});
-    } catch {
-      return;
-    }
-    this.timer ??= setInterval(() => this.tick(), 120);
-  }
-
-  watch(peerId, track) {
-    if (!this.ctx || !track || track.kind !== "audio") return;
-    const m = this.meters.get(peerId);
-    if (m?.trackId === track.id) return;
-    this.unwatch(peerId);
-    const source = this.ctx.createMediaStreamSource(new MediaStream([track]));
-    const analyser = this.ctx.createAnalyser();
-    analyser.fftSize = 512;
-    source.connect(analyser);
-    this.meters.set(peerId, { source, analyser, trackId: track.id, speaking: false, lastLoud: 0, buf: new Float32Array(analyser.fftSize) });
-  }
-
-  unwatch(peerId) {
-    const m = this.meters.get(peerId);
-    if (!m) return;
-    m.source.disconnect();
-    this.meters.delete(peerId);
-    if (m.speaking) this.onChange(peerId, false);
-  }
-
-  tick() {
-    const now = performance.now();
-    for (const [peerId, m] of this.meters) {
-      m.analyser.getFloatTimeDomainData(m.buf);
-      let sum = 0;
-      for (const v of m.buf) sum += v * v;
-      const rms = Math.sqrt(sum / m.buf.length);
-      if (rms > 0.02) m.lastLoud = now;
-      const speaking = now - m.lastLoud < 400;
-      if (speaking !== m.speaking) {
-        m.speaking = speaking;
-        this.onChange(peerId, speaking);
-      }
-    }
-  }
-
-  stop() {
-    for (const id of [...this.meters.keys()]) this.unwatch(id);
-    clearInterval(this.timer);
-    this.timer = null;
-    this.ctx?.close().catch(() => {});
-    this.ctx = null;
   }
 }

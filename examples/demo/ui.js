@@ -51,19 +51,6 @@ export function toastError(prefix, err) {
   toast(`${prefix}: ${err?.message || err}`, { kind: "error", code: err?.code });
 }
 
-/**
- * `room.on` that tolerates events this SDK build does not know yet (it throws for
- * unknown names). Returns the unsubscribe function, or null when unsupported — which
- * doubles as feature detection for `speaking`, `quality`, `file`, `devices-changed`.
- */
-export function tryOn(room, event, handler) {
-  try {
-    return room.on(event, handler);
-  } catch {
-    return null;
-  }
-}
-
 /** A stable pleasant colour per peer, so avatars are told apart at a glance. */
 export function colourFor(id) {
   let h = 0;
@@ -78,7 +65,7 @@ export function initials(name) {
 
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return "–";
-  const units = ["B", "KB", "MB", "GB"];
+  const units = ["B", "KiB", "MiB", "GiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
