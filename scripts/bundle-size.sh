@@ -68,7 +68,7 @@ section=$(cat <<MD
 | meshwire.js + snippets/ (glue) | $(kb "$glue_raw") KB | $(kb "$glue_gz") KB |
 | **total** | $(kb $((wasm_raw + glue_raw))) KB | **$(kb "$total_gz") KB** |
 
-The target: \`make test\` fails above the budget of $BUDGET_KB KB gz (\`bundle-size.sh --check\`). Issue 6 asked for ≤ 35 KB; why that is not the target for this SDK is under \"The target\" below. For scale: PeerJS 1.5.5 is 22.7 KB gz, simple-peer 28.3 KB gz (one connection each, plain JavaScript), livekit-client 154 KB gz.
+The target: \`make test\` fails above the budget of $BUDGET_KB KB gz (\`bundle-size.sh --check\`). Issue 6 asked for ≤ 35 KB; why that is not the target for this SDK is under "The target" below. For scale: PeerJS 1.5.5 is 22.7 KB gz, simple-peer 28.3 KB gz (one connection each, plain JavaScript), livekit-client 154 KB gz.
 <!-- sdk-bundle:end -->
 MD
 )
