@@ -642,16 +642,17 @@ impl Transfer {
     /// Receiver: refuses a pending transfer. Too late (the `file` event has returned and
     /// the SDK accepted it) or on the sending side, it only warns: `cancel()` stops it.
     pub fn reject(self: &Rc<Self>) {
-        if self.outgoing || self.state.get() != State::Pending {
-            if !self.outgoing && self.state.get() != State::Active {
-                return; // Already rejected, cancelled or over: nothing to say.
-            }
-            js::warn(if self.outgoing {
-                "meshwire: reject() is for the receiving side; the sender stops a transfer with cancel()"
-            } else {
-                "meshwire: reject() came after the file event, which accepted the transfer; call it during the event, or cancel() now"
-            });
+        if self.outgoing {
+            js::warn("meshwire: reject() is for the receiving side; the sender stops a transfer with cancel()");
             return;
+        }
+        match self.state.get() {
+            State::Pending => {}
+            State::Active => {
+                js::warn("meshwire: reject() came after the file event, which accepted the transfer; call it during the event, or cancel() now");
+                return;
+            }
+            _ => return, // Already rejected, cancelled or over: nothing to say.
         }
         self.control("reject", &[]);
         self.state.set(State::Cancelled);

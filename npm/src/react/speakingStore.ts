@@ -7,7 +7,8 @@
 import type { Room } from "../index.js";
 import { perRoom, Store } from "./store.js";
 
-const NOBODY: ReadonlySet<string> = new Set();
+/** Nobody speaking: the snapshot of a room nobody watches. */
+export const NOBODY: ReadonlySet<string> = new Set();
 
 class Speakers extends Store<ReadonlySet<string>> {
   private watchers = 0;

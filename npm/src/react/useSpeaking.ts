@@ -2,9 +2,8 @@
 import { useSyncExternalStore } from "react";
 import type { Room } from "../index.js";
 import { useResolvedRoom } from "./internal.js";
-import { speakers } from "./speakingStore.js";
+import { NOBODY, speakers } from "./speakingStore.js";
 
-const NOBODY: ReadonlySet<string> = new Set();
 const none = () => NOBODY;
 const noSubscribe = () => () => undefined;
 
